@@ -1,0 +1,35 @@
+"""The library's exceptions: one line each, quoting the bad value and saying the fix.
+
+    >>> from hub.errors import HubError, ConfigError
+    >>> try:
+    ...     raise ConfigError('unknown scale "huge"; use tiny, small, medium or large')
+    ... except HubError as exc:
+    ...     print(exc.exit_code, exc)
+    2 unknown scale "huge"; use tiny, small, medium or large
+
+The command line turns every `HubError` into its message on stderr and `exit_code`.
+"""
+
+
+class HubError(Exception):
+    """Something went wrong that the user can act on (exit code 1)."""
+
+    exit_code = 1
+
+
+class ConfigError(HubError):
+    """Bad usage or configuration: a malformed URL, an unknown option value (exit code 2)."""
+
+    exit_code = 2
+
+
+class DatabaseUnavailable(HubError):
+    """The database could not be reached or refused the login."""
+
+
+class MigrationError(HubError):
+    """A migration could not be applied or reverted, or a target is unknown."""
+
+
+class SchemaDrift(HubError):
+    """The live database does not match the models."""

@@ -1,0 +1,135 @@
+"""`hub db ...`: where the database is, its migrations, its documentation and its drift.
+
+    $ hub db migrate              # apply what is pending
+    $ hub db status               # exit 1 while something is pending
+    $ hub db rollback --all
+    $ hub db check                # models vs live database, exit 1 on any difference
+    $ hub db docs -o docs/schema.md
+    $ psql "$(hub db url)"
+"""
+import json
+
+import click
+
+
+@click.group()
+def db():
+    """Database location, migrations, documentation and drift."""
+
+
+@db.command()
+@click.pass_obj
+def url(session):
+    """Print the database URL in use (starts the embedded server if it is the default).
+
+    Example: psql "$(hub db url)"
+    """
+    click.echo(session.url)
+
+
+@db.command()
+def stop():
+    """Stop the embedded PostgreSQL of this folder (./.hub)."""
+    from hub import db as hubdb
+
+    if hubdb.stop_embedded():
+        click.echo('stopped the embedded PostgreSQL in %s' % hubdb.hub_home(), err=True)
+    else:
+        click.echo('the embedded PostgreSQL in %s is not running' % hubdb.hub_home(), err=True)
+
+
+@db.command()
+@click.argument('target', required=False)
+@click.pass_obj
+def migrate(session, target):
+    """Apply pending migrations, up to and including TARGET (a name like 0001_initial, or 1)."""
+    from hub import migrate as migrations
+
+    applied = migrations.migrate(session.db, target)
+    for name in applied:
+        click.echo('applied %s' % name)
+    if not applied:
+        click.echo('nothing to apply: the database is up to date', err=True)
+
+
+@db.command()
+@click.option('--json', 'as_json', is_flag=True, help='Print the list as JSON.')
+@click.pass_obj
+def status(session, as_json):
+    """List migrations, applied and pending; exit 1 when something is pending."""
+    from hub import migrate as migrations
+
+    rows = migrations.status(session.db)
+    if as_json:
+        click.echo(json.dumps([{'name': m.name, 'applied': m.applied.isoformat() if m.applied else None,
+                                'file': m.path is not None} for m in rows], indent=2))
+    else:
+        for m in rows:
+            state = 'applied %s' % m.applied.strftime('%Y-%m-%d %H:%M:%S') if m.applied else 'pending'
+            if m.path is None:
+                state += ' (file missing)'
+            click.echo('%s  %s' % (m.name.ljust(32), state))
+    pending = [m.name for m in rows if m.applied is None]
+    if pending:
+        click.echo('%d pending: run `hub db migrate`' % len(pending), err=True)
+        raise click.exceptions.Exit(1)
+
+
+@db.command()
+@click.argument('target', required=False)
+@click.option('--all', 'everything', is_flag=True, help='Revert every applied migration.')
+@click.pass_obj
+def rollback(session, target, everything):
+    """Revert the latest migration, or every migration back through TARGET, or --all."""
+    from hub import migrate as migrations
+
+    if target and everything:
+        raise click.UsageError('give a TARGET or --all, not both')
+    for name in migrations.rollback(session.db, target, all=everything):
+        click.echo('reverted %s' % name)
+
+
+@db.command()
+@click.option('--yes', is_flag=True, help='Do not ask for confirmation.')
+@click.pass_obj
+def reset(session, yes):
+    """Drop every table, type and policy of ours, then migrate again from scratch."""
+    from hub import db as hubdb
+    from hub import migrate as migrations
+
+    if not yes:
+        click.confirm('drop all NeuroFlow Hub data in %s?' % hubdb.redact(session.url), abort=True)
+    for name in migrations.reset(session.db):
+        click.echo('applied %s' % name)
+
+
+@db.command()
+@click.option('-o', '--output', type=click.Path(dir_okay=False, writable=True),
+              help='Write to this file instead of stdout (e.g. docs/schema.md).')
+@click.pass_obj
+def docs(session, output):
+    """Write Markdown documentation of the live schema, with a Mermaid ER diagram."""
+    from hub import schema
+
+    text = schema.docs(session.db)
+    if output:
+        with open(output, 'w') as fh:
+            fh.write(text)
+        click.echo('wrote %s' % output, err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@db.command()
+@click.pass_obj
+def check(session):
+    """Compare the models with the live database; list each difference, exit 1 if any."""
+    from hub import schema
+
+    diffs = schema.check(session.db)
+    for line in diffs:
+        click.echo(line)
+    if diffs:
+        click.echo('%d difference(s) between hub.models and the database' % len(diffs), err=True)
+        raise click.exceptions.Exit(1)
+    click.echo('no differences: the database matches hub.models', err=True)

@@ -1,0 +1,105 @@
+"""Fixtures: a real PostgreSQL, a fresh database per test, nothing of the user's touched.
+
+The server is the one the CLI would use: $DATABASE_URL, else the embedded default in ./.hub.
+The session creates one migrated template database (hub_test_<random>); each test that asks for
+`database` or `db_url` gets its own copy of it (CREATE DATABASE ... TEMPLATE, milliseconds), and
+every database made here is dropped at the end.
+"""
+import contextlib
+import uuid
+
+import psycopg2
+import pytest
+
+from hub import db as hubdb
+from hub import migrate
+
+
+def _admin(url):
+    conn = psycopg2.connect(hubdb.with_database(url, hubdb._parse(url)['database']))
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture(scope='session')
+def server_url():
+    """URL of the server under test (its own database is only used to create and drop ours)."""
+    return hubdb.resolve_url()
+
+
+class Databases:
+    """Creates and drops throwaway databases on the server under test."""
+
+    def __init__(self, server_url):
+        self.server_url = server_url
+        self.created = []
+
+    def create(self, template=None, prefix='hub_test'):
+        name = '%s_%s' % (prefix, uuid.uuid4().hex[:12])
+        with contextlib.closing(_admin(self.server_url)) as conn, conn.cursor() as cur:
+            cur.execute('CREATE DATABASE %s%s' % (name, ' TEMPLATE %s' % template if template else ''))
+        self.created.append(name)
+        return name
+
+    def url(self, name):
+        return hubdb.with_database(self.server_url, name)
+
+    def drop(self, name):
+        with contextlib.closing(_admin(self.server_url)) as conn, conn.cursor() as cur:
+            cur.execute('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
+        if name in self.created:
+            self.created.remove(name)
+
+    def drop_all(self):
+        for name in list(self.created):
+            self.drop(name)
+
+
+@pytest.fixture(scope='session')
+def databases(server_url):
+    dbs = Databases(server_url)
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture(scope='session')
+def migrated_template(databases):
+    """Name of a database with every migration applied; never connected to by tests."""
+    name = databases.create(prefix='hub_tpl')
+    database = hubdb.open_database(databases.url(name))
+    try:
+        migrate.migrate(database)
+    finally:
+        database.close()
+    return name
+
+
+@pytest.fixture
+def db_url(databases, migrated_template):
+    """URL of a fresh, migrated database of this test's own."""
+    name = databases.create(template=migrated_template)
+    yield databases.url(name)
+    databases.drop(name)
+
+
+@pytest.fixture
+def empty_db_url(databases):
+    """URL of a fresh database with nothing in it."""
+    name = databases.create()
+    yield databases.url(name)
+    databases.drop(name)
+
+
+@pytest.fixture
+def database(db_url):
+    """A connected peewee database (fresh, migrated) with hub.models bound to it."""
+    database = hubdb.bind(hubdb.open_database(db_url))
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def empty_database(empty_db_url):
+    database = hubdb.bind(hubdb.open_database(empty_db_url))
+    yield database
+    database.close()
