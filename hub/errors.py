@@ -33,3 +33,12 @@ class MigrationError(HubError):
 
 class SchemaDrift(HubError):
     """The live database does not match the models."""
+
+
+def pg_error(exc):
+    """The psycopg2 error behind a peewee one (peewee keeps it as `.orig`), or `exc` itself.
+
+    Its `.pgcode` is the SQLSTATE: '23503' foreign key, '23514' check, '42501' permission.
+    """
+    original = getattr(exc, 'orig', None)
+    return original if isinstance(original, BaseException) else exc

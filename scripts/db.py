@@ -113,8 +113,12 @@ def docs(session, output):
 
     text = schema.docs(session.db)
     if output:
-        with open(output, 'w') as fh:
-            fh.write(text)
+        try:
+            with open(output, 'w') as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise click.BadParameter('cannot write %s: %s' % (output, exc.strerror),
+                                     param_hint='-o') from None
         click.echo('wrote %s' % output, err=True)
     else:
         click.echo(text, nl=False)

@@ -7,10 +7,11 @@
 Command modules import the library inside their functions, so `hub --help` stays fast.
 """
 import logging
+import sys
 
 import click
 
-from hub.errors import HubError
+from hub.errors import HubError, pg_error
 
 
 class Failure(click.ClickException):
@@ -54,7 +55,7 @@ def _database_error_message(exc):
     import psycopg2
 
     if isinstance(exc, (DatabaseError, InterfaceError, psycopg2.Error)):
-        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        cause = pg_error(exc)
         text = str(cause).strip() or type(cause).__name__
         return text.splitlines()[0]
     return None
@@ -111,5 +112,20 @@ def _register():
 _register()
 
 
-def main():
-    cli(prog_name='hub')
+def main(argv=None):
+    """Run `hub`; every error ends as one line on stderr and its exit code, never a traceback."""
+    try:
+        # Without standalone mode click returns the code of an Exit raised by a command.
+        code = cli.main(args=argv, prog_name='hub', standalone_mode=False)
+    except click.UsageError as exc:
+        # click's own rendering spends three lines (usage, hint, error); keep it to one.
+        where = exc.ctx.command_path if exc.ctx is not None else 'hub'
+        click.echo('Error: %s (see `%s --help`)' % (exc.format_message(), where), err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo('Aborted.', err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

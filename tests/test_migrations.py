@@ -1,0 +1,110 @@
+"""Migrations: apply, revert, reapply to the same schema, fail cleanly, run concurrently."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from hub import db as hubdb
+from hub import migrate, schema
+from hub.errors import ConfigError, MigrationError
+
+
+def catalog_dump(database):
+    """Everything of ours the catalogs know: tables, columns, defaults, keys, indexes,
+    checks, triggers, enums (hub.schema.docs) plus our functions and the history table."""
+    functions = database.execute_sql("""
+        SELECT p.proname, pg_get_functiondef(p.oid) FROM pg_proc p
+        JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = 'public' ORDER BY 1""").fetchall()
+    return schema.docs(database), functions
+
+
+def our_objects(database):
+    return database.execute_sql("""
+        SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND c.relname !~ '^hub_migrations'
+        UNION ALL
+        SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        WHERE n.nspname = 'public' AND t.typtype = 'e'
+        UNION ALL
+        SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = 'public'""").fetchall()
+
+
+def test_migrate_applies_everything_once(empty_database):
+    assert migrate.pending(empty_database) == ['0001_initial']
+    assert migrate.migrate(empty_database) == ['0001_initial']
+    assert migrate.migrate(empty_database) == []
+    assert migrate.pending(empty_database) == []
+    assert schema.check(empty_database) == []
+
+
+def test_up_down_up_gives_the_same_schema(empty_database):
+    migrate.migrate(empty_database)
+    first = catalog_dump(empty_database)
+    assert migrate.rollback(empty_database, all=True) == ['0001_initial']
+    assert our_objects(empty_database) == []  # down leaves nothing of ours behind
+    migrate.migrate(empty_database)
+    assert catalog_dump(empty_database) == first
+
+
+def test_targets_by_name_or_number(empty_database):
+    assert migrate.migrate(empty_database, '1') == ['0001_initial']
+    assert migrate.rollback(empty_database, '0001_initial') == ['0001_initial']
+    assert migrate.migrate(empty_database, '0001') == ['0001_initial']
+
+
+def test_unknown_target_is_a_usage_error(empty_database):
+    with pytest.raises(ConfigError, match="unknown migration '0042_nope'"):
+        migrate.migrate(empty_database, '0042_nope')
+    assert migrate.pending(empty_database) == ['0001_initial']
+
+
+def test_rollback_with_nothing_applied(empty_database):
+    with pytest.raises(MigrationError, match='nothing to roll back'):
+        migrate.rollback(empty_database)
+
+
+def test_reset_rebuilds_from_scratch(database):
+    database.execute_sql("INSERT INTO organizations (id, name, slug) VALUES ('o1', 'Acme', 'acme')")
+    database.execute_sql('ALTER TABLE workflows DROP COLUMN tags')
+    assert migrate.reset(database) == ['0001_initial']
+    assert schema.check(database) == []
+    assert database.execute_sql('SELECT count(*) FROM organizations').fetchone()[0] == 0
+
+
+def test_a_failing_migration_leaves_nothing_behind(empty_database, tmp_path):
+    shutil.copy(migrate.MIGRATIONS_DIR / '0001_initial.py', tmp_path)
+    (tmp_path / '0002_broken.py').write_text(
+        'def up(migrator, db):\n'
+        '    db.execute_sql("CREATE TABLE half_done (id int)")\n'
+        '    db.execute_sql("ALTER TABLE workflows ADD COLUMN x no_such_type")\n')
+    with pytest.raises(MigrationError, match='0002_broken failed and was rolled back: .*no_such_type'):
+        migrate.migrate(empty_database, directory=tmp_path)
+    # 0001 committed on its own; 0002 left no table and no history row.
+    assert migrate.pending(empty_database, directory=tmp_path) == ['0002_broken']
+    assert empty_database.execute_sql("SELECT to_regclass('half_done')").fetchone()[0] is None
+    assert schema.check(empty_database) == []
+
+
+def test_concurrent_migrate_runs_apply_each_migration_once(empty_db_url):
+    env = dict(os.environ, DATABASE_URL=empty_db_url)
+    procs = [subprocess.Popen([sys.executable, '-m', 'hub', 'db', 'migrate'], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    assert [code for code, _, _ in results] == [0, 0, 0, 0], results
+    applied = [line for _, out, _ in results for line in out.splitlines()]
+    assert applied == ['applied 0001_initial']
+    database = hubdb.open_database(empty_db_url)
+    try:
+        rows = database.execute_sql('SELECT name FROM hub_migrations').fetchall()
+        assert rows == [('0001_initial',)]
+        assert schema.check(database) == []
+    finally:
+        database.close()
