@@ -67,11 +67,11 @@ def list_(session, category, as_json):
         return
     width = max(len(row['name']) for row in rows)
     for row in rows:
-        click.echo('%-15s %s %-*s %-12s %4s min  %s' % (
+        click.echo('%-15s %s %-*s %-12s %4s min  used %s' % (
             row['category'], '*' if row['is_featured'] else ' ', width, row['name'],
             row['difficulty'], row['estimated_time'] if row['estimated_time'] is not None else '-',
             row['usage_count']))
-    click.echo('%d templates (* featured; last column: times used)' % len(rows), err=True)
+    click.echo('%d templates (* featured)' % len(rows), err=True)
 
 
 def _json_default(value):
