@@ -10,8 +10,7 @@
 foreign keys (with their ON DELETE action) and, once `hub rls install` has run, the policies:
 the pieces that diff tools built on an ORM's own metadata tend to miss.
 """
-from peewee import (BooleanField, CharField, DateTimeField, DecimalField, DoubleField,
-                    ForeignKeyField, IntegerField, JSONField, TextField)
+from peewee import CharField, DecimalField, ForeignKeyField
 from playhouse.postgres_ext import ArrayField
 
 from hub import models
@@ -124,28 +123,27 @@ def live_policies(db, table):
 
 # -- what the models say ----------------------------------------------------------------------
 
+# peewee's field_type -> the name PostgreSQL's format_type() prints.
+_TYPES = {'TEXT': 'text', 'INT': 'integer', 'DOUBLE': 'double precision', 'BOOL': 'boolean',
+          'JSON': 'jsonb', 'TIMESTAMPTZ': 'timestamp with time zone', 'JSONB[]': 'jsonb[]'}
+
+
 def expected_type(field):
     """The PostgreSQL type (as format_type() prints it) that a model field stands for."""
     if isinstance(field, ForeignKeyField):
         return expected_type(field.rel_field)
     if isinstance(field, models.PgEnumField):
         return field.field_type
-    if isinstance(field, models.JsonbArrayField):
-        return 'jsonb[]'
-    if isinstance(field, ArrayField):
-        return expected_type(field._ArrayField__field) + '[]'
+    if isinstance(field, ArrayField):  # its field_type is the element's
+        return _TYPES[field.field_type] + '[]'
     if isinstance(field, CharField):
         return 'character varying(%d)' % field.max_length
     if isinstance(field, DecimalField):
         return 'numeric(%d,%d)' % (field.max_digits, field.decimal_places)
-    for cls, name in ((TextField, 'text'), (IntegerField, 'integer'),
-                      (DoubleField, 'double precision'), (BooleanField, 'boolean'),
-                      (JSONField, 'jsonb')):
-        if isinstance(field, cls):
-            return name
-    if isinstance(field, DateTimeField) and field.field_type == 'TIMESTAMPTZ':
-        return 'timestamp with time zone'
-    raise TypeError('no PostgreSQL type known for %r' % field)
+    try:
+        return _TYPES[field.field_type]
+    except KeyError:
+        raise TypeError('no PostgreSQL type known for %r' % field) from None
 
 
 def _columns(model, names):
