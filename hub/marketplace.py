@@ -4,9 +4,9 @@
     >>> database = db.bind(db.open_database(db.resolve_url()))
     >>> rows = marketplace.read_fixtures()          # validated rows, nothing written yet
     >>> marketplace.load(database)                  # upsert them all, one transaction
-    24
+    28
     >>> marketplace.load(database)                  # idempotent: nothing changes the second time
-    24
+    28
     >>> [t['name'] for t in marketplace.list_templates(database, 'SALES')][:1]
     ['Inbound Lead Qualification']
 

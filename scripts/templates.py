@@ -15,7 +15,7 @@ _DIR = click.option('--dir', 'directory', metavar='PATH',
 
 @click.group()
 def templates():
-    """The template marketplace: validate, load and list system templates."""
+    """Marketplace workflow templates: validate, load, list."""
 
 
 @templates.command()
