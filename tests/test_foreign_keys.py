@@ -4,29 +4,10 @@ from psycopg2 import errors
 
 from hub.errors import pg_error
 from hub import models
-from tests.rows import fetch, minimal
+from tests.rows import fetch, make_tenant, minimal
 
 # users belong to no organization: deleting one leaves its members' accounts.
 TABLES = [m._meta.table_name for m in models.MODELS if m is not models.User]
-
-
-def make_tenant(txn, slug):
-    ids = {}
-    ids['org'] = minimal(txn, 'organizations', ids, slug="'%s'" % slug)
-    ids['user'] = minimal(txn, 'users', ids, email="'owner@%s.example'" % slug)
-    minimal(txn, 'organization_members', ids)
-    ids['workflow'] = minimal(txn, 'workflows', ids)
-    ids['agent'] = minimal(txn, 'ai_agents', ids)
-    ids['team'] = minimal(txn, 'agent_teams', ids)
-    minimal(txn, 'team_members', ids)
-    ids['execution'] = minimal(txn, 'workflow_executions', ids)
-    ids['agent_execution'] = minimal(txn, 'agent_executions', ids,
-                                     workflow_execution_id="'%s'" % ids['execution'])
-    minimal(txn, 'team_executions', ids)
-    minimal(txn, 'integrations', ids)
-    ids['template'] = minimal(txn, 'workflow_templates', ids,
-                              organization_id="'%s'" % ids['org'])
-    return ids
 
 
 @pytest.fixture

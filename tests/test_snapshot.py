@@ -1,0 +1,120 @@
+"""Organization snapshots: export -> import -> export is identical; --as-new copies beside."""
+import json
+
+import pytest
+
+from hub import db as hubdb
+from hub import snapshot
+from hub.cli.main import cli
+from hub.errors import ConfigError
+from tests.rows import make_tenant, minimal
+from click.testing import CliRunner
+
+
+@pytest.fixture
+def other_database(databases, migrated_template):
+    name = databases.create(template=migrated_template)
+    database = hubdb.open_database(databases.url(name))
+    yield database
+    database.close()
+    databases.drop(name)
+
+
+def enrich(database, ids):
+    """Values of every awkward type, and a system template the workflow uses."""
+    system = minimal(database, 'workflow_templates', ids, is_public='true',
+                     tags="'{crm,leads}'", nodes="'[{\"id\": \"t\", \"type\": \"trigger\"}]'")
+    database.execute_sql(
+        "UPDATE workflows SET template_id = %s, tags = '{a,\"b c\"}', variables = '{\"x\": [1, 2.5]}' "
+        "WHERE id = %s", (system, ids['workflow']))
+    database.execute_sql(
+        "UPDATE workflow_executions SET status = 'FAILED', cost = 12.3, tokens_used = 812, "
+        "logs = ARRAY['{\"node\": \"t\", \"ok\": true}', '{\"node\": \"a\"}']::jsonb[], "
+        "completed_at = started_at + interval '1.5 seconds', duration = 1500, error = 'timeout' "
+        "WHERE id = %s", (ids['execution'],))
+    database.execute_sql("UPDATE ai_agents SET success_rate = 0.1 + 0.2, capabilities = '{web_search}' "
+                         "WHERE id = %s", (ids['agent'],))
+    return system
+
+
+@pytest.fixture
+def acme(database):
+    ids = make_tenant(database, 'acme')
+    ids['system_template'] = enrich(database, ids)
+    make_tenant(database, 'globex')  # a neighbour that must not travel along
+    return ids
+
+
+def test_export_import_export_is_identical(database, other_database, acme):
+    first = snapshot.dumps(snapshot.export_organization(database, acme['org']))
+    org_id, counts = snapshot.import_organization(other_database, snapshot.loads(first))
+    assert org_id == acme['org']
+    assert counts['workflow_executions'] == 1 and counts['organizations'] == 1
+    second = snapshot.dumps(snapshot.export_organization(other_database, acme['org']))
+    assert second == first
+    doc = json.loads(first)
+    assert [t['id'] for t in doc['system_templates']] == [acme['system_template']]
+    assert all(r['organization_id'] == acme['org'] for r in doc['tables']['workflows'])
+    assert 'globex' not in first
+
+
+def test_as_new_loads_a_copy_beside_the_original(database, acme):
+    doc = snapshot.export_organization(database, acme['org'])
+    org_id, counts = snapshot.import_organization(database, doc, as_new=True)
+    assert org_id != acme['org']
+    assert counts['users'] == 0  # the same people, matched by email
+    copy = snapshot.export_organization(database, org_id)
+    for table, rows in doc['tables'].items():
+        assert len(copy['tables'][table]) == len(rows), table
+        if table != 'users':
+            assert not {r['id'] for r in rows} & {r['id'] for r in copy['tables'][table]}, table
+    [organization] = copy['tables']['organizations']
+    assert organization['slug'] == 'acme-copy'
+    [workflow] = copy['tables']['workflows']
+    assert workflow['template_id'] == acme['system_template']  # system templates keep their ids
+    [execution] = copy['tables']['agent_executions']
+    assert execution['workflow_execution_id'] == copy['tables']['workflow_executions'][0]['id']
+    # and once more: the slug stays unique
+    org_id, _ = snapshot.import_organization(database, doc, as_new=True)
+    assert snapshot.export_organization(database, org_id)['tables']['organizations'][0]['slug'] == 'acme-copy-2'
+
+
+def test_importing_an_existing_organization_needs_as_new(database, acme):
+    doc = snapshot.export_organization(database, acme['org'])
+    with pytest.raises(snapshot.SnapshotError, match='already exists.*--as-new'):
+        snapshot.import_organization(database, doc)
+
+
+def test_unknown_organization(database):
+    with pytest.raises(ConfigError, match="organization 'nope' does not exist"):
+        snapshot.export_organization(database, 'nope')
+
+
+@pytest.mark.parametrize('text, message', [
+    ('{"format": ', 'not JSON'),
+    ('[1, 2]', 'not an organization snapshot'),
+    ('{"format": "neuroflow-hub/organization", "version": 9}', 'version 9 is not supported'),
+    ('{"format": "neuroflow-hub/organization", "version": 1, "tables": {}}', 'tables.organizations'),
+])
+def test_malformed_documents_are_rejected(text, message):
+    with pytest.raises(snapshot.SnapshotError, match=message):
+        snapshot.loads(text, name='x.json')
+
+
+def test_rows_of_another_organization_are_rejected(database, acme):
+    doc = json.loads(snapshot.dumps(snapshot.export_organization(database, acme['org'])))
+    doc['tables']['workflows'][0]['organization_id'] = 'someone-else'
+    with pytest.raises(snapshot.SnapshotError, match=r'tables.workflows\[0\].organization_id'):
+        snapshot.loads(json.dumps(doc))
+
+
+def test_cli_round_trip(database, db_url, acme, tmp_path, other_database):
+    target = tmp_path / 'acme.json'
+    result = CliRunner().invoke(cli, ['--database-url', db_url, 'export', '--org', acme['org'],
+                                      '-o', str(target)])
+    assert result.exit_code == 0, result.output
+    assert 'exported' in result.stderr and 'rows/s' in result.stderr
+    result = CliRunner().invoke(cli, ['--database-url', db_url, 'import', str(target)])
+    assert result.exit_code == 1 and 'already exists' in result.stderr
+    result = CliRunner().invoke(cli, ['--database-url', db_url, 'import', str(target), '--as-new'])
+    assert result.exit_code == 0 and result.stdout.strip() != acme['org']
