@@ -1,0 +1,115 @@
+"""`hub seed`: a realistic, deterministic database in one command.
+
+    $ hub seed                                   # embedded default: 5 organizations, small
+    $ hub seed --orgs 50 --scale medium --as-of 2025-01-31
+    $ hub seed --orgs 51 --as-of 2025-01-31      # adds organization 51 only
+    $ hub seed --reset --yes --json | jq .total_rows
+
+A thin wrapper over `hub.seed.seed_database`: it parses options, draws the progress bar on
+stderr and prints the table (or JSON) on stdout.
+"""
+import json
+import sys
+
+import click
+
+SCALE_HELP = ('Volumes per organization: tiny ~60 rows, small ~400, medium ~4,500, '
+              'large ~45,000 (mostly executions).')
+
+
+class _Bar:
+    """A click progress bar, drawn once the number of organizations to add is known."""
+
+    def __init__(self, enabled):
+        self.enabled = enabled
+        self.bar = None
+
+    def __call__(self, added, total, rows):
+        if self.bar is None and self.enabled and total:
+            self.bar = click.progressbar(length=total, label='seeding %d organization%s'
+                                         % (total, '' if total == 1 else 's'),
+                                         file=sys.stderr, show_pos=True, show_eta=True)
+            self.bar.__enter__()
+        if self.bar is not None:
+            self.bar.update(added - self.bar.pos)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@click.command()
+@click.option('--orgs', type=click.IntRange(min=1), default=5, show_default=True,
+              help='How many organizations the seed has (present ones are kept).')
+@click.option('--scale', type=click.Choice(['tiny', 'small', 'medium', 'large'],
+                                           case_sensitive=False),
+              default='small', show_default=True, help=SCALE_HELP)
+@click.option('--seed', 'seed_value', type=int, default=42, show_default=True,
+              help='Random seed: the same options give byte-identical data.')
+@click.option('--as-of', type=click.DateTime(formats=['%Y-%m-%d']), metavar='YYYY-MM-DD',
+              help='Timestamps fall in the weeks before this date (00:00 UTC). '
+                   'Default: today (UTC).')
+@click.option('--reset', is_flag=True,
+              help='Empty every table first (all organizations, users and templates).')
+@click.option('-y', '--yes', is_flag=True, help='Do not ask before --reset.')
+@click.option('-q', '--quiet', is_flag=True, help='No progress bar, notes or table.')
+@click.option('--json', 'as_json', is_flag=True, help='Print the summary as JSON.')
+@click.pass_obj
+def seed(session, orgs, scale, seed_value, as_of, reset, yes, quiet, as_json):
+    """Fill the database with organizations, users, agents, teams, workflows and executions.
+
+    Migrates the database if needed, installs the row-level-security policies if missing and
+    loads the template marketplace first. Running it again with the same options adds nothing;
+    a larger --orgs adds only the new organizations.
+
+    Integration credentials are encrypted with $HUB_SECRET_KEY (generated and kept in .hub/
+    for the embedded database; required for any other).
+    """
+    from hub import crypto, seed as seeder
+    from hub.db import redact
+
+    say = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
+    db = session.db
+    # Checked before the question: a run that cannot encrypt must not ask, nor delete.
+    crypto.key_for(db)
+    if reset and not yes:
+        click.confirm('delete every organization, user and template in %s before seeding?'
+                      % redact(session.url), abort=True, err=True)
+    bar = _Bar(enabled=not quiet and not as_json)
+    try:
+        result = seeder.seed_database(
+            db, orgs=orgs, scale=scale, seed=seed_value,
+            as_of=as_of.date() if as_of else None, reset=reset, progress=bar,
+            notify=say)
+    finally:
+        bar.close()
+    if as_json:
+        click.echo(json.dumps(dict(result.as_dict(), database=redact(session.url)), indent=2))
+        return
+    if result.kept:
+        say('kept %d organization%s of seed %d already in the database'
+            % (result.kept, '' if result.kept == 1 else 's', result.seed))
+    if not result.added:
+        say('nothing to add: all %d organizations of seed %d are there; use --reset to '
+            'start over or --orgs to add more' % (result.orgs, result.seed))
+        return
+    if not quiet:
+        click.echo(format_table(result))
+
+
+def format_table(result):
+    """Rows per table, then the total and the rate."""
+    width = max(len(name) for name in result.rows)
+    lines = ['%s  %10s' % ('table'.ljust(width), 'rows')]
+    for name, count in result.rows.items():
+        lines.append('%s  %10s' % (name.ljust(width), '{:,}'.format(count)))
+    lines.append('%s  %10s' % ('total'.ljust(width), '{:,}'.format(result.total_rows)))
+    lines.append('%d organization%s (%s, seed %d, as of %s) in %.1f s: %s rows/s'
+                 % (result.added, '' if result.added == 1 else 's', result.scale, result.seed,
+                    result.as_of.isoformat(), result.seconds,
+                    '{:,.0f}'.format(result.rows_per_second)))
+    return '\n'.join(lines)
+
+
+commands = [seed]

@@ -1,0 +1,169 @@
+"""Same options, same bytes: fresh databases, growing --orgs, reruns, resets and killed runs."""
+import datetime
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from hub import db as hubdb
+from hub.seed import content_hashes, seed_database
+
+AS_OF = datetime.date(2025, 1, 31)
+
+
+@pytest.fixture
+def secret(server_url, monkeypatch, tmp_path):
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv('HUB_SECRET_KEY', key)
+    monkeypatch.setenv('HUB_HOME', str(tmp_path / 'hub_home'))
+    return key
+
+
+@pytest.fixture
+def fresh(databases, migrated_template, secret):
+    """fresh() -> a connected, migrated, empty database of this test's own."""
+    opened = []
+
+    def make(migrated=True):
+        name = databases.create(template=migrated_template if migrated else None)
+        database = hubdb.open_database(databases.url(name))
+        opened.append((database, name))
+        return database
+    yield make
+    for database, name in opened:
+        database.close()
+        databases.drop(name)
+
+
+def seed(database, **options):
+    return seed_database(database, **dict(dict(orgs=3, scale='tiny', seed=7, as_of=AS_OF),
+                                          **options))
+
+
+def without_org(database, org_id):
+    """content_hashes of everything but organization `org_id` and its users."""
+    tenant = "t.organization_id IS DISTINCT FROM '%s'" % org_id
+    where = {table: tenant for table in (
+        'organization_members', 'workflow_templates', 'workflows', 'ai_agents', 'agent_teams',
+        'team_members', 'workflow_executions', 'agent_executions', 'team_executions',
+        'integrations')}
+    where['organizations'] = "t.id <> '%s'" % org_id
+    where['users'] = ("t.id NOT IN (SELECT user_id FROM organization_members "
+                      "WHERE organization_id = '%s')" % org_id)
+    return content_hashes(database, where)
+
+
+def test_two_fresh_databases_get_identical_content(fresh):
+    first, second, other = fresh(), fresh(migrated=False), fresh()
+    seed(first, scale='small')
+    seed(second, scale='small')  # this one is migrated by the seeder itself
+    seed(other, scale='small', seed=8)
+    assert content_hashes(first) == content_hashes(second)
+    differ = {t for t, h in content_hashes(other).items() if h != content_hashes(first)[t]}
+    assert 'organizations' in differ and 'workflow_executions' in differ
+
+
+def test_one_more_org_adds_exactly_that_org(fresh):
+    grown, direct = fresh(), fresh()
+    seed(grown, orgs=3)
+    three = content_hashes(grown)
+    result = seed(grown, orgs=4)
+    assert (result.added, result.kept) == (1, 3)
+    seed(direct, orgs=4)
+    assert content_hashes(grown) == content_hashes(direct)
+    first_three = set(seed_ids(3))
+    fourth = org_ids(direct) - first_three
+    assert len(fourth) == 1 and first_three < org_ids(direct)
+    assert without_org(direct, fourth.pop()) == three
+
+
+def org_ids(database):
+    return {r[0] for r in database.execute_sql('SELECT id FROM organizations').fetchall()}
+
+
+def seed_ids(count):
+    from hub.seed.generate import SCALES, Context
+
+    ctx = Context(7, SCALES['tiny'], AS_OF, [], None)
+    return [ctx.org_id(i) for i in range(count)]
+
+
+def test_rerun_adds_nothing_and_changes_nothing(fresh):
+    database = fresh()
+    seed(database)
+    before = content_hashes(database)
+    again = seed(database)
+    assert (again.added, again.kept, again.total_rows) == (0, 3, 0)
+    assert content_hashes(database) == before
+
+
+def test_reset_removes_everything_then_seeds_the_same(fresh):
+    database = fresh()
+    seed(database)
+    before = content_hashes(database)
+    seed(database, seed=99, orgs=2)  # other data the reset must remove
+    result = seed(database, reset=True)
+    assert result.removed == {'organizations': 5, 'users': result.removed['users']}
+    assert result.added == 3
+    assert content_hashes(database) == before
+
+
+def test_killed_run_leaves_whole_organizations_and_a_rerun_completes_it(fresh, databases):
+    reference, victim = fresh(), fresh()
+    options = dict(orgs=4, scale='medium', seed=11, as_of=AS_OF)
+    seed_database(reference, **options)
+    victim_url = databases.url(victim.database) + '?application_name=hub_killed'
+    script = textwrap.dedent('''
+        import datetime, sys
+        from hub import db, seed
+        database = db.open_database(sys.argv[1])
+        seed.seed_database(database, orgs=4, scale='medium', seed=11,
+                           as_of=datetime.date(2025, 1, 31), batch_rows=1)
+    ''')
+    child = subprocess.Popen([sys.executable, '-c', script, victim_url], env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            committed = victim.execute_sql('SELECT count(*) FROM organizations').fetchone()[0]
+            busy = victim.execute_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'hub_killed' "
+                "AND xact_start IS NOT NULL AND query ILIKE 'COPY%%'").fetchone()[0]
+            if committed >= 1 and busy:
+                break
+            assert child.poll() is None, 'the seeding process ended before it could be killed'
+            time.sleep(0.01)
+        else:
+            pytest.fail('the seeding process never reached its second organization')
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    # The server notices the lost connection and rolls its transaction back.
+    for _ in range(500):
+        if not victim.execute_sql("SELECT count(*) FROM pg_stat_activity "
+                                  "WHERE application_name = 'hub_killed'").fetchone()[0]:
+            break
+        time.sleep(0.01)
+    present = victim.execute_sql('SELECT count(*) FROM organizations').fetchone()[0]
+    assert 1 <= present < 4
+    per_org = '''SELECT o.id, (SELECT count(*) FROM workflow_executions e
+                              WHERE e.organization_id = o.id),
+                             (SELECT count(*) FROM agent_executions e
+                              WHERE e.organization_id = o.id),
+                             (SELECT count(*) FROM organization_members m
+                              WHERE m.organization_id = o.id)
+                 FROM organizations o ORDER BY o.id'''
+    expected = {r[0]: r for r in reference.execute_sql(per_org).fetchall()}
+    for row in victim.execute_sql(per_org).fetchall():
+        assert row == expected[row[0]]  # whole organizations only
+    orphans = victim.execute_sql('SELECT count(*) FROM users u WHERE NOT EXISTS (SELECT 1 FROM '
+                                 'organization_members m WHERE m.user_id = u.id)').fetchone()[0]
+    assert orphans == 0
+    rerun = seed_database(victim, **options)
+    assert (rerun.added, rerun.kept) == (4 - present, present)
+    assert content_hashes(victim) == content_hashes(reference)
