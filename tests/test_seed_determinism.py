@@ -118,7 +118,8 @@ def test_killed_run_leaves_whole_organizations_and_a_rerun_completes_it(fresh, d
     reference, victim = fresh(), fresh()
     options = dict(orgs=4, scale='medium', seed=11, as_of=AS_OF)
     seed_database(reference, **options)
-    victim_url = databases.url(victim.database) + '?application_name=hub_killed'
+    victim_url = databases.url(victim.database)
+    victim_url += ('&' if '?' in victim_url else '?') + 'application_name=hub_killed'
     script = textwrap.dedent('''
         import datetime, sys
         from hub import db, seed

@@ -1,0 +1,159 @@
+"""`hub seed` on the command line: output, reruns, --reset, and bad input that writes nothing."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from hub import db as hubdb
+from hub.cli.main import cli
+from hub.crypto import Credentials
+from hub.errors import ConfigError
+from hub.seed import seed_database
+
+AS_OF = ['--as-of', '2025-01-31']
+
+
+@pytest.fixture
+def secret(server_url, monkeypatch, tmp_path):
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv('HUB_SECRET_KEY', key)
+    monkeypatch.setenv('HUB_HOME', str(tmp_path / 'hub_home'))
+    return key
+
+
+def seed(url, *args, input=None):
+    return CliRunner().invoke(cli, ['--database-url', url, 'seed', *args], input=input)
+
+
+def scalar(url, sql):
+    database = hubdb.open_database(url)
+    try:
+        return database.execute_sql(sql).fetchone()[0]
+    finally:
+        database.close()
+
+
+def tables_in(url):
+    return scalar(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+
+
+def test_seed_prints_a_table_and_a_rerun_adds_nothing(db_url, secret):
+    first = seed(db_url, '--orgs', '2', '--scale', 'tiny', *AS_OF)
+    assert first.exit_code == 0, first.output
+    lines = first.stdout.splitlines()
+    assert lines[0].split() == ['table', 'rows']
+    counted = {line.split()[0]: int(line.split()[1].replace(',', '')) for line in lines[1:13]}
+    assert counted['organizations'] == 2
+    assert counted['workflow_executions'] == scalar(db_url, 'SELECT count(*) FROM '
+                                                            'workflow_executions') > 0
+    assert lines[13].startswith('total') and 'rows/s' in lines[14]
+    again = seed(db_url, '--orgs', '2', '--scale', 'tiny', *AS_OF)
+    assert again.exit_code == 0
+    assert again.stdout == ''
+    assert 'nothing to add' in again.stderr and 'seed 42' in again.stderr
+    assert scalar(db_url, 'SELECT count(*) FROM organizations') == 2
+
+
+def test_json_summary_matches_the_database(db_url, secret):
+    result = seed(db_url, '--orgs', '2', '--scale', 'tiny', '--seed', '5', '--json', *AS_OF)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary['added'], summary['seed'], summary['as_of']) == (2, 5, '2025-01-31')
+    for table, count in summary['rows'].items():
+        assert scalar(db_url, 'SELECT count(*) FROM %s WHERE %s' % (
+            table, 'organization_id IS NOT NULL' if table == 'workflow_templates'
+            else 'true')) == count
+    assert summary['total_rows'] == sum(summary['rows'].values())
+
+
+def test_quiet_prints_nothing(db_url, secret):
+    result = seed(db_url, '--orgs', '1', '--scale', 'tiny', '--quiet', *AS_OF)
+    assert result.exit_code == 0
+    assert (result.stdout, result.stderr) == ('', '')
+    assert scalar(db_url, 'SELECT count(*) FROM organizations') == 1
+
+
+def test_output_never_shows_a_credential(db_url, secret):
+    result = seed(db_url, '--orgs', '3', '--scale', 'small', *AS_OF)
+    assert result.exit_code == 0
+    box = Credentials(secret.encode())
+    database = hubdb.open_database(db_url)
+    try:
+        sealed = [r[0] for r in database.execute_sql('SELECT credentials FROM integrations')]
+    finally:
+        database.close()
+    assert sealed
+    for document in sealed:
+        for value in box.decrypt(document).values():
+            assert value not in result.output
+
+
+def test_reset_asks_first_and_no_keeps_the_data(db_url, secret):
+    assert seed(db_url, '--orgs', '2', '--scale', 'tiny', *AS_OF).exit_code == 0
+    declined = seed(db_url, '--reset', '--orgs', '1', '--scale', 'tiny', *AS_OF, input='n\n')
+    assert declined.exit_code == 1 and 'delete every organization' in declined.stderr
+    assert scalar(db_url, 'SELECT count(*) FROM organizations') == 2
+    accepted = seed(db_url, '--reset', '--yes', '--orgs', '1', '--scale', 'tiny', *AS_OF)
+    assert accepted.exit_code == 0
+    assert 'removed 2 organizations' in accepted.stderr
+    assert scalar(db_url, 'SELECT count(*) FROM organizations') == 1
+
+
+@pytest.mark.parametrize('args, named', [
+    (['--orgs', '0'], "'--orgs': 0"),
+    (['--orgs', '-3'], "'--orgs': -3"),
+    (['--orgs', 'many'], "'--orgs': 'many'"),
+    (['--scale', 'huge'], "'--scale': 'huge'"),
+    (['--as-of', '2025-13-01'], "'--as-of': '2025-13-01'"),
+    (['--as-of', 'yesterday'], "'--as-of': 'yesterday'"),
+])
+def test_bad_options_exit_2_and_write_nothing(empty_db_url, secret, args, named):
+    result = seed(empty_db_url, *args)
+    assert result.exit_code == 2
+    assert named in result.stderr and 'Traceback' not in result.output
+    assert tables_in(empty_db_url) == 0
+
+
+def test_missing_secret_key_on_a_server_database_is_a_config_error(empty_db_url, secret,
+                                                                   monkeypatch):
+    monkeypatch.delenv('HUB_SECRET_KEY')
+    result = seed(empty_db_url, '--orgs', '1', '--reset', '--yes')
+    assert result.exit_code == 2
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1
+    assert 'HUB_SECRET_KEY is not set' in message and 'Fernet.generate_key()' in message
+    assert tables_in(empty_db_url) == 0  # not even migrated
+
+
+def test_malformed_secret_key_is_named(empty_db_url, secret, monkeypatch):
+    monkeypatch.setenv('HUB_SECRET_KEY', 'not-a-fernet-key')
+    result = seed(empty_db_url)
+    assert result.exit_code == 2
+    assert '$HUB_SECRET_KEY is not a Fernet key' in result.stderr
+    assert tables_in(empty_db_url) == 0
+
+
+@pytest.mark.parametrize('options, message', [
+    (dict(orgs=0), 'orgs must be a whole number'),
+    (dict(orgs=-1), 'got -1'),
+    (dict(scale='huge'), "unknown scale 'huge'; use one of tiny, small, medium, large"),
+    (dict(as_of='31/01/2025'), "bad as-of date '31/01/2025'; use YYYY-MM-DD"),
+    (dict(as_of='1960-01-01'), 'too early'),
+    (dict(seed='x'), 'seed must be an integer'),
+])
+def test_library_rejects_bad_options_before_writing(empty_database, secret, options, message):
+    with pytest.raises(ConfigError, match=message.replace('(', r'\(')):
+        seed_database(empty_database, **options)
+    assert empty_database.execute_sql("SELECT count(*) FROM pg_tables "
+                                      "WHERE schemaname = 'public'").fetchone()[0] == 0
+
+
+def test_help_documents_every_option(server_url):
+    result = CliRunner().invoke(cli, ['seed', '--help'])
+    assert result.exit_code == 0
+    for option in ('--orgs', '--scale', '--seed', '--as-of', '--reset', '--yes', '--quiet',
+                   '--json'):
+        assert option in result.output
+    assert 'tiny ~60 rows' in result.output and 'HUB_SECRET_KEY' in result.output

@@ -1,0 +1,97 @@
+"""The generator without a database (ids, streams, graphs, pools) and COPY escaping through one."""
+import datetime
+import random
+import subprocess
+import sys
+
+import pytest
+
+from hub import graph
+from hub.ids import new_id
+from hub.seed import copytext, graphs
+from hub.seed.generate import SCALES, Context, fast_id_factory, generate_org
+
+AS_OF = datetime.date(2025, 1, 31)
+
+
+def test_fast_ids_are_hub_ids():
+    fast = fast_id_factory(random.Random(99))
+    slow = random.Random(99)
+    assert [fast() for _ in range(2000)] == [new_id(slow) for _ in range(2000)]
+
+
+def test_an_organization_does_not_depend_on_the_others():
+    ctx = Context(3, SCALES['small'], AS_OF, [], None)
+    after_others = [generate_org(ctx, i) for i in range(4)][3]
+    alone = generate_org(Context(3, SCALES['small'], AS_OF, [], None), 3)
+    assert alone.tables == after_others.tables and alone.id == ctx.org_id(3)
+    assert generate_org(ctx, 2).tables != alone.tables
+
+
+def test_as_of_moves_timestamps_not_ids():
+    early = generate_org(Context(3, SCALES['tiny'], AS_OF, [], None), 0)
+    late = generate_org(Context(3, SCALES['tiny'], datetime.date(2025, 3, 1), [], None), 0)
+    assert early.id == late.id
+    assert early.tables['workflow_executions'] != late.tables['workflow_executions']
+
+
+@pytest.mark.parametrize('recipe', graphs.RECIPES, ids=lambda r: r['key'])
+def test_every_recipe_builds_valid_graphs(recipe):
+    for n in range(25):
+        rng = random.Random(n)
+        binding = {} if n % 5 == 0 else dict(agents={'sdr': ['ca'], 'ops': ['cb']},
+                                              teams=['ct'], integrations={'slack': 'ci'})
+        nodes, edges, _ = graphs.build(recipe, rng, **binding)
+        assert graph.validate(nodes, edges) == []
+        runs = graphs.paths(nodes, edges)
+        order = graph.topological_order(nodes, edges)
+        for run in runs:
+            assert run[0] == nodes[0]['id'] and [n for n in order if n in run] == run
+
+
+def test_pools_are_the_same_in_every_process():
+    from hub.seed.pools import pools
+
+    code = ('from hub.seed.pools import pools; p = pools(); '
+            'print(repr((p.first_names, p.companies, p.sentences, p.subjects)))')
+    child = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                           check=True)
+    p = pools()
+    assert child.stdout.strip() == repr((p.first_names, p.companies, p.sentences, p.subjects))
+
+
+NASTY = ['tab\there', 'line\nbreak\r\n', 'back\\slash \\N', 'quote " and \'', 'ünïcödé ✓',
+         '{braces,commas}', '', 'NULL']
+
+
+def test_copy_text_round_trips_every_kind_of_field(database):
+    database.execute_sql('CREATE TEMP TABLE t (s text, j jsonb, a text[], ja jsonb[], n text)')
+    lines = []
+    for value in NASTY:
+        fragment = ('"' + copytext.item_fragment('{"k":') + copytext.item_fragment(
+            copytext.dumps(value)) + copytext.item_fragment('}') + '"')
+        lines.append(copytext.line([copytext.esc(value), copytext.jsonb({'v': value}),
+                                    copytext.text_array([value, 'x']),
+                                    copytext.jsonb_array([{'v': value}, [value]]),
+                                    copytext.NULL]))
+        lines.append(copytext.line([copytext.esc(value), copytext.jsonb(value),
+                                    copytext.text_array([]), '{' + fragment + '}',
+                                    copytext.NULL]))
+    cursor = database.connection().cursor()
+    from hub.seed.loader import _Chunks
+    cursor.copy_expert('COPY t FROM STDIN', _Chunks(lines))
+    got = database.execute_sql('SELECT s, j, a, ja, n FROM t').fetchall()
+    expected = []
+    for value in NASTY:
+        expected.append((value, {'v': value}, [value, 'x'], [{'v': value}, [value]], None))
+        expected.append((value, value, [], [{'k': value}], None))
+    assert got == expected
+
+
+def test_timestamps_format_like_postgres_reads_them(database):
+    ms = 1738281599999  # 2025-01-30 23:59:59.999 UTC
+    text = database.execute_sql('SELECT %s::timestamptz = to_timestamp(%s / 1000.0), '
+                                '%s::timestamptz = %s::timestamptz',
+                                (copytext.ts(ms), ms, copytext.ts(ms),
+                                 copytext.iso(ms))).fetchone()
+    assert text == (True, True)
