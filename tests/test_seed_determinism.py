@@ -11,18 +11,9 @@ import pytest
 
 from hub import db as hubdb
 from hub.seed import content_hashes, seed_database
+from tests.test_seed_cli import secret  # noqa: F401 (a fixture: HUB_SECRET_KEY, HUB_HOME)
 
 AS_OF = datetime.date(2025, 1, 31)
-
-
-@pytest.fixture
-def secret(server_url, monkeypatch, tmp_path):
-    from cryptography.fernet import Fernet
-
-    key = Fernet.generate_key().decode()
-    monkeypatch.setenv('HUB_SECRET_KEY', key)
-    monkeypatch.setenv('HUB_HOME', str(tmp_path / 'hub_home'))
-    return key
 
 
 @pytest.fixture
