@@ -1,0 +1,590 @@
+"""The isolation matrix: every table x command x caller, with the exact outcome PostgreSQL gives.
+
+    >>> import hub.db, hub.rls, hub.rls_matrix
+    >>> database = hub.db.open_database(hub.db.resolve_url())
+    >>> report = hub.rls.verify(database)       # = hub.rls_matrix.run(database), rolled back
+    >>> print(hub.rls_matrix.format_report(report))
+    >>> [case.label for case in report['leaks']]
+    []
+
+Inside one transaction (rolled back at the end, so a live database keeps nothing) it creates two
+organizations, A and B, with rows in every table, and users who are OWNER, ADMIN or MEMBER of A,
+OWNER or MEMBER of B, a member of both, and one of neither. Each case runs in its own savepoint
+as one caller (role + JWT claims, exactly as PostgREST sets them) and compares what PostgreSQL
+did (a row count, or an SQLSTATE such as 42501) with what the policies promise. A case that
+gets more than promised is a leak. The tables come from the catalog: a table the matrix does
+not know is reported as a failure, so a table added without policies cannot pass.
+
+`hub rls verify` and tests/test_rls_matrix.py both run this module.
+"""
+import collections
+import json
+import secrets
+
+from hub.ids import new_id
+
+DENIED = '42501'   # insufficient_privilege: no grant, or a row rejected by WITH CHECK
+FOREIGN_KEY = '23503'
+
+#: Who runs a case: (role, claims) where claims names fixture users; the grid's columns.
+ACTORS = collections.OrderedDict([
+    ('member', 'MEMBER of A'),
+    ('admin', 'ADMIN of A'),
+    ('owner', 'OWNER of A'),
+    ('outsider', 'OWNER of B'),
+    ('multi', 'MEMBER of A and B'),
+    ('anon', 'anon'),
+    ('nobody', 'authenticated, no claims'),
+    ('service', 'service_role'),
+])
+
+_ACTOR_USER = {'member': 'a_member', 'admin': 'a_admin', 'owner': 'a_owner',
+               'outsider': 'b_owner', 'multi': 'multi', 'loner': 'loner',
+               'newcomer': 'newcomer', 'b_member': 'b_member'}
+
+Case = collections.namedtuple('Case', 'table command actor label expected actual ok leak kind')
+
+
+class Fixture:
+    """Logical names ('A', 'wf_a', 'a_member', ...) mapped to this run's fresh ids."""
+
+    def __init__(self):
+        self.ids = {}
+        self.tag = secrets.token_hex(4)
+
+    def __getitem__(self, name):
+        if name not in self.ids:
+            self.ids[name] = new_id()
+        return self.ids[name]
+
+
+def _insert(db, table, values):
+    columns = list(values)
+    db.execute_sql('INSERT INTO public.%s (%s) VALUES (%s)' % (
+        table, ', '.join(columns), ', '.join(['%s'] * len(columns))), [values[c] for c in columns])
+
+
+def new_row(f, table, org, user, **overrides):
+    """Column values of a new `table` row in organization `org` ('A' or 'B'), made by `user`."""
+    x = org.lower()
+    tenant = {'organization_id': f[org], 'created_by': f[user]}
+    unique = new_id()
+    rows = {
+        'organizations': {'name': 'Matrix', 'slug': 'matrix-%s' % unique},
+        'users': {'email': '%s@matrix.test' % unique},
+        'organization_members': {'organization_id': f[org], 'user_id': f[user], 'role': 'MEMBER'},
+        'workflow_templates': dict(tenant, name='Template', description='d', category='SALES',
+                                   nodes='[]', edges='[]'),
+        'workflows': dict(tenant, name='Workflow', nodes='[]', edges='[]'),
+        'ai_agents': dict(tenant, name='Agent', personality='{}', model_config='{}',
+                          memory='{}'),
+        'agent_teams': dict(tenant, name='Team', structure='PIPELINE', coordination='{}'),
+        'team_members': {'organization_id': f[org], 'team_id': f['team_' + x],
+                         'agent_id': f['agent2_' + x], 'role': 'WORKER'},
+        'workflow_executions': {'organization_id': f[org], 'workflow_id': f['wf_' + x]},
+        'agent_executions': {'organization_id': f[org], 'agent_id': f['agent_' + x],
+                             'task': 't', 'input': '{}'},
+        'team_executions': {'organization_id': f[org], 'team_id': f['team_' + x], 'task': 't',
+                            'pattern': 'PIPELINE', 'input': '{}'},
+        'integrations': dict(tenant, name='Slack', provider='slack', credentials='{}',
+                             config='{}'),
+    }
+    values = {'id': unique}
+    values.update(rows[table])
+    values.update(overrides)
+    return values
+
+
+def build_fixture(db):
+    """Two organizations with a row in every table, and the users of every case."""
+    f = Fixture()
+    for org in ('A', 'B'):
+        _insert(db, 'organizations', {'id': f[org], 'name': 'Org %s' % org,
+                                      'slug': 'matrix-%s-%s' % (org.lower(), f.tag)})
+    for user in ('a_owner', 'a_admin', 'a_member', 'b_owner', 'b_member', 'multi', 'loner'):
+        _insert(db, 'users', {'id': f[user], 'email': '%s-%s@matrix.test' % (user, f.tag)})
+    for key, org, user, role in (('m_a_owner', 'A', 'a_owner', 'OWNER'),
+                                 ('m_a_admin', 'A', 'a_admin', 'ADMIN'),
+                                 ('m_a_member', 'A', 'a_member', 'MEMBER'),
+                                 ('m_b_owner', 'B', 'b_owner', 'OWNER'),
+                                 ('m_b_member', 'B', 'b_member', 'MEMBER'),
+                                 ('m_multi_a', 'A', 'multi', 'MEMBER'),
+                                 ('m_multi_b', 'B', 'multi', 'MEMBER')):
+        _insert(db, 'organization_members', {'id': f[key], 'organization_id': f[org],
+                                             'user_id': f[user], 'role': role})
+    for org, owner in (('A', 'a_owner'), ('B', 'b_owner')):
+        x = org.lower()
+        for key, public in (('tpl_%s_private' % x, False), ('tpl_%s_public' % x, True)):
+            _insert(db, 'workflow_templates', new_row(f, 'workflow_templates', org, owner,
+                                                      id=f[key], is_public=public))
+        _insert(db, 'workflows', new_row(f, 'workflows', org, owner, id=f['wf_' + x],
+                                         template_id=f['tpl_%s_private' % x]))
+        for key in ('agent_', 'agent2_'):
+            _insert(db, 'ai_agents', new_row(f, 'ai_agents', org, owner, id=f[key + x]))
+        _insert(db, 'agent_teams', new_row(f, 'agent_teams', org, owner, id=f['team_' + x]))
+        _insert(db, 'team_members', new_row(f, 'team_members', org, owner, id=f['tm_' + x],
+                                            agent_id=f['agent_' + x]))
+        _insert(db, 'workflow_executions', new_row(f, 'workflow_executions', org, owner,
+                                                   id=f['wexec_' + x]))
+        _insert(db, 'agent_executions', new_row(f, 'agent_executions', org, owner,
+                                                id=f['aexec_' + x],
+                                                workflow_execution_id=f['wexec_' + x]))
+        _insert(db, 'team_executions', new_row(f, 'team_executions', org, owner,
+                                               id=f['texec_' + x]))
+        _insert(db, 'integrations', new_row(f, 'integrations', org, owner, id=f['integ_' + x]))
+    for key, public in (('tpl_system', True), ('tpl_system_hidden', False)):
+        _insert(db, 'workflow_templates', new_row(f, 'workflow_templates', 'A', 'a_owner',
+                                                  id=f[key], is_public=public,
+                                                  organization_id=None, created_by=None))
+    return f
+
+
+# -- the cases ---------------------------------------------------------------------------------
+
+class Spec:
+    """One statement to run as one caller, and what PostgreSQL must answer."""
+
+    def __init__(self, table, command, actor, label, sql, params, expected, kind='matrix',
+                 claims=None):
+        self.table, self.command, self.actor, self.label = table, command, actor, label
+        self.sql, self.params, self.expected, self.kind = sql, params, expected, kind
+        self.claims = claims  # extra claims (organization_id) or a replacement user
+
+
+# Tables whose rows carry created_by and whose INSERT must name the caller.
+CREATED_BY = ('workflow_templates', 'workflows', 'ai_agents', 'agent_teams', 'integrations')
+TENANT = ('workflows', 'ai_agents', 'agent_teams', 'integrations')
+CHILD = ('team_members', 'workflow_executions', 'agent_executions', 'team_executions')
+# The fixture row of org A each generic case reads, changes or deletes, and a column to change.
+ROW = {'workflows': ('wf_a', "name = 'Changed'"), 'ai_agents': ('agent_a', "name = 'Changed'"),
+       'agent_teams': ('team_a', "name = 'Changed'"),
+       'integrations': ('integ_a', "name = 'Changed'"),
+       'team_members': ('tm_a', 'priority = 7'),
+       'workflow_executions': ('wexec_a', "error = 'changed'"),
+       'agent_executions': ('aexec_a', "task = 'changed'"),
+       'team_executions': ('texec_a', "task = 'changed'"),
+       'workflow_templates': ('tpl_a_private', "name = 'Changed'"),
+       'organizations': ('A', "name = 'Changed'"),
+       'users': ('a_owner', "name = 'Changed'"),
+       'organization_members': ('m_a_member', "role = 'ADMIN'")}
+# The parent a child row points at, for the cross-tenant attack: (column, fixture key prefix).
+PARENT = {'team_members': ('agent_id', 'agent2_'), 'workflow_executions': ('workflow_id', 'wf_'),
+          'agent_executions': ('agent_id', 'agent_'), 'team_executions': ('team_id', 'team_')}
+
+
+def _rows(n):
+    return ('rows', n)
+
+
+def _error(code):
+    return ('error', code)
+
+
+class Matrix:
+    """Builds the case list for the tables present in the database."""
+
+    def __init__(self, f, anon_privileges):
+        self.f = f
+        self.anon = anon_privileges  # {(table, privilege): bool}
+        self.specs = []
+
+    def add(self, *args, **kwargs):
+        self.specs.append(Spec(*args, **kwargs))
+
+    # statements
+    def select(self, table, key):
+        return 'SELECT count(*) FROM public.%s WHERE id = %%s' % table, [self.f[key]]
+
+    def update(self, table, key, assignment):
+        return 'UPDATE public.%s SET %s WHERE id = %%s' % (table, assignment), [self.f[key]]
+
+    def delete(self, table, key):
+        return 'DELETE FROM public.%s WHERE id = %%s' % table, [self.f[key]]
+
+    def insert(self, table, values):
+        columns = list(values)
+        return ('INSERT INTO public.%s (%s) VALUES (%s)' % (
+            table, ', '.join(columns), ', '.join(['%s'] * len(columns))),
+            [values[c] for c in columns])
+
+    def anon_expected(self, table, command):
+        """anon has no policy: zero rows where it holds the grants, 42501 where it does not."""
+        needs = {'SELECT': ('SELECT',), 'INSERT': ('INSERT',), 'UPDATE': ('UPDATE', 'SELECT'),
+                 'DELETE': ('DELETE', 'SELECT')}[command]
+        if command == 'INSERT' or not all(self.anon.get((table, p)) for p in needs):
+            return _error(DENIED)
+        return _rows(0)
+
+    def common(self, table, key, assignment, allowed):
+        """SELECT/UPDATE/DELETE of one A row by every actor; `allowed` maps actor -> (cmd -> n)."""
+        for command in ('SELECT', 'UPDATE', 'DELETE'):
+            for actor in ACTORS:
+                if actor == 'anon':
+                    expected = self.anon_expected(table, command)
+                elif actor == 'service':
+                    expected = _rows(1)
+                else:
+                    expected = _rows(allowed.get(actor, {}).get(command, 0))
+                sql = {'SELECT': lambda: self.select(table, key),
+                       'UPDATE': lambda: self.update(table, key, assignment),
+                       'DELETE': lambda: self.delete(table, key)}[command]()
+                self.add(table, command, actor, '%s %s row of A' % (command.lower(), table),
+                         sql[0], sql[1], expected)
+
+    def inserts(self, table, by_actor):
+        """INSERT of a new A row by every actor; `by_actor` maps actor -> expected."""
+        for actor in ACTORS:
+            user = _ACTOR_USER.get(actor, 'a_owner')
+            expected = by_actor.get(actor, _error(DENIED))
+            if actor == 'service':
+                expected = _rows(1)
+            values = new_row(self.f, table, 'A', user)
+            self.add(table, 'INSERT', actor, 'insert %s row into A' % table,
+                     *self.insert(table, values), expected)
+
+    def attack(self, table, command, actor, label, sql, params, expected, claims=None):
+        self.add(table, command, actor, label, sql, params, expected, kind='attack',
+                 claims=claims)
+
+    # per kind of table
+    def tenant_or_child(self, table):
+        key, assignment = ROW[table]
+        full = {'SELECT': 1, 'UPDATE': 1, 'DELETE': 1}
+        self.common(table, key, assignment,
+                    {a: full for a in ('member', 'admin', 'owner', 'multi')})
+        self.inserts(table, {a: _rows(1) for a in ('member', 'admin', 'owner', 'multi')})
+        f = self.f
+        # Moving a row to an organization the caller is not in.
+        self.attack(table, 'UPDATE', 'member', 'move a row of A to B',
+                    *self.update(table, key, "organization_id = '%s'" % f['B']), _error(DENIED))
+        # Reading B's row while acting in A only (the organization_id claim narrows).
+        self.attack(table, 'SELECT', 'multi', 'organization_id claim = B hides A',
+                    *self.select(table, key), _rows(0), claims={'organization_id': f['B']})
+        self.attack(table, 'SELECT', 'multi', 'organization_id claim = A shows A',
+                    *self.select(table, key), _rows(1), claims={'organization_id': f['A']})
+        self.attack(table, 'SELECT', 'outsider', 'claim names an organization one is not in',
+                    *self.select(table, key), _rows(0), claims={'organization_id': f['A']})
+        if table in CREATED_BY:
+            values = new_row(f, table, 'A', 'a_member', created_by=f['a_owner'])
+            self.attack(table, 'INSERT', 'member', 'insert with created_by of someone else',
+                        *self.insert(table, values), _error(DENIED))
+        if table in PARENT:
+            column, prefix = PARENT[table]
+            values = new_row(f, table, 'A', 'a_member', **{column: f[prefix + 'b']})
+            self.attack(table, 'INSERT', 'member', "insert into A pointing at B's parent",
+                        *self.insert(table, values), _error(FOREIGN_KEY))
+            values = new_row(f, table, 'B', 'b_owner', **{column: f[prefix + 'a']})
+            self.attack(table, 'INSERT', 'outsider', "insert into B pointing at A's parent",
+                        *self.insert(table, values), _error(FOREIGN_KEY))
+            values = new_row(f, table, 'B', 'b_owner')
+            self.attack(table, 'INSERT', 'member', 'insert into B (not a member)',
+                        *self.insert(table, values), _error(DENIED))
+
+    def workflow_templates(self):
+        table = 'workflow_templates'
+        f = self.f
+        full = {'SELECT': 1, 'UPDATE': 1, 'DELETE': 1}
+        self.common(table, 'tpl_a_private', "name = 'Changed'",
+                    {a: full for a in ('member', 'admin', 'owner', 'multi')})
+        self.inserts(table, {a: _rows(1) for a in ('member', 'admin', 'owner', 'multi')})
+        for key, n in (('tpl_a_public', 1), ('tpl_b_public', 1), ('tpl_b_private', 0),
+                       ('tpl_system', 1), ('tpl_system_hidden', 0)):
+            self.attack(table, 'SELECT', 'member', 'read %s' % key, *self.select(table, key),
+                        _rows(n))
+        self.attack(table, 'SELECT', 'outsider', "read A's public template",
+                    *self.select(table, 'tpl_a_public'), _rows(1))
+        for key in ('tpl_b_public', 'tpl_system'):
+            self.attack(table, 'UPDATE', 'member', 'edit %s' % key,
+                        *self.update(table, key, "name = 'Mine now'"), _rows(0))
+            self.attack(table, 'DELETE', 'member', 'delete %s' % key,
+                        *self.delete(table, key), _rows(0))
+        self.attack(table, 'UPDATE', 'outsider', "edit A's public template",
+                    *self.update(table, 'tpl_a_public', "name = 'Mine now'"), _rows(0))
+        self.attack(table, 'UPDATE', 'service', 'service_role edits a system template',
+                    *self.update(table, 'tpl_system', 'usage_count = 1'), _rows(1))
+        values = new_row(f, table, 'A', 'a_member', organization_id=None)
+        self.attack(table, 'INSERT', 'member', 'insert a system template (organization NULL)',
+                    *self.insert(table, values), _error(DENIED))
+        self.attack(table, 'UPDATE', 'member', 'turn a template of A into a system template',
+                    *self.update(table, 'tpl_a_private', 'organization_id = NULL'),
+                    _error(DENIED))
+        self.attack(table, 'UPDATE', 'member', 'move a template of A to B',
+                    *self.update(table, 'tpl_a_public', "organization_id = '%s'" % f['B']),
+                    _error(DENIED))
+        # A workflow may use only a template its organization can see.
+        for key, expected in (('tpl_a_private', _rows(1)), ('tpl_b_public', _rows(1)),
+                              ('tpl_system', _rows(1)), ('tpl_b_private', _error(DENIED)),
+                              ('tpl_system_hidden', _error(DENIED))):
+            values = new_row(f, 'workflows', 'A', 'a_member', template_id=f[key])
+            self.attack('workflows', 'INSERT', 'member', 'workflow of A uses %s' % key,
+                        *self.insert('workflows', values), expected)
+        self.attack('workflows', 'UPDATE', 'member', "point a workflow at B's private template",
+                    *self.update('workflows', 'wf_a', "template_id = '%s'" % f['tpl_b_private']),
+                    _error(DENIED))
+
+    def organizations(self):
+        table = 'organizations'
+        read = {'SELECT': 1}
+        self.common(table, 'A', "name = 'Changed'", {
+            'member': read, 'multi': read, 'admin': {'SELECT': 1, 'UPDATE': 1},
+            'owner': {'SELECT': 1, 'UPDATE': 1, 'DELETE': 1}})
+        self.inserts(table, {})
+        self.attack(table, 'SELECT', 'outsider', "list every organization's name",
+                    'SELECT count(*) FROM public.organizations WHERE id IN (%s, %s)',
+                    [self.f['A'], self.f['B']], _rows(1))
+
+    def users(self):
+        table = 'users'
+        f = self.f
+        # Row: a_owner. Co-members read it; only a_owner changes it; nobody deletes users.
+        self.common(table, 'a_owner', "name = 'Changed'", {
+            'member': {'SELECT': 1}, 'admin': {'SELECT': 1}, 'multi': {'SELECT': 1},
+            'owner': {'SELECT': 1, 'UPDATE': 1}})
+        self.inserts(table, {})  # a row for another id: even a_owner may not
+        self.attack(table, 'INSERT', 'newcomer', 'a new user inserts their own row',
+                    *self.insert(table, new_row(f, table, 'A', 'a_owner', id=f['newcomer'])),
+                    _rows(1))
+        self.attack(table, 'SELECT', 'loner', 'a user in no organization reads themselves',
+                    *self.select(table, 'loner'), _rows(1))
+        self.attack(table, 'SELECT', 'loner', 'a user in no organization reads another',
+                    *self.select(table, 'a_member'), _rows(0))
+        self.attack(table, 'UPDATE', 'outsider', "rename a user of A",
+                    *self.update(table, 'a_member', "name = 'x'"), _rows(0))
+        self.attack(table, 'UPDATE', 'member', 'change own id to another user',
+                    *self.update(table, 'a_member', "id = '%s'" % new_id()), _error(DENIED))
+
+    def organization_members(self):
+        table = 'organization_members'
+        f = self.f
+        manage = {'SELECT': 1, 'UPDATE': 1, 'DELETE': 1}
+        self.common(table, 'm_a_member', "role = 'ADMIN'", {
+            'member': {'SELECT': 1}, 'multi': {'SELECT': 1}, 'admin': manage, 'owner': manage})
+        # New membership of A for the loner, added by each actor.
+        for actor in ACTORS:
+            values = new_row(f, table, 'A', 'loner')
+            expected = _rows(1) if actor in ('admin', 'owner', 'service') else _error(DENIED)
+            self.add(table, 'INSERT', actor, 'add a member to A', *self.insert(table, values),
+                     expected)
+        self.attack(table, 'INSERT', 'outsider', 'add oneself to another organization',
+                    *self.insert(table, new_row(f, table, 'A', 'b_owner', role='OWNER')),
+                    _error(DENIED))
+        self.attack(table, 'INSERT', 'loner', 'add oneself to an organization',
+                    *self.insert(table, new_row(f, table, 'A', 'loner')), _error(DENIED))
+        self.attack(table, 'INSERT', 'admin', 'ADMIN adds an OWNER',
+                    *self.insert(table, new_row(f, table, 'A', 'loner', role='OWNER')),
+                    _error(DENIED))
+        self.attack(table, 'INSERT', 'owner', 'OWNER adds an OWNER',
+                    *self.insert(table, new_row(f, table, 'A', 'loner', role='OWNER')), _rows(1))
+        self.attack(table, 'INSERT', 'owner', "OWNER of A adds someone to B",
+                    *self.insert(table, new_row(f, table, 'B', 'loner')), _error(DENIED))
+        self.attack(table, 'UPDATE', 'admin', 'ADMIN promotes themselves to OWNER',
+                    *self.update(table, 'm_a_admin', "role = 'OWNER'"), _error(DENIED))
+        self.attack(table, 'UPDATE', 'member', 'MEMBER promotes themselves',
+                    *self.update(table, 'm_a_member', "role = 'OWNER'"), _rows(0))
+        self.attack(table, 'UPDATE', 'admin', "ADMIN demotes the OWNER",
+                    *self.update(table, 'm_a_owner', "role = 'MEMBER'"), _rows(0))
+        self.attack(table, 'DELETE', 'admin', 'ADMIN removes the OWNER',
+                    *self.delete(table, 'm_a_owner'), _rows(0))
+        self.attack(table, 'UPDATE', 'owner', 'OWNER of A moves a membership to B',
+                    *self.update(table, 'm_a_member', "organization_id = '%s'" % f['B']),
+                    _error(DENIED))
+        self.attack(table, 'SELECT', 'outsider', "list A's members",
+                    'SELECT count(*) FROM public.organization_members WHERE organization_id = %s',
+                    [f['A']], _rows(0))
+
+    def integrations_extra(self):
+        f = self.f
+        self.attack('integrations', 'SELECT', 'outsider', "read A's integration credentials",
+                    'SELECT count(credentials) FROM public.integrations WHERE organization_id = %s',
+                    [f['A']], _rows(0))
+        self.attack('integrations', 'SELECT', 'legacy', 'legacy request.jwt.claim.sub only',
+                    *self.select('integrations', 'integ_a'), _rows(1))
+        self.attack('integrations', 'UPDATE', 'multi', 'member of A and B moves a row to B',
+                    *self.update('integrations', 'integ_a', "organization_id = '%s'" % f['B']),
+                    _rows(1))
+
+
+# Rows of organization B per table in the fixture: what B's OWNER may change blindly.
+B_ROWS = dict({t: 1 for t in TENANT + CHILD + ('organizations',)}, ai_agents=2,
+              workflow_templates=2, organization_members=3)
+
+
+def blind_writes(matrix, table):
+    """UPDATE/DELETE without WHERE: no column is read, so no SELECT policy hides a write policy
+    that is too wide. B's OWNER must reach B's rows and nothing else; a caller with no claims
+    nothing at all."""
+    assignment = ROW[table][1]
+    outsider = {'UPDATE': B_ROWS.get(table, 0), 'DELETE': B_ROWS.get(table, 0)}
+    if table == 'users':
+        outsider = {'UPDATE': 1, 'DELETE': 0}  # themselves; nobody deletes users
+    for command, sql in (('UPDATE', 'UPDATE public.%s SET %s' % (table, assignment)),
+                         ('DELETE', 'DELETE FROM public.%s' % table)):
+        matrix.attack(table, command, 'outsider', 'blind %s of the whole table' % command,
+                      sql, [], _rows(outsider[command]))
+        matrix.attack(table, command, 'nobody', 'blind %s of the whole table' % command,
+                      sql, [], _rows(0))
+
+
+BUILDERS = dict({t: 'tenant_or_child' for t in TENANT + CHILD},
+                workflow_templates='workflow_templates', organizations='organizations',
+                users='users', organization_members='organization_members')
+
+
+def build_cases(db, f, tables):
+    anon = {(t, p): bool(db.execute_sql('SELECT has_table_privilege(%s, %s, %s)',
+                                        ('anon', 'public.%s' % t, p)).fetchone()[0])
+            for t in tables for p in ('SELECT', 'INSERT', 'UPDATE', 'DELETE')}
+    matrix = Matrix(f, anon)
+    for table in tables:
+        builder = BUILDERS.get(table)
+        if builder == 'tenant_or_child':
+            matrix.tenant_or_child(table)
+        elif builder:
+            getattr(matrix, builder)()
+        if builder:
+            blind_writes(matrix, table)
+    if 'integrations' in tables:
+        matrix.integrations_extra()
+    return matrix.specs
+
+
+# -- running -----------------------------------------------------------------------------------
+
+def _act(db, f, spec):
+    """SAVEPOINT, then become the case's caller, the way PostgREST does."""
+    actor = spec.actor
+    db.execute_sql('SAVEPOINT hub_rls_case')
+    if actor == 'anon':
+        role, claims = 'anon', {'role': 'anon'}
+    elif actor == 'service':
+        role, claims = 'service_role', {'role': 'service_role'}
+    elif actor == 'nobody':
+        role, claims = 'authenticated', None
+    elif actor == 'legacy':
+        db.execute_sql("SET LOCAL ROLE authenticated; SELECT set_config("
+                       "'request.jwt.claim.sub', %s, true), set_config('request.jwt.claims', "
+                       "'', true)", (f['a_member'],))
+        return
+    else:
+        role = 'authenticated'
+        claims = {'sub': f[_ACTOR_USER[actor]], 'role': 'authenticated'}
+        claims.update(spec.claims or {})
+    db.execute_sql("SET LOCAL ROLE %s; SELECT set_config('request.jwt.claim.sub', '', true), "
+                   "set_config('request.jwt.claims', %%s, true)" % role,
+                   (json.dumps(claims) if claims else '',))
+
+
+def _outcome(db, spec):
+    from peewee import DatabaseError
+
+    try:
+        cursor = db.execute_sql(spec.sql, spec.params)
+        if spec.command == 'SELECT':
+            return _rows(cursor.fetchone()[0])
+        return _rows(cursor.rowcount)
+    except DatabaseError as exc:
+        return _error(sqlstate(exc))
+
+
+def sqlstate(exc):
+    """The SQLSTATE of a peewee error (it wraps the driver's exception as its first argument)."""
+    for candidate in (exc.args[0] if exc.args else None, exc.__cause__, exc.__context__, exc):
+        code = getattr(candidate, 'pgcode', None)
+        if code:
+            return code
+    return type(exc).__name__
+
+
+def _is_leak(expected, actual):
+    """More than promised: more rows seen or changed than the policies allow (an error, or
+    zero rows where an error was due, reveals and changes nothing)."""
+    allowed = expected[1] if expected[0] == 'rows' else 0
+    return actual[0] == 'rows' and actual[1] > allowed
+
+
+def run(db, tables=None):
+    """Build the fixture and run every case in one transaction that is rolled back."""
+    from hub import rls
+    from hub.schema import live_tables
+
+    if not rls.installed(db):
+        raise rls.RlsError('row-level security is not installed in this database; run '
+                           '`hub rls install` first')
+    missing = [t for t in rls.TABLES if t not in live_tables(db)]
+    if missing:
+        raise rls.RlsError('table(s) %s missing; run `hub db migrate` first' % ', '.join(missing))
+    tables = list(tables or live_tables(db))
+    cases = []
+    with db.atomic() as txn:
+        f = build_fixture(db)
+        for spec in build_cases(db, f, tables):
+            try:
+                _act(db, f, spec)
+            except Exception as exc:
+                cause = str(getattr(exc, '__cause__', None) or exc).strip().splitlines()[0]
+                raise rls.RlsError('cannot act as the %s caller (%s); connect as a superuser or '
+                                   'grant anon, authenticated, service_role to this user'
+                                   % (spec.actor, cause)) from None
+            actual = _outcome(db, spec)
+            db.execute_sql('ROLLBACK TO SAVEPOINT hub_rls_case; RELEASE SAVEPOINT hub_rls_case')
+            ok = actual == spec.expected
+            cases.append(Case(spec.table, spec.command, spec.actor, spec.label, spec.expected,
+                              actual, ok, _is_leak(spec.expected, actual), spec.kind))
+        for table in tables:
+            if table not in BUILDERS:
+                cases.append(Case(table, '-', '-', 'no isolation cases for this table: add its '
+                                  'policies to hub.rls and its cases to hub.rls_matrix',
+                                  ('cases', 1), ('cases', 0), False, False, 'matrix'))
+        txn.rollback()
+    return {'cases': cases, 'leaks': [c for c in cases if c.leak],
+            'failures': [c for c in cases if not c.ok], 'tables': tables}
+
+
+# -- printing ----------------------------------------------------------------------------------
+
+def _show(outcome):
+    kind, value = outcome
+    if kind == 'rows':
+        return str(value)
+    if kind == 'error':
+        return value
+    return '-'
+
+
+def format_report(report):
+    """The grid (table x command x caller: rows affected or SQLSTATE), then the attack cases."""
+    cases = report['cases']
+    columns = list(ACTORS)
+    width = 9
+    lines = ['rows seen or changed, or the SQLSTATE (42501 denied, 23503 foreign key); '
+             '! marks a case that differs from the policy (LEAK when it got more)', '',
+             '%-22s %-7s %s' % ('table', 'command', ' '.join(a.rjust(width) for a in columns))]
+    grid = collections.OrderedDict()
+    for c in cases:
+        if c.kind == 'matrix':
+            grid.setdefault((c.table, c.command), {})[c.actor] = c
+    for (table, command), by_actor in grid.items():
+        cells = []
+        for actor in columns:
+            c = by_actor.get(actor)
+            cell = '' if c is None else _show(c.actual) + ('' if c.ok else '!')
+            cells.append(cell.rjust(width))
+        lines.append('%-22s %-7s %s' % (table, command, ' '.join(cells)))
+    lines += ['', 'callers: ' + '; '.join('%s = %s' % kv for kv in ACTORS.items()), '',
+              'attacks and special cases:']
+    for c in cases:
+        if c.kind != 'attack':
+            continue
+        mark = 'LEAK' if c.leak else ('ok' if c.ok else 'FAIL')
+        lines.append('  %-4s %-20s %-6s %-9s %-52s %s%s' % (
+            mark, c.table, c.command, c.actor, c.label, _show(c.actual),
+            '' if c.ok else ' (expected %s)' % _show(c.expected)))
+    bad = [c for c in cases if not c.ok]
+    lines += ['', '%d cases on %d tables: %d leak(s), %d other failure(s)' % (
+        len(cases), len(report['tables']), len(report['leaks']),
+        len(bad) - len(report['leaks']))]
+    for c in bad:
+        lines.append('  %s %s %s as %s (%s): expected %s, got %s' % (
+            'LEAK' if c.leak else 'FAIL', c.table, c.command, c.actor, c.label,
+            _show(c.expected), _show(c.actual)))
+    return '\n'.join(lines)

@@ -1,0 +1,105 @@
+"""`hub rls ...`: the row-level security policies that isolate tenants.
+
+    $ hub rls install             # roles, auth stand-in, helpers, grants, 48 policies (idempotent)
+    $ hub rls status              # per table: RLS on/forced, policies per command; exit 1 if incomplete
+    $ hub rls verify              # the isolation matrix, rolled back; exit 1 on any leak or mismatch
+    $ hub rls uninstall           # policies, helpers and grants gone, RLS off; roles stay
+"""
+import json
+
+import click
+
+
+@click.group()
+def rls():
+    """Row-level security: install, inspect and verify tenant isolation."""
+
+
+@rls.command(short_help='Install the policies and what they need (idempotent).')
+@click.pass_obj
+def install(session):
+    """Create the roles, helpers, grants and policies that are missing (one transaction).
+
+    Running it again changes nothing. On Supabase the real roles and auth functions are used.
+    """
+    from hub import rls as hubrls
+
+    actions = hubrls.install(session.db)
+    for action in actions:
+        click.echo(action)
+    if actions:
+        click.echo('row-level security installed (%d change(s))' % len(actions), err=True)
+    else:
+        click.echo('row-level security is already installed: nothing to do', err=True)
+
+
+@rls.command(short_help='Remove policies, helpers and grants; roles stay.')
+@click.pass_obj
+def uninstall(session):
+    """Drop the policies and helpers, disable RLS and revoke anon/authenticated table access.
+
+    The roles anon, authenticated and service_role stay: they belong to the whole server.
+    """
+    from hub import rls as hubrls
+
+    actions = hubrls.uninstall(session.db)
+    for action in actions:
+        click.echo(action)
+    click.echo('row-level security uninstalled' if actions
+               else 'row-level security was not installed: nothing to do', err=True)
+
+
+@rls.command(short_help='RLS and policies per table; exit 1 if incomplete.')
+@click.option('--json', 'as_json', is_flag=True, help='Print the report as JSON.')
+@click.pass_obj
+def status(session, as_json):
+    """Show RLS and policies per table and what is missing; exit 1 if anything is."""
+    from hub import rls as hubrls
+
+    report = hubrls.status(session.db)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo('%-22s %-3s %-6s  %-6s %-6s %-6s %-6s  %s' % (
+            'table', 'rls', 'forced', 'SELECT', 'INSERT', 'UPDATE', 'DELETE', 'missing'))
+        for t in report['tables']:
+            cells = [('yes' if t['policies'].get(cmd) else '-') for cmd in hubrls.COMMANDS]
+            click.echo('%-22s %-3s %-6s  %-6s %-6s %-6s %-6s  %s' % (
+                t['table'], 'on' if t['rls_enabled'] else 'off', 'yes' if t['rls_forced'] else 'no',
+                *cells, '; '.join(t['missing'] + ['extra policy ' + e for e in t['extra']])))
+        for line in report['missing']:
+            click.echo('missing: %s' % line)
+    if not report['complete']:
+        click.echo('row-level security is incomplete: run `hub rls install`', err=True)
+        raise click.exceptions.Exit(1)
+    click.echo('row-level security is complete', err=True)
+
+
+@rls.command(short_help='Run the isolation matrix (rolled back); exit 1 on a leak.')
+@click.option('--json', 'as_json', is_flag=True, help='Print every case as JSON.')
+@click.pass_obj
+def verify(session, as_json):
+    """Run the isolation matrix in a rolled-back transaction; exit 1 on any leak or mismatch.
+
+    Two organizations with rows in every table, each table x command x caller (member, admin,
+    owner, another organization, a member of both, anon, no claims, service_role) and the
+    attacks: nothing is left in the database.
+    """
+    from hub import rls as hubrls
+    from hub import rls_matrix
+
+    report = hubrls.verify(session.db)
+    if as_json:
+        click.echo(json.dumps([dict(c._asdict(), expected=list(c.expected), actual=list(c.actual))
+                               for c in report['cases']], indent=2))
+    else:
+        click.echo(rls_matrix.format_report(report))
+    if report['failures']:
+        click.echo('%d leak(s) and %d other failure(s) in %d cases' % (
+            len(report['leaks']), len(report['failures']) - len(report['leaks']),
+            len(report['cases'])), err=True)
+        raise click.exceptions.Exit(1)
+    click.echo('%d cases, no leaks' % len(report['cases']), err=True)
+
+
+commands = [rls]
