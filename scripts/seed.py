@@ -13,8 +13,8 @@ import sys
 
 import click
 
-SCALE_HELP = ('Volumes per organization: tiny ~60 rows, small ~400, medium ~4,500, '
-              'large ~45,000 (mostly executions).')
+SCALE_HELP = ('Volumes per organization: tiny ~55 rows, small ~430, medium ~4,000, '
+              'large ~40,000 (mostly executions).')
 
 
 class _Bar:
@@ -87,13 +87,13 @@ def seed(session, orgs, scale, seed_value, as_of, reset, yes, quiet, as_json):
     if as_json:
         click.echo(json.dumps(dict(result.as_dict(), database=redact(session.url)), indent=2))
         return
-    if result.kept:
-        say('kept %d organization%s of seed %d already in the database'
-            % (result.kept, '' if result.kept == 1 else 's', result.seed))
     if not result.added:
         say('nothing to add: all %d organizations of seed %d are there; use --reset to '
             'start over or --orgs to add more' % (result.orgs, result.seed))
         return
+    if result.kept:
+        say('kept %d organization%s of seed %d already in the database'
+            % (result.kept, '' if result.kept == 1 else 's', result.seed))
     if not quiet:
         click.echo(format_table(result))
 

@@ -156,4 +156,4 @@ def test_help_documents_every_option(server_url):
     for option in ('--orgs', '--scale', '--seed', '--as-of', '--reset', '--yes', '--quiet',
                    '--json'):
         assert option in result.output
-    assert 'tiny ~60 rows' in result.output and 'HUB_SECRET_KEY' in result.output
+    assert 'tiny ~55 rows' in result.output and 'HUB_SECRET_KEY' in result.output

@@ -88,6 +88,14 @@ def test_copy_text_round_trips_every_kind_of_field(database):
     assert got == expected
 
 
+def test_timestamp_formats_agree_with_datetime():
+    rng = random.Random(5)
+    for ms in [0, 951782400000, 1738281599999] + [rng.randrange(2 ** 41) for _ in range(3000)]:
+        moment = datetime.datetime(1970, 1, 1) + datetime.timedelta(milliseconds=ms)
+        assert copytext.ts(ms) == moment.strftime('%Y-%m-%d %H:%M:%S.') + '%03d+00' % (ms % 1000)
+        assert copytext.iso(ms) == moment.strftime('%Y-%m-%dT%H:%M:%S.') + '%03dZ' % (ms % 1000)
+
+
 def test_timestamps_format_like_postgres_reads_them(database):
     ms = 1738281599999  # 2025-01-30 23:59:59.999 UTC
     text = database.execute_sql('SELECT %s::timestamptz = to_timestamp(%s / 1000.0), '

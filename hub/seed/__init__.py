@@ -171,13 +171,14 @@ def _batches(ctx, indices, batch_rows):
     from hub.seed.generate import generate_org
 
     batch, rows = [], 0
+    limit = 1  # the first batch is one organization: COPY starts while the next is generated
     for index in indices:
         org = generate_org(ctx, index)
         batch.append(org)
         rows += org.count()
-        if rows >= batch_rows:
+        if rows >= limit:
             yield batch
-            batch, rows = [], 0
+            batch, rows, limit = [], 0, batch_rows
     if batch:
         yield batch
 

@@ -17,7 +17,7 @@ import json
 
 NULL = '\\N'
 _EPOCH = datetime.date(1970, 1, 1)
-_DAYS = {}
+_HOURS = {}
 
 
 def esc(value):
@@ -66,27 +66,29 @@ def boolean(value):
     return 't' if value else 'f'
 
 
-def _day(days):
-    text = _DAYS[days] = (_EPOCH + datetime.timedelta(days=days)).isoformat()
-    return text
-
-
-def _split(ms):
-    seconds, milli = divmod(ms, 1000)
-    days, seconds = divmod(seconds, 86400)
-    hours, seconds = divmod(seconds, 3600)
-    minutes, seconds = divmod(seconds, 60)
-    return _DAYS.get(days) or _day(days), hours, minutes, seconds, milli
+def _prefixes(hour):
+    """('YYYY-MM-DD HH:', 'YYYY-MM-DDTHH:') of an hour since the epoch, cached."""
+    if len(_HOURS) > 200000:  # a few years of hours: plenty for one seeding window
+        _HOURS.clear()
+    day = (_EPOCH + datetime.timedelta(hours=hour)).isoformat()
+    found = _HOURS[hour] = ('%s %02d:' % (day, hour % 24), '%sT%02d:' % (day, hour % 24))
+    return found
 
 
 def ts(ms):
     """A timestamptz field from epoch milliseconds (UTC, millisecond precision)."""
-    return '%s %02d:%02d:%02d.%03d+00' % _split(ms)
+    hour, rest = divmod(ms, 3600000)
+    minutes, rest = divmod(rest, 60000)
+    return '%s%02d:%02d.%03d+00' % ((_HOURS.get(hour) or _prefixes(hour))[0], minutes,
+                                    rest // 1000, rest % 1000)
 
 
 def iso(ms):
     """The same instant as ISO 8601 for JSON documents ('2025-01-31T09:15:00.000Z')."""
-    return '%sT%02d:%02d:%02d.%03dZ' % _split(ms)
+    hour, rest = divmod(ms, 3600000)
+    minutes, rest = divmod(rest, 60000)
+    return '%s%02d:%02d.%03dZ' % ((_HOURS.get(hour) or _prefixes(hour))[1], minutes,
+                                  rest // 1000, rest % 1000)
 
 
 def cents(hundredths):

@@ -32,7 +32,9 @@ from hub.seed.pools import ascii_slug, pools, stream
 Scale = namedtuple('Scale', 'users agents teams workflows templates integrations '
                             'workflow_runs agent_tasks team_runs weeks')
 
-#: Per-organization volumes (each jittered +-20% per organization).
+#: Per-organization volumes (each jittered +-20% per organization). About 1.5 agent executions
+#: come with each workflow execution, so an organization holds ~55 rows (tiny), ~430 (small),
+#: ~4,000 (medium) or ~40,000 (large).
 SCALES = {
     'tiny': Scale(3, 3, 1, 3, 1, 2, 12, 6, 3, 2),
     'small': Scale(8, 6, 2, 8, 2, 4, 150, 60, 20, 6),
