@@ -150,6 +150,22 @@ def test_library_rejects_bad_options_before_writing(empty_database, secret, opti
                                       "WHERE schemaname = 'public'").fetchone()[0] == 0
 
 
+def test_a_malformed_template_stops_the_seed_before_any_write(empty_database, secret,
+                                                              tmp_path):
+    from hub.marketplace import FixtureError, fixtures_dir
+
+    for source in sorted(fixtures_dir().iterdir())[:3]:
+        if source.name.endswith('.json'):
+            (tmp_path / source.name).write_bytes(source.read_bytes())
+    document = json.loads((tmp_path / source.name).read_text())
+    document['nodes'][1]['position']['x'] = 'left'
+    (tmp_path / 'broken.json').write_text(json.dumps(document))
+    with pytest.raises(FixtureError, match=r'broken\.json: nodes\[1\]\.position\.x'):
+        seed_database(empty_database, orgs=1, reset=True, templates_dir=tmp_path)
+    assert empty_database.execute_sql("SELECT count(*) FROM pg_tables "
+                                      "WHERE schemaname = 'public'").fetchone()[0] == 0
+
+
 def test_help_documents_every_option(server_url):
     result = CliRunner().invoke(cli, ['seed', '--help'])
     assert result.exit_code == 0

@@ -96,13 +96,15 @@ def parse_options(orgs, scale, seed, as_of):
 
 
 def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED, as_of=None,
-                  reset=False, progress=None, notify=None, batch_rows=BATCH_ROWS):
+                  reset=False, progress=None, notify=None, batch_rows=BATCH_ROWS,
+                  templates_dir=None):
     """Migrate, secure, load the marketplace and add the missing organizations of `seed`.
 
     `progress(added, total, rows)` is called with (0, organizations to add, 0) before the
     first batch, then with running totals after each committed batch; `notify(message)` for each
-    setup step (migrations applied, RLS installed, data removed). Bad options and a missing
-    HUB_SECRET_KEY raise ConfigError before anything is written.
+    setup step (migrations applied, RLS installed, data removed). `templates_dir` replaces the
+    shipped marketplace folder. Bad options, a missing HUB_SECRET_KEY and a malformed template
+    raise before anything is written.
     """
     from hub import crypto, marketplace, migrate
     from hub.db import bind
@@ -110,6 +112,7 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
 
     orgs, scale, seed, as_of = parse_options(orgs, scale, seed, as_of)
     credentials = crypto.Credentials(crypto.key_for(db))
+    marketplace.read_fixtures(templates_dir)  # a bad template fails here, before any write
     bind(db)  # the marketplace loader writes through hub.models
     notify = notify or (lambda message: None)
     result = SeedResult(seed, scale, orgs, as_of)
@@ -131,7 +134,8 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
                    % result.removed)
         ctx = Context(seed, SCALES[scale], as_of, [], credentials)
         # The marketplace predates every seeded organization: stamp it half a year before as-of.
-        result.templates = marketplace.load(db, timestamp=_utc(ctx.anchor - 26 * 7 * 86400000))
+        result.templates = marketplace.load(db, templates_dir,
+                                            timestamp=_utc(ctx.anchor - 26 * 7 * 86400000))
         ctx.templates = system_templates(db)
         ids = [ctx.org_id(i) for i in range(orgs)]
         present = _present(db, ids)
