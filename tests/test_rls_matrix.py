@@ -53,12 +53,18 @@ def test_the_matrix_holds_on_every_table(secured):
     assert secured.execute_sql('SELECT count(*) FROM organizations').fetchone() == (0,)
 
 
-def test_a_leaky_policy_is_caught(secured):
-    with secured.atomic() as txn:
-        secured.execute_sql('CREATE POLICY wide_open ON integrations FOR SELECT TO authenticated '
-                            'USING (true)')
-        report = rls.verify(secured)
+def verify_after(database, statement):
+    """hub rls verify after `statement`, all in a transaction that is rolled back."""
+    with database.atomic() as txn:
+        database.execute_sql(statement)
+        report = rls.verify(database)
         txn.rollback()
+    return report
+
+
+def test_a_leaky_policy_is_caught(secured):
+    report = verify_after(secured, 'CREATE POLICY wide_open ON integrations FOR SELECT '
+                                   'TO authenticated USING (true)')
     leaks = {(c.table, c.command, c.actor) for c in report['leaks']}
     assert ('integrations', 'SELECT', 'outsider') in leaks
     assert ('integrations', 'SELECT', 'nobody') in leaks
@@ -67,19 +73,23 @@ def test_a_leaky_policy_is_caught(secured):
 
 
 def test_a_too_strict_policy_is_a_failure_not_a_leak(secured):
-    with secured.atomic() as txn:
-        secured.execute_sql('DROP POLICY hub_update ON ai_agents')
-        report = rls.verify(secured)
-        txn.rollback()
+    report = verify_after(secured, 'DROP POLICY hub_update ON ai_agents')
     assert report['leaks'] == []
     assert {(c.table, c.command) for c in report['failures']} == {('ai_agents', 'UPDATE')}
 
 
+def test_anon_with_supabase_style_grants_still_sees_nothing(secured):
+    # Supabase grants anon every table and relies on RLS: zero rows, INSERT refused.
+    report = verify_after(secured, 'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES '
+                                   'IN SCHEMA public TO anon')
+    assert report['failures'] == []
+    anon = {(c.command, c.actual) for c in report['cases'] if c.actor == 'anon'}
+    assert anon == {('SELECT', ('rows', 0)), ('UPDATE', ('rows', 0)), ('DELETE', ('rows', 0)),
+                    ('INSERT', ('error', rls_matrix.DENIED))}
+
+
 def test_a_new_table_without_cases_fails_the_matrix(secured):
-    with secured.atomic() as txn:
-        secured.execute_sql('CREATE TABLE public.audit_log (id text PRIMARY KEY)')
-        report = rls.verify(secured)
-        txn.rollback()
+    report = verify_after(secured, 'CREATE TABLE public.audit_log (id text PRIMARY KEY)')
     assert [c.table for c in report['failures']] == ['audit_log']
     assert 'no isolation cases' in report['failures'][0].label
 
