@@ -58,3 +58,19 @@ def test_shell_as_an_unknown_user_is_one_line(db_url):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "'nobody'" in result.stderr
+
+
+def test_shell_as_a_user_sees_what_the_tenant_sees(database, db_url):
+    from hub import rls
+
+    rls.install(database)
+    acme = make_tenant(database, 'acme')
+    make_tenant(database, 'globex')
+    script = ('print(Workflow.select().count(), Organization.select().count())\n'
+              'print(sorted({w.organization_id for w in Workflow.select()}))\n')
+    result = shell(db_url, script, '--as', acme['user'])
+    assert result.returncode == 0, result.stderr
+    assert '1 1' in result.stdout and repr([acme['org']]) in result.stdout
+    assert 'as user %s' % acme['user'] in result.stderr
+    everything = shell(db_url, script)  # without --as: the owner sees both tenants
+    assert '2 2' in everything.stdout
