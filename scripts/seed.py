@@ -82,6 +82,11 @@ def seed(session, orgs, scale, seed_value, as_of, reset, yes, quiet, as_json):
             db, orgs=orgs, scale=scale, seed=seed_value,
             as_of=as_of.date() if as_of else None, reset=reset, progress=bar,
             notify=say)
+    except KeyboardInterrupt:
+        bar.close()
+        click.echo('\ninterrupted: committed organizations stay, the one in progress was rolled '
+                   'back; run the same command again to add the rest', err=True)
+        raise click.Abort() from None
     finally:
         bar.close()
     if as_json:

@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
@@ -105,20 +104,30 @@ def test_reset_removes_everything_then_seeds_the_same(fresh):
     assert content_hashes(database) == before
 
 
-def test_killed_run_leaves_whole_organizations_and_a_rerun_completes_it(fresh, databases):
+def _stop(how, child, victim):
+    if how == 'kill':
+        child.send_signal(signal.SIGKILL)
+    elif how == 'ctrl-c':
+        child.send_signal(signal.SIGINT)
+    else:  # the connection is lost: the server ends the session under the seeder
+        victim.execute_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE application_name = 'hub_killed'")
+
+
+@pytest.mark.parametrize('how', ['kill', 'ctrl-c', 'lost-connection'])
+def test_interrupted_run_leaves_whole_organizations_and_a_rerun_completes_it(fresh, databases,
+                                                                             how):
     reference, victim = fresh(), fresh()
-    options = dict(orgs=4, scale='medium', seed=11, as_of=AS_OF)
+    options = dict(orgs=3, scale='medium', seed=11, as_of=AS_OF)
     seed_database(reference, **options)
     victim_url = databases.url(victim.database)
     victim_url += ('&' if '?' in victim_url else '?') + 'application_name=hub_killed'
-    script = textwrap.dedent('''
-        import datetime, sys
-        from hub import db, seed
-        database = db.open_database(sys.argv[1])
-        seed.seed_database(database, orgs=4, scale='medium', seed=11,
-                           as_of=datetime.date(2025, 1, 31), batch_rows=1)
-    ''')
-    child = subprocess.Popen([sys.executable, '-c', script, victim_url], env=dict(os.environ))
+    # The real command, with its defaults: the first batch is one organization, the next
+    # two go in one transaction, which is the one interrupted.
+    child = subprocess.Popen([sys.executable, '-m', 'hub', '--database-url', victim_url, 'seed',
+                              '--orgs', '3', '--scale', 'medium', '--seed', '11',
+                              '--as-of', '2025-01-31', '--quiet'], env=dict(os.environ),
+                             stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -128,13 +137,20 @@ def test_killed_run_leaves_whole_organizations_and_a_rerun_completes_it(fresh, d
                 "AND xact_start IS NOT NULL AND query ILIKE 'COPY%%'").fetchone()[0]
             if committed >= 1 and busy:
                 break
-            assert child.poll() is None, 'the seeding process ended before it could be killed'
+            assert child.poll() is None, 'the seeding process ended before it was stopped'
             time.sleep(0.01)
         else:
             pytest.fail('the seeding process never reached its second organization')
-        child.send_signal(signal.SIGKILL)
+        _stop(how, child, victim)
     finally:
-        child.wait(timeout=30)
+        _, errors = child.communicate(timeout=60)
+    if how == 'kill':
+        assert child.returncode == -signal.SIGKILL
+    else:
+        assert child.returncode == 1 and 'Traceback' not in errors, errors
+        expected = ('interrupted: committed organizations stay' if how == 'ctrl-c'
+                    else 'lost the connection to the database while loading')
+        assert expected in errors, errors
     # The server notices the lost connection and rolls its transaction back.
     for _ in range(500):
         if not victim.execute_sql("SELECT count(*) FROM pg_stat_activity "
@@ -142,7 +158,7 @@ def test_killed_run_leaves_whole_organizations_and_a_rerun_completes_it(fresh, d
             break
         time.sleep(0.01)
     present = victim.execute_sql('SELECT count(*) FROM organizations').fetchone()[0]
-    assert 1 <= present < 4
+    assert 1 <= present < 3
     per_org = '''SELECT o.id, (SELECT count(*) FROM workflow_executions e
                               WHERE e.organization_id = o.id),
                              (SELECT count(*) FROM agent_executions e
@@ -157,5 +173,5 @@ def test_killed_run_leaves_whole_organizations_and_a_rerun_completes_it(fresh, d
                                  'organization_members m WHERE m.user_id = u.id)').fetchone()[0]
     assert orphans == 0
     rerun = seed_database(victim, **options)
-    assert (rerun.added, rerun.kept) == (4 - present, present)
+    assert (rerun.added, rerun.kept) == (3 - present, present)
     assert content_hashes(victim) == content_hashes(reference)

@@ -154,7 +154,8 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
                 progress(result.added, len(todo), result.total_rows)
         result.seconds = time.perf_counter() - started
     finally:
-        db.execute_sql('SELECT pg_advisory_unlock(%s)', (LOCK_KEY,))
+        if not db.connection().closed:  # a lost session has released its lock already
+            db.execute_sql('SELECT pg_advisory_unlock(%s)', (LOCK_KEY,))
     return result
 
 

@@ -219,7 +219,7 @@ class _Org:
         self.window = self.end - self.start
         self.created = self.start - self.between(0, 2 * DAY)
         self.name = rng.choice(self.p.companies)
-        core = ascii_slug(self.name)[:60] or 'org'
+        core = ascii_slug(self.name)[:60].rstrip('-') or 'org'  # slugs never hold '--'
         self.slug = '%s-%s' % (core, self.out.id[-6:])
         self.domain = '%s.example.com' % self.slug
         self.add('organizations', [self.out.id, esc(self.name), self.slug, ts(self.created),
@@ -393,23 +393,29 @@ class _Org:
         return prefixes.get(field, '') + body
 
     def integration_config(self, provider):
+        """The non-secret settings of an integration (only `provider`'s are drawn)."""
         rng = self.rng
-        configs = {
-            'slack': {'workspace': self.slug, 'defaultChannel': rng.choice(
-                ('#general', '#alerts', '#sales', '#support')),
-                'scopes': ['chat:write', 'channels:read']},
-            'gmail': {'email': rng.choice(self.user_emails), 'labels': ['INBOX', 'Workflows']},
-            'webhook': {'url': 'https://hooks.%s/in/%s' % (self.domain, self.new_id()[-10:]),
-                        'events': ['form.submitted', 'ticket.created']},
-            'http': {'baseUrl': 'https://api.%s/v1' % self.domain, 'timeoutMs': 8000},
-            'notion': {'workspace': self.name, 'databases': ['Content calendar', 'Wiki']},
-            'google_sheets': {'spreadsheetId': self.new_id()[1:], 'sheets': ['Ledger', 'KPIs']},
-            'hubspot': {'portalId': self.between(10 ** 6, 10 ** 7), 'pipeline': 'Inbound'},
-            'github': {'org': self.slug, 'repositories': ['api', 'web', 'infra']},
-            'jira': {'site': '%s.atlassian.net' % self.slug, 'project': 'OPS'},
-            'twilio': {'fromNumber': '+1555%07d' % self.between(0, 10 ** 7)},
-        }
-        return configs[provider]
+        if provider == 'slack':
+            return {'workspace': self.slug, 'scopes': ['chat:write', 'channels:read'],
+                    'defaultChannel': rng.choice(('#general', '#alerts', '#sales', '#support'))}
+        if provider == 'gmail':
+            return {'email': rng.choice(self.user_emails), 'labels': ['INBOX', 'Workflows']}
+        if provider == 'webhook':
+            return {'url': 'https://hooks.%s/in/%s' % (self.domain, self.new_id()[-10:]),
+                    'events': ['form.submitted', 'ticket.created']}
+        if provider == 'http':
+            return {'baseUrl': 'https://api.%s/v1' % self.domain, 'timeoutMs': 8000}
+        if provider == 'notion':
+            return {'workspace': self.name, 'databases': ['Content calendar', 'Wiki']}
+        if provider == 'google_sheets':
+            return {'spreadsheetId': self.new_id()[1:], 'sheets': ['Ledger', 'KPIs']}
+        if provider == 'hubspot':
+            return {'portalId': self.between(10 ** 6, 10 ** 7), 'pipeline': 'Inbound'}
+        if provider == 'github':
+            return {'org': self.slug, 'repositories': ['api', 'web', 'infra']}
+        if provider == 'jira':
+            return {'site': '%s.atlassian.net' % self.slug, 'project': 'OPS'}
+        return {'fromNumber': '+1555%07d' % self.between(0, 10 ** 7)}  # twilio
 
     # -- templates, workflows and their executions -----------------------------------------------
 
@@ -481,8 +487,11 @@ class _Org:
             head = item_fragment('{"ts":"')
             tail = item_fragment('","nodeId":%s,"level":"info","message":%s,"durationMs":'
                                  % (dumps(node['id']), dumps(self.log_message(kind, label, agent))))
-            errors = [e.format(model=agent.model.name if agent else '') for e in
-                      NODE_ERRORS.get(kind, ('%s failed' % label,))]
+            if kind in NODE_ERRORS:
+                errors = [e.format(model=agent.model.name if agent else 'the model')
+                          for e in NODE_ERRORS[kind]]
+            else:
+                errors = ['%s failed' % label]
             failed_tails = [item_fragment('","nodeId":%s,"level":"error","message":%s,"durationMs":'
                                           % (dumps(node['id']), dumps(e))) for e in errors]
             task_input = jsonb({'prompt': str(data.get('prompt') or data.get('instructions')

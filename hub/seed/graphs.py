@@ -259,7 +259,8 @@ def _resolve(kind, data, rng, binding):
         if binding.teams:
             data['teamId'] = rng.choice(binding.teams)
             return 'team', data
-        return 'agent', dict(data, prompt=data.pop('task'))
+        data['prompt'] = data.pop('task')  # no team to run it: one agent does the task
+        return 'agent', data
     if kind == 'notify':
         kind = binding.channel_kind
         if kind == 'gmail':

@@ -20,6 +20,7 @@ skips the organizations already there) completes the rest.
 import queue
 import threading
 
+from hub.errors import HubError
 from hub.seed.generate import COLUMNS, TABLES
 
 CHUNK_BYTES = 1 << 20
@@ -32,19 +33,24 @@ class _Chunks:
     def __init__(self, lines):
         self.lines = lines
         self.pos = 0
+        self.interrupted = None
 
     def read(self, size=-1):
-        lines, pos = self.lines, self.pos
-        if pos >= len(lines):
-            return ''
-        end, total = pos, 0
-        while end < len(lines) and total < CHUNK_BYTES:
-            total += len(lines[end])
-            end += 1
-        self.pos = end
-        return ''.join(lines[pos:end])
-
-    readline = read
+        try:
+            lines, pos = self.lines, self.pos
+            if pos >= len(lines):
+                return ''
+            end, total = pos, 0
+            while end < len(lines) and total < CHUNK_BYTES:
+                total += len(lines[end])
+                end += 1
+            self.pos = end
+            return ''.join(lines[pos:end])
+        except BaseException as exc:
+            # psycopg2 turns an exception raised in read() (Ctrl-C lands here, in Python code)
+            # into "COPY from stdin failed: error in .read() call"; keep the real one.
+            self.interrupted = exc
+            raise
 
 
 def copy_batch(db, orgs):
@@ -56,8 +62,14 @@ def copy_batch(db, orgs):
             lines = [row for org in orgs for row in org.tables[table]]
             counts[table] = len(lines)
             if lines:
-                cursor.copy_expert('COPY %s (%s) FROM STDIN' % (
-                    table, ', '.join(COLUMNS[table].split())), _Chunks(lines), size=CHUNK_BYTES)
+                chunks = _Chunks(lines)
+                try:
+                    cursor.copy_expert('COPY %s (%s) FROM STDIN' % (
+                        table, ', '.join(COLUMNS[table].split())), chunks, size=CHUNK_BYTES)
+                except Exception:
+                    if chunks.interrupted is not None:
+                        raise chunks.interrupted from None
+                    raise
     finally:
         cursor.close()
     return counts
@@ -102,8 +114,18 @@ def load_batches(db, batches):
                 return
             if isinstance(batch, BaseException):
                 raise batch
-            with db.atomic():
-                counts = copy_batch(db, batch)
+            try:
+                with db.atomic():
+                    counts = copy_batch(db, batch)
+            except Exception as exc:
+                if not db.connection().closed:
+                    raise
+                # Rolling back on a dead connection fails too and hides why: say what happened.
+                first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+                raise HubError('lost the connection to the database while loading (%s): the '
+                               'organizations committed so far stay, the batch in progress was '
+                               'rolled back; run the same command again to add the rest'
+                               % first) from None
             yield batch, counts
     finally:
         stop.set()
