@@ -1,0 +1,51 @@
+"""Curated scenarios load whole, keep the seeder's rules, and load once."""
+import pytest
+
+from hub import graph, rules, scenarios, snapshot
+from hub.errors import ConfigError
+
+
+@pytest.mark.parametrize('name', scenarios.names())
+def test_scenario_loads_and_keeps_the_invariants(database, name):
+    org_id, counts = scenarios.load(database, name)
+    assert counts['organizations'] == 1 and counts['workflow_executions'] > 0
+    assert scenarios.load(database, name) is None  # a second load adds nothing
+    sql = database.execute_sql
+    for nodes, edges in sql('SELECT nodes, edges FROM workflows WHERE organization_id = %s', (org_id,)):
+        assert graph.validate(nodes, edges) == []
+    for count, last, runs, latest in sql("""
+            SELECT w.execution_count, w.last_executed, count(e.id), max(e.started_at)
+            FROM workflows w LEFT JOIN workflow_executions e ON e.workflow_id = w.id
+            WHERE w.organization_id = %s GROUP BY w.id""", (org_id,)):
+        assert (count, last) == (runs, latest)
+    for rate, avg_ms, completed, failed, total_ms in sql("""
+            SELECT a.success_rate, a.avg_response_time,
+                   count(*) FILTER (WHERE x.status = 'COMPLETED'),
+                   count(*) FILTER (WHERE x.status = 'FAILED'),
+                   coalesce(sum(x.duration) FILTER (WHERE x.status = 'COMPLETED'), 0)
+            FROM ai_agents a LEFT JOIN agent_executions x ON x.agent_id = a.id
+            WHERE a.organization_id = %s GROUP BY a.id""", (org_id,)):
+        assert rate == rules.success_rate(completed, failed)
+        assert avg_ms == rules.mean_duration(total_ms, completed)
+    for structure, roles, priorities in sql("""
+            SELECT t.structure, array_agg(m.role::text), array_agg(m.priority ORDER BY m.priority)
+            FROM agent_teams t JOIN team_members m ON m.team_id = t.id
+            WHERE t.organization_id = %s GROUP BY t.id""", (org_id,)):
+        if structure == 'HIERARCHICAL':
+            assert roles.count('LEADER') == 1
+        if structure == 'PIPELINE':
+            assert priorities == list(range(len(priorities)))
+    assert sql("SELECT count(*) FROM workflow_executions WHERE organization_id = %s "
+               "AND status = 'FAILED' AND error IS NULL", (org_id,)).fetchone()[0] == 0
+
+
+def test_scenario_files_are_their_own_export(database):
+    for name in scenarios.names():
+        org_id, _ = scenarios.load(database, name)
+        exported = snapshot.dumps(snapshot.export_organization(database, org_id))
+        assert exported == (scenarios.scenarios_dir() / ('%s.json' % name)).read_text()
+
+
+def test_unknown_scenario_lists_the_known_ones(txn):
+    with pytest.raises(ConfigError, match="unknown scenario 'nope'; choose one of: content-pipeline"):
+        scenarios.load(txn, 'nope')
