@@ -9,7 +9,11 @@ import time
 import pytest
 
 from hub import db as hubdb
+from hub.crypto import Credentials
+from hub.graph import GraphError
 from hub.seed import content_hashes, seed_database
+from hub.seed.generate import SCALES, Context, generate_org
+from hub.seed.loader import load_batches
 from tests.test_seed_cli import secret  # noqa: F401 (a fixture: HUB_SECRET_KEY, HUB_HOME)
 
 AS_OF = datetime.date(2025, 1, 31)
@@ -78,8 +82,6 @@ def org_ids(database):
 
 
 def seed_ids(count):
-    from hub.seed.generate import SCALES, Context
-
     ctx = Context(7, SCALES['tiny'], AS_OF, [], None)
     return [ctx.org_id(i) for i in range(count)]
 
@@ -102,6 +104,40 @@ def test_reset_removes_everything_then_seeds_the_same(fresh):
     assert result.removed == {'organizations': 5, 'users': result.removed['users']}
     assert result.added == 3
     assert content_hashes(database) == before
+
+
+def test_generator_process_and_thread_load_the_same_rows(fresh, secret):
+    ctx = Context(5, SCALES['small'], AS_OF, [], Credentials(secret.encode()))
+    loaded = []
+    for use_process in (True, False):
+        database = fresh()
+        batches = ([generate_org(ctx, i), generate_org(ctx, i + 1)] for i in (0, 2))
+        done = list(load_batches(database, batches, use_process=use_process))
+        assert [orgs for orgs, _ in done] == [2, 2]
+        assert sum(done[0][1].values()) == sum(
+            database.execute_sql('SELECT count(*) FROM %s' % table).fetchone()[0]
+            for table in done[0][1]) - sum(done[1][1].values())
+        loaded.append(content_hashes(database))
+    assert loaded[0] == loaded[1]
+
+
+@pytest.mark.parametrize('use_process', [True, False], ids=['process', 'thread'])
+def test_a_generator_failure_reaches_the_caller_and_commits_nothing_more(fresh, secret,
+                                                                       use_process):
+    ctx = Context(5, SCALES['tiny'], AS_OF, [], Credentials(secret.encode()))
+    database = fresh()
+
+    def batches():
+        yield [generate_org(ctx, 0)]
+        yield [generate_org(ctx, 1)]
+        raise GraphError('seeded workflow: broken on purpose')
+
+    seen = []
+    with pytest.raises(GraphError, match='broken on purpose'):
+        for orgs, _ in load_batches(database, batches(), use_process=use_process):
+            seen.append(orgs)
+    assert seen == [1, 1]
+    assert database.execute_sql('SELECT count(*) FROM organizations').fetchone()[0] == 2
 
 
 def _stop(how, child, victim):

@@ -606,7 +606,7 @@ class _Org:
                 duration = lo + int(random() * (hi - lo))
             # An in-flight run is busy with its last node, or with the one that would end
             # after as-of: nothing seeded finishes in the future.
-            running = state == 'RUNNING' and (i == stop - 1 or t + duration >= self.end)
+            running = state == 'RUNNING' and (i == stop - 1 or t + duration + 2 >= self.end)
             if agent is not None:
                 status = 'RUNNING' if running else 'FAILED' if failing else 'COMPLETED'
                 tokens, hundredths = self.agent_row(
