@@ -103,6 +103,8 @@ def main(argv=None):
           '(%s rows); target < 200 MB and flat'
           % (small['rss_mb'], args.small_orgs, '{:,}'.format(small['summary']['total_rows']),
              max(run['rss_mb'] for run in runs), args.orgs, '{:,}'.format(rows)))
+    print('peak RSS of its generator process (forked, pages shared until written): %.0f MB and '
+          '%.0f MB' % (small['generator_mb'], max(run['generator_mb'] for run in runs)))
 
 
 def per_s(rows, seconds):
@@ -129,9 +131,10 @@ def run_seed(url, orgs, scale):
         raise SystemExit('hub seed failed (exit %d)' % child.returncode)
     summary = json.loads(text)
     rss_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
-    print('hub seed --orgs %d: %s rows, %.1f s wall, peak RSS %.0f MB'
-          % (orgs, '{:,}'.format(summary['total_rows']), wall, rss_mb))
-    return {'summary': summary, 'wall': wall, 'rss_mb': rss_mb}
+    generator_mb = (summary['generator_peak_rss_kb'] or 0) / 1024
+    print('hub seed --orgs %d: %s rows, %.1f s wall, peak RSS %.0f MB (generator %.0f MB)'
+          % (orgs, '{:,}'.format(summary['total_rows']), wall, rss_mb, generator_mb))
+    return {'summary': summary, 'wall': wall, 'rss_mb': rss_mb, 'generator_mb': generator_mb}
 
 
 def copy_back(database, repeat):
