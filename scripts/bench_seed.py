@@ -12,7 +12,7 @@ On one server and a throwaway database of its own (dropped at the end), it measu
     COPY TO, the tables are emptied, and COPY FROM the files loads them back (checked equal);
 (c) a naive seeder on a sample: one Peewee `Model.create()` per row with a Faker call per
     field, extrapolated per row to the seeded row count;
-and the peak RSS of the seed process at two --orgs sizes (os.wait4 of that very process).
+and the peak RSS of the seed process and of its forked generator at two --orgs sizes.
 
 It prints rows/s and the ratios seed/COPY (target <= 1.5) and naive/seed, and the two peaks
 (target < 200 MB and flat). The big seed and the COPY run --repeat times each and the best of
@@ -99,12 +99,14 @@ def main(argv=None):
     print('seed/COPY : %.2f (loading phase), %.2f (whole command); target <= 1.5'
           % (load / copy_seconds, wall / copy_seconds))
     print('naive/seed: %.1f (whole command)' % (naive_total / wall))
-    print('peak RSS of the seed process: %.0f MB at --orgs %d (%s rows), %.0f MB at --orgs %d '
-          '(%s rows); target < 200 MB and flat'
-          % (small['rss_mb'], args.small_orgs, '{:,}'.format(small['summary']['total_rows']),
-             max(run['rss_mb'] for run in runs), args.orgs, '{:,}'.format(rows)))
-    print('peak RSS of its generator process (forked, pages shared until written): %.0f MB and '
-          '%.0f MB' % (small['generator_mb'], max(run['generator_mb'] for run in runs)))
+    print('peak RSS at --orgs %d (%s rows) / --orgs %d (%s rows); target < 200 MB and flat:'
+          % (args.small_orgs, '{:,}'.format(small['summary']['total_rows']), args.orgs,
+             '{:,}'.format(rows)))
+    for label, key in (('seed process (COPY)', 'self_mb'),
+                       ('its forked generator', 'generator_mb'),
+                       ('wait4 of the command (max of both)', 'rss_mb')):
+        print('    %-36s %5.0f MB / %5.0f MB' % (label, small[key],
+                                                max(run[key] for run in runs)))
 
 
 def per_s(rows, seconds):
@@ -132,9 +134,12 @@ def run_seed(url, orgs, scale):
     summary = json.loads(text)
     rss_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
     generator_mb = (summary['generator_peak_rss_kb'] or 0) / 1024
-    print('hub seed --orgs %d: %s rows, %.1f s wall, peak RSS %.0f MB (generator %.0f MB)'
-          % (orgs, '{:,}'.format(summary['total_rows']), wall, rss_mb, generator_mb))
-    return {'summary': summary, 'wall': wall, 'rss_mb': rss_mb, 'generator_mb': generator_mb}
+    self_mb = (summary['peak_rss_kb'] or 0) / 1024
+    print('hub seed --orgs %d: %s rows, %.1f s wall, peak RSS %.0f MB (seed process %.0f MB, '
+          'generator %.0f MB)' % (orgs, '{:,}'.format(summary['total_rows']), wall, rss_mb,
+                                  self_mb, generator_mb))
+    return {'summary': summary, 'wall': wall, 'rss_mb': rss_mb, 'self_mb': self_mb,
+            'generator_mb': generator_mb}
 
 
 def copy_back(database, repeat):

@@ -52,6 +52,7 @@ class SeedResult:
         self.templates = 0
         self.removed = None
         self.generator_peak_rss_kb = None  # the forked generator process's, when there was one
+        self.peak_rss_kb = None            # this process's (Unix only)
 
     @property
     def total_rows(self):
@@ -69,6 +70,7 @@ class SeedResult:
                 'rows_per_second': round(self.rows_per_second, 1),
                 'migrated': list(self.migrated), 'rls_installed': self.rls_installed,
                 'templates': self.templates, 'removed': self.removed,
+                'peak_rss_kb': self.peak_rss_kb,
                 'generator_peak_rss_kb': self.generator_peak_rss_kb}
 
 
@@ -158,6 +160,7 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
                 progress(result.added, len(todo), result.total_rows)
         result.seconds = time.perf_counter() - started
         result.generator_peak_rss_kb = stats.get('generator_peak_rss_kb')
+        result.peak_rss_kb = _peak_rss_kb()
     finally:
         if not db.connection().closed:  # a lost session has released its lock already
             db.execute_sql('SELECT pg_advisory_unlock(%s)', (LOCK_KEY,))
@@ -170,6 +173,14 @@ def _rls_module():
     except ImportError:
         return None
     return rls
+
+
+def _peak_rss_kb():
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
 
 
 def _utc(ms):
