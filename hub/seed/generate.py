@@ -103,7 +103,7 @@ NODE_ERRORS = {
 FAILABLE = frozenset(NODE_ERRORS)
 FINISHED = (('COMPLETED', 0.82), ('FAILED', 0.94), ('CANCELLED', 1.0))
 
-Agent = namedtuple('Agent', 'id model archetype created index')
+Agent = namedtuple('Agent', 'id model archetype created')
 # Per-agent counters, filled as executions are drawn: positions in a list of six ints.
 COUNT_FAILED, COUNT_COMPLETED, COUNT_MS, COUNT_BUSY, COUNT_LAST, COUNT_RUNS = range(6)
 
@@ -186,7 +186,6 @@ class _Org:
         self.rng = rng = stream(ctx.seed, index)
         self.new_id = fast_id_factory(rng)
         self.random = rng.random
-        self.index = index
         self.out = OrgRows(index, self.new_id())
         self.scale = ctx.scale
         self.p = ctx.pools
@@ -268,7 +267,7 @@ class _Org:
         ctx, rng = self.ctx, self.rng
         self.agent_list, self.by_archetype, self.agent_rows = [], {}, []
         used = set()
-        for i in range(self.jitter(self.scale.agents)):
+        for _ in range(self.jitter(self.scale.agents)):
             archetype = rng.choice(catalog.ARCHETYPES)
             model = catalog.MODELS[rng.choices(ctx.model_names, cum_weights=ctx.model_weights)[0]]
             persona = rng.choice(catalog.PERSONA_NAMES)
@@ -299,7 +298,7 @@ class _Org:
                                         rng.sample(('handbook', 'pricing sheet', 'FAQ',
                                                     'product docs', 'style guide',
                                                     'playbook'), self.between(1, 4))]}
-            agent = Agent(agent_id, model, archetype, created, i)
+            agent = Agent(agent_id, model, archetype, created)
             self.agent_list.append(agent)
             self.by_archetype.setdefault(archetype.key, []).append(agent_id)
             self.agent_rows.append((agent, name, personality, config, tools, memory,
