@@ -84,8 +84,8 @@ def seed(session, orgs, scale, seed_value, as_of, reset, yes, quiet, as_json):
             notify=say)
     except KeyboardInterrupt:
         bar.close()
-        click.echo('\ninterrupted: committed organizations stay, the one in progress was rolled '
-                   'back; run the same command again to add the rest', err=True)
+        click.echo('\ninterrupted: committed organizations stay, the batch in progress was '
+                   'rolled back; run the same command again to add the rest', err=True)
         raise click.Abort() from None
     finally:
         bar.close()

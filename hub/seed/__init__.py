@@ -35,7 +35,6 @@ DEFAULT_SEED = 42
 BATCH_ROWS = 20000
 # Held for the whole run, so two `hub seed` on one database queue up instead of racing.
 LOCK_KEY = 0x6875627365656421
-SCALE_NAMES = ('tiny', 'small', 'medium', 'large')
 
 
 class SeedResult:
@@ -79,9 +78,11 @@ def parse_options(orgs, scale, seed, as_of):
     if isinstance(orgs, bool) or not isinstance(orgs, int) or orgs < 1:
         raise ConfigError('orgs must be a whole number of organizations, 1 or more; got %r'
                           % (orgs,))
+    from hub.seed.generate import SCALES
+
     name = str(scale).strip().lower()
-    if name not in SCALE_NAMES:
-        raise ConfigError('unknown scale %r; use one of %s' % (scale, ', '.join(SCALE_NAMES)))
+    if name not in SCALES:
+        raise ConfigError('unknown scale %r; use one of %s' % (scale, ', '.join(SCALES)))
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError('seed must be an integer; got %r' % (seed,))
     if as_of is None:
