@@ -23,6 +23,7 @@ import calendar
 import datetime
 from collections import namedtuple
 
+from hub import rules
 from hub.ids import ALPHABET
 from hub.seed import catalog, graphs
 from hub.seed.copytext import (NULL, boolean, cents, dumps, esc, item_fragment, iso, jsonb,
@@ -153,6 +154,11 @@ class Context:
 
     def org_id(self, index):
         return fast_id_factory(stream(self.seed, index))()
+
+
+def _number(value):
+    """A float for COPY text, NULL for None (the counters' "nothing finished yet")."""
+    return NULL if value is None else repr(value)
 
 
 def as_of_ms(as_of):
@@ -795,7 +801,6 @@ class _Org:
         for agent, name, personality, config, tools, memory, active, creator, edited in \
                 self.agent_rows:
             failed, completed, busy_ms, running, last, runs = self.agent_counts[agent.id]
-            finished = completed + failed
             if running:
                 status = 'BUSY'
             elif not active:
@@ -806,12 +811,11 @@ class _Org:
                 agent.id, esc(name), esc(agent.archetype.description),
                 'https://api.dicebear.com/9.x/bottts/svg?seed=%s' % agent.id,
                 jsonb(personality), jsonb(config), text_array(tools), jsonb(memory),
-                str(runs), repr(completed / finished) if finished else NULL,
-                repr(busy_ms / completed) if completed else NULL, boolean(active), status,
+                str(runs), _number(rules.success_rate(completed, failed)),
+                _number(rules.mean_duration(busy_ms, completed)), boolean(active), status,
                 ts(agent.created), ts(max(edited, last)), org, creator])
         for team in self.team_list:
             runs, completed, failed, last = team['runs']
-            finished = completed + failed
             coordination = dict(catalog.COORDINATION[team['structure']])
             members = [a for a, _, _ in team['members']]
             if team['structure'] == 'HIERARCHICAL':
@@ -820,7 +824,7 @@ class _Org:
                 coordination['stages'] = [a.id for a in members]
             self.add('agent_teams', [
                 team['id'], esc(team['name']), esc(team['purpose'][1]), team['structure'],
-                jsonb(coordination), str(runs), repr(completed / finished) if finished else NULL,
+                jsonb(coordination), str(runs), _number(rules.success_rate(completed, failed)),
                 ts(team['created']), ts(max(team['created'] + self.between(0, DAY), last or 0)),
                 org, team['creator']])
 
