@@ -52,11 +52,14 @@ class _Bar:
                    'Default: today (UTC).')
 @click.option('--reset', is_flag=True,
               help='Empty every table first (all organizations, users and templates).')
+@click.option('--scenario', metavar='NAME',
+              help='Load this curated organization of fixtures/scenarios/ instead of random ones '
+                   '(support-escalation, content-pipeline).')
 @click.option('-y', '--yes', is_flag=True, help='Do not ask before --reset.')
 @click.option('-q', '--quiet', is_flag=True, help='No progress bar, notes or table.')
 @click.option('--json', 'as_json', is_flag=True, help='Print the summary as JSON.')
 @click.pass_obj
-def seed(session, orgs, scale, seed_value, as_of, reset, yes, quiet, as_json):
+def seed(session, orgs, scale, seed_value, as_of, reset, scenario, yes, quiet, as_json):
     """Fill the database with organizations, users, agents, teams, workflows and executions.
 
     Migrates the database if needed, installs the row-level-security policies if missing and
@@ -81,7 +84,7 @@ def seed(session, orgs, scale, seed_value, as_of, reset, yes, quiet, as_json):
         result = seeder.seed_database(
             db, orgs=orgs, scale=scale, seed=seed_value,
             as_of=as_of.date() if as_of else None, reset=reset, progress=bar,
-            notify=say)
+            notify=say, scenario=scenario)
     except KeyboardInterrupt:
         bar.close()
         click.echo('\ninterrupted: committed organizations stay, the batch in progress was '
@@ -91,6 +94,9 @@ def seed(session, orgs, scale, seed_value, as_of, reset, yes, quiet, as_json):
         bar.close()
     if as_json:
         click.echo(json.dumps(dict(result.as_dict(), database=redact(session.url)), indent=2))
+        return
+    if result.scenario and not result.added:
+        say('nothing to add: scenario %s is already loaded' % result.scenario)
         return
     if not result.added:
         say('nothing to add: all %d organizations of seed %d are there; use --reset to '
@@ -110,10 +116,14 @@ def format_table(result):
     for name, count in result.rows.items():
         lines.append('%s  %10s' % (name.ljust(width), '{:,}'.format(count)))
     lines.append('%s  %10s' % ('total'.ljust(width), '{:,}'.format(result.total_rows)))
-    lines.append('%d organization%s (%s, seed %d, as of %s) in %.1f s: %s rows/s'
-                 % (result.added, '' if result.added == 1 else 's', result.scale, result.seed,
-                    result.as_of.isoformat(), result.seconds,
-                    '{:,.0f}'.format(result.rows_per_second)))
+    if result.scenario:
+        what = 'scenario %s' % result.scenario
+    else:
+        what = '%d organization%s (%s, seed %d, as of %s)' % (
+            result.added, '' if result.added == 1 else 's', result.scale, result.seed,
+            result.as_of.isoformat())
+    lines.append('%s in %.1f s: %s rows/s' % (what, result.seconds,
+                                             '{:,.0f}'.format(result.rows_per_second)))
     return '\n'.join(lines)
 
 

@@ -49,3 +49,20 @@ def test_scenario_files_are_their_own_export(database):
 def test_unknown_scenario_lists_the_known_ones(txn):
     with pytest.raises(ConfigError, match="unknown scenario 'nope'; choose one of: content-pipeline"):
         scenarios.load(txn, 'nope')
+
+
+def test_hub_seed_scenario_loads_it_once(db_url, monkeypatch):
+    from click.testing import CliRunner
+    from cryptography.fernet import Fernet
+
+    from hub.cli.main import cli
+
+    monkeypatch.setenv('HUB_SECRET_KEY', Fernet.generate_key().decode())
+    args = ['--database-url', db_url, 'seed', '--scenario', 'content-pipeline']
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert 'scenario content-pipeline' in first.stdout
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0 and 'already loaded' in again.stderr
+    unknown = CliRunner().invoke(cli, ['--database-url', db_url, 'seed', '--scenario', 'nope'])
+    assert unknown.exit_code == 2 and "unknown scenario 'nope'" in unknown.stderr

@@ -50,6 +50,7 @@ class SeedResult:
         self.rls_installed = False
         self.templates = 0
         self.removed = None
+        self.scenario = None
         self.generator_peak_rss_kb = None  # the forked generator process's, when there was one
         self.peak_rss_kb = None            # this process's (Unix only)
 
@@ -69,6 +70,7 @@ class SeedResult:
                 'rows_per_second': round(self.rows_per_second, 1),
                 'migrated': list(self.migrated), 'rls_installed': self.rls_installed,
                 'templates': self.templates, 'removed': self.removed,
+                'scenario': self.scenario,
                 'peak_rss_kb': self.peak_rss_kb,
                 'generator_peak_rss_kb': self.generator_peak_rss_kb}
 
@@ -103,14 +105,15 @@ def parse_options(orgs, scale, seed, as_of):
 
 def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED, as_of=None,
                   reset=False, progress=None, notify=None, batch_rows=BATCH_ROWS,
-                  templates_dir=None):
+                  templates_dir=None, scenario=None):
     """Migrate, secure, load the marketplace and add the missing organizations of `seed`.
 
     `progress(added, total, rows)` is called with (0, organizations to add, 0) before the
     first batch, then with running totals after each committed batch; `notify(message)` for each
     setup step (migrations applied, RLS installed, data removed). `templates_dir` replaces the
-    shipped marketplace folder. Bad options, a missing HUB_SECRET_KEY and a malformed template
-    raise before anything is written.
+    shipped marketplace folder. `scenario` names a curated organization of fixtures/scenarios/
+    (hub.scenarios) to load instead of the random ones. Bad options, a missing HUB_SECRET_KEY,
+    a malformed template and an unknown scenario raise before anything is written.
     """
     from hub import crypto, marketplace, migrate
     from hub.db import bind
@@ -119,6 +122,9 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
     orgs, scale, seed, as_of = parse_options(orgs, scale, seed, as_of)
     credentials = crypto.Credentials(crypto.key_for(db))
     marketplace.read_fixtures(templates_dir)  # a bad template fails here, before any write
+    if scenario is not None:
+        from hub import scenarios
+        scenarios.read(scenario)  # an unknown or malformed scenario fails before any write
     bind(db)  # the marketplace loader writes through hub.models
     notify = notify or (lambda message: None)
     result = SeedResult(seed, scale, orgs, as_of)
@@ -142,6 +148,8 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
         # The marketplace predates every seeded organization: stamp it half a year before as-of.
         result.templates = marketplace.load(db, templates_dir,
                                             timestamp=_utc(ctx.anchor - 26 * 7 * 86400000))
+        if scenario is not None:
+            return _load_scenario(db, result, scenario)
         ctx.templates = system_templates(db)
         ids = [ctx.org_id(i) for i in range(orgs)]
         present = _present(db, ids)
@@ -165,6 +173,22 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
     finally:
         if not db.connection().closed:  # a lost session has released its lock already
             db.execute_sql('SELECT pg_advisory_unlock(%s)', (LOCK_KEY,))
+    return result
+
+
+def _load_scenario(db, result, name):
+    from hub import scenarios
+
+    started = time.perf_counter()
+    loaded = scenarios.load(db, name)
+    result.scenario = name
+    if loaded is None:
+        result.kept = 1
+    else:
+        result.added = 1
+        result.rows = loaded[1]
+    result.orgs = 1
+    result.seconds = time.perf_counter() - started
     return result
 
 
