@@ -101,13 +101,7 @@ def cli(ctx, database_url, verbose):
 def _register():
     # Each module defines `commands`; they import the library lazily, inside the commands.
     for name in ('db', 'rls', 'seed', 'templates', 'snapshot', 'shell'):
-        try:
-            module = importlib.import_module('hub.cli.%s' % name)
-        except ModuleNotFoundError as exc:
-            if exc.name != 'hub.cli.%s' % name:
-                raise
-            continue  # a command group still being built
-        for command in module.commands:
+        for command in importlib.import_module('hub.cli.%s' % name).commands:
             cli.add_command(command)
 
 
