@@ -125,3 +125,17 @@ def txn(shared_database):
     with shared_database.atomic() as transaction:
         yield shared_database
         transaction.rollback()
+
+
+@pytest.fixture
+def secret(server_url, monkeypatch, tmp_path):
+    """A fresh HUB_SECRET_KEY (and a HUB_HOME of this test's own); returns the key.
+
+    Depends on server_url so the embedded server is resolved before HUB_HOME moves.
+    """
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv('HUB_SECRET_KEY', key)
+    monkeypatch.setenv('HUB_HOME', str(tmp_path / 'hub_home'))
+    return key

@@ -51,13 +51,11 @@ def test_unknown_scenario_lists_the_known_ones(txn):
         scenarios.load(txn, 'nope')
 
 
-def test_hub_seed_scenario_loads_it_once(db_url, monkeypatch):
+def test_hub_seed_scenario_loads_it_once(db_url, secret):
     from click.testing import CliRunner
-    from cryptography.fernet import Fernet
 
     from hub.cli.main import cli
 
-    monkeypatch.setenv('HUB_SECRET_KEY', Fernet.generate_key().decode())
     args = ['--database-url', db_url, 'seed', '--scenario', 'content-pipeline']
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output

@@ -13,16 +13,6 @@ from hub.seed import seed_database
 AS_OF = ['--as-of', '2025-01-31']
 
 
-@pytest.fixture
-def secret(server_url, monkeypatch, tmp_path):
-    from cryptography.fernet import Fernet
-
-    key = Fernet.generate_key().decode()
-    monkeypatch.setenv('HUB_SECRET_KEY', key)
-    monkeypatch.setenv('HUB_HOME', str(tmp_path / 'hub_home'))
-    return key
-
-
 def seed(url, *args, input=None):
     return CliRunner().invoke(cli, ['--database-url', url, 'seed', *args], input=input)
 

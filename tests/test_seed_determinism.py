@@ -14,7 +14,6 @@ from hub.graph import GraphError
 from hub.seed import content_hashes, seed_database
 from hub.seed.generate import SCALES, Context, generate_org
 from hub.seed.loader import load_batches
-from tests.test_seed_cli import secret  # noqa: F401 (a fixture: HUB_SECRET_KEY, HUB_HOME)
 
 AS_OF = datetime.date(2025, 1, 31)
 
