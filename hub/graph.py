@@ -68,10 +68,9 @@ def validate(nodes, edges):
             errors.append('%s: expected an object' % where)
             continue
         node_id = item.get('id')
-        if not isinstance(node_id, str) or not node_id:
-            errors.append('%s.id: expected a non-empty string' % where)
-        elif node_id in by_id:
-            errors.append('%s.id: duplicate node id %r' % (where, node_id))
+        problem = _id_problem(node_id, by_id, 'node')
+        if problem:
+            errors.append('%s.id: %s' % (where, problem))
         if item.get('type') not in NODE_TYPES:
             errors.append('%s.type: unknown node type %r; use one of %s'
                           % (where, item.get('type'), ', '.join(sorted(NODE_TYPES))))
@@ -81,7 +80,7 @@ def validate(nodes, edges):
             errors.append('%s.position: expected {"x": number, "y": number}' % where)
         if not isinstance(item.get('data'), dict):
             errors.append('%s.data: expected an object' % where)
-        if isinstance(node_id, str) and node_id and node_id not in by_id:
+        if not problem:
             by_id[node_id] = item
     edge_ids = set()
     adjacency = defaultdict(list)
@@ -91,10 +90,9 @@ def validate(nodes, edges):
             errors.append('%s: expected an object' % where)
             continue
         edge_id = item.get('id')
-        if not isinstance(edge_id, str) or not edge_id:
-            errors.append('%s.id: expected a non-empty string' % where)
-        elif edge_id in edge_ids:
-            errors.append('%s.id: duplicate edge id %r' % (where, edge_id))
+        problem = _id_problem(edge_id, edge_ids, 'edge')
+        if problem:
+            errors.append('%s.id: %s' % (where, problem))
         edge_ids.add(edge_id)
         ends_ok = True
         for end in ('source', 'target'):
@@ -118,6 +116,14 @@ def validate(nodes, edges):
             errors.append('nodes[%d]: %r is not reachable from a trigger' % (i, item['id']))
     errors.extend(_check_layout(nodes, edges, by_id))
     return errors
+
+
+def _id_problem(value, seen, kind):
+    if not isinstance(value, str) or not value:
+        return 'expected a non-empty string'
+    if value in seen:
+        return 'duplicate %s id %r' % (kind, value)
+    return None
 
 
 def _check_layout(nodes, edges, by_id):

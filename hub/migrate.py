@@ -100,14 +100,11 @@ def rollback(db, target=None, all=False, directory=MIGRATIONS_DIR):
 
 def reset(db, directory=MIGRATIONS_DIR):
     """Drop everything of ours (policies included) and migrate again from scratch."""
-    try:
-        from hub import rls
-    except ImportError:
-        rls = None
+    from hub import rls
+
     run = runner(db, directory)
     with _locked(db):
-        if rls is not None:
-            rls.uninstall(db)
+        rls.uninstall(db)
         applied = [m.name for m in reversed(run.status()) if m.applied]
         _apply(run.down, applied)
         db.execute_sql('DROP TABLE IF EXISTS %s' % HISTORY_TABLE)

@@ -38,7 +38,11 @@ def read(name):
 
 def load(db, name):
     """Load scenario `name`; returns (organization id, rows per table), or None when present."""
-    doc = read(name)
+    return load_document(db, read(name))
+
+
+def load_document(db, doc):
+    """Load a scenario already read with `read`; None when its organization is present."""
     if db.execute_sql('SELECT 1 FROM organizations WHERE id = %s',
                       (doc['organization_id'],)).fetchone():
         return None

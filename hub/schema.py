@@ -259,10 +259,8 @@ def _check_enums(db):
 
 def _check_policies(db, tables):
     """Policies are compared once RLS is installed; `hub rls status` covers a partial install."""
-    try:
-        from hub import rls
-    except ImportError:
-        return
+    from hub import rls
+
     if not rls.installed(db):
         return
     want = rls.expected_policies()

@@ -128,10 +128,12 @@ def import_organization(db, doc, as_new=False):
     With `as_new`, every row gets a fresh id (references follow), the slug gets a free suffix and
     members are matched to existing users by email, so the copy can sit beside the original.
     """
-    tables = {t: [dict(r) for r in doc['tables'][t]] for t, _ in TABLES}
+    tables = doc['tables']
     org_id = doc['organization_id']
     with db.atomic():
         if as_new:
+            # Renumber copies: the caller's document stays as it was.
+            tables = {t: [dict(r) for r in tables[t]] for t, _ in TABLES}
             org_id = _renumber(db, tables)
         elif db.execute_sql('SELECT 1 FROM organizations WHERE id = %s', (org_id,)).fetchone():
             raise SnapshotError('organization %r already exists in this database; '

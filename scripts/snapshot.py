@@ -24,10 +24,9 @@ def export_(session, org_id, output):
     from hub import snapshot
 
     started = time.perf_counter()
-    text = snapshot.dumps(snapshot.export_organization(session.db, org_id))
-    rows = _rows(snapshot.loads(text))
-    emit(text, output)
-    _report('exported', rows, started)
+    doc = snapshot.export_organization(session.db, org_id)
+    emit(snapshot.dumps(doc), output)
+    _report('exported', sum(len(rows) for rows in doc['tables'].values()), started)
 
 
 @click.command('import')
@@ -47,10 +46,6 @@ def import_(session, file, as_new):
     org_id, counts = snapshot.import_organization(session.db, doc, as_new=as_new)
     click.echo(org_id)
     _report('imported', sum(counts.values()), started)
-
-
-def _rows(doc):
-    return sum(len(rows) for rows in doc['tables'].values())
 
 
 def _report(verb, rows, started):

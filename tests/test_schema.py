@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from hub import schema
+from hub import rls, schema
 
 DOCS = Path(__file__).resolve().parents[1] / 'docs' / 'schema.md'
 
@@ -56,17 +56,8 @@ def test_check_sees_a_changed_on_delete_action(txn):
     assert 'ON DELETE SET NULL is in the database but not in the models' in diffs[1]
 
 
-def installed_policies(database):
-    """Install the RLS policies when the module exists: the committed docs include them."""
-    try:
-        from hub import rls
-    except ImportError:
-        return
-    rls.install(database)
-
-
 def test_committed_docs_are_current(database):
-    installed_policies(database)
+    rls.install(database)  # the committed docs include the policies
     current = schema.docs(database)
     assert DOCS.exists(), 'docs/schema.md is missing: run hub db docs -o docs/schema.md'
     assert DOCS.read_text() == current, (

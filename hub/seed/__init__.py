@@ -115,16 +115,17 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
     (hub.scenarios) to load instead of the random ones. Bad options, a missing HUB_SECRET_KEY,
     a malformed template and an unknown scenario raise before anything is written.
     """
-    from hub import crypto, marketplace, migrate
+    from hub import crypto, marketplace, migrate, rls
     from hub.db import bind
     from hub.seed.generate import SCALES, Context
 
     orgs, scale, seed, as_of = parse_options(orgs, scale, seed, as_of)
     credentials = crypto.Credentials(crypto.key_for(db))
     marketplace.read_fixtures(templates_dir)  # a bad template fails here, before any write
+    scenario_doc = None
     if scenario is not None:
         from hub import scenarios
-        scenarios.read(scenario)  # an unknown or malformed scenario fails before any write
+        scenario_doc = scenarios.read(scenario)  # unknown or malformed: fails before any write
     bind(db)  # the marketplace loader writes through hub.models
     notify = notify or (lambda message: None)
     result = SeedResult(seed, scale, orgs, as_of)
@@ -132,8 +133,7 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
     if migrate.pending(db):
         result.migrated = migrate.migrate(db)
         notify('applied migrations: %s' % ', '.join(result.migrated))
-    rls = _rls_module()
-    if rls is not None and not rls.installed(db):
+    if not rls.installed(db):
         rls.install(db)
         result.rls_installed = True
         notify('installed the row-level-security policies')
@@ -148,8 +148,8 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
         # The marketplace predates every seeded organization: stamp it half a year before as-of.
         result.templates = marketplace.load(db, templates_dir,
                                             timestamp=_utc(ctx.anchor - 26 * 7 * 86400000))
-        if scenario is not None:
-            return _load_scenario(db, result, scenario)
+        if scenario_doc is not None:
+            return _load_scenario(db, result, scenario, scenario_doc)
         ctx.templates = system_templates(db)
         ids = [ctx.org_id(i) for i in range(orgs)]
         present = _present(db, ids)
@@ -176,11 +176,11 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
     return result
 
 
-def _load_scenario(db, result, name):
+def _load_scenario(db, result, name, doc):
     from hub import scenarios
 
     started = time.perf_counter()
-    loaded = scenarios.load(db, name)
+    loaded = scenarios.load_document(db, doc)
     result.scenario = name
     if loaded is None:
         result.kept = 1
@@ -190,14 +190,6 @@ def _load_scenario(db, result, name):
     result.orgs = 1
     result.seconds = time.perf_counter() - started
     return result
-
-
-def _rls_module():
-    try:
-        from hub import rls
-    except ImportError:
-        return None
-    return rls
 
 
 def _peak_rss_kb():
