@@ -34,6 +34,7 @@ def record_execution(agent, task, input, status, started_at=None, duration=None,
         if duration is None or duration < 0:
             raise RuleViolation('a %s agent execution needs a duration >= 0 (ms), got %r'
                                 % (status.value, duration))
+        rules.check_duration(duration, 'an execution of agent %r' % agent.id)
         completed_at = started_at + datetime.timedelta(milliseconds=duration)
     elif duration is not None:
         raise RuleViolation('a %s agent execution has no duration yet' % status.value)

@@ -38,9 +38,25 @@ def check_transition(execution_id, current, new):
             'COMPLETED, FAILED or CANCELLED' % (execution_id, current.value, new.value))
 
 
-def duration_ms(started_at, completed_at):
-    """Whole milliseconds between two datetimes (the `duration` columns)."""
-    return round((completed_at - started_at).total_seconds() * 1000)
+#: The `duration` columns are PostgreSQL `integer` milliseconds (the spec's Prisma `Int`), so
+#: a run can last at most 2**31 - 1 ms, about 24.8 days.
+MAX_DURATION_MS = 2 ** 31 - 1
+
+
+def check_duration(ms, what='the execution'):
+    """`ms` if a `duration` column can hold it; RuleViolation naming the limit otherwise."""
+    if ms > MAX_DURATION_MS:
+        raise RuleViolation(
+            '%s would last %d ms (%.1f days); duration is an integer column that holds '
+            'at most %d ms (24.8 days): give a completed_at (or duration) within 24.8 days of '
+            'started_at' % (what, ms, ms / 86400000, MAX_DURATION_MS))
+    return ms
+
+
+def duration_ms(started_at, completed_at, execution_id=None):
+    """Whole milliseconds between two datetimes (the `duration` columns), checked to fit."""
+    ms = round((completed_at - started_at).total_seconds() * 1000)
+    return check_duration(ms, 'execution %r' % execution_id if execution_id else 'the execution')
 
 
 def success_rate(completed, failed):

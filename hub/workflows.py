@@ -103,7 +103,7 @@ def finish_execution(execution, status, output=None, error=None, completed_at=No
         raise RuleViolation('completed_at %s is before started_at %s'
                             % (completed_at.isoformat(), execution.started_at.isoformat()))
     values = {'completed_at': completed_at, 'output': output, 'error': error,
-              'duration': rules.duration_ms(execution.started_at, completed_at)}
+              'duration': rules.duration_ms(execution.started_at, completed_at, execution.id)}
     if nodes_executed is not None:
         size = len(Workflow.get_by_id(execution.workflow_id).nodes)
         if not 0 <= nodes_executed <= size:

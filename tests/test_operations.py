@@ -10,7 +10,10 @@ from hub.models import (AgentExecution, AgentTeam, AIAgent, ExecutionStatus, Mem
                         WorkflowTemplate)
 from hub.rules import RuleViolation
 
+# A fixed clock for rows whose times the tests choose; DONE is within the 24.8 days a
+# `duration` column holds. Tests of the default completed_at (now) start from now instead.
 T0 = datetime.datetime(2026, 11, 1, 9, tzinfo=datetime.timezone.utc)
+DONE = T0 + datetime.timedelta(minutes=3)
 NODES = [graph.node('t', 'trigger', {'label': 'Start'}, 0, 0),
          graph.node('a', 'agent', {'label': 'Think'}, 280, 0),
          graph.node('o', 'output', {'label': 'Done'}, 560, 0)]
@@ -107,29 +110,60 @@ def test_invalid_transitions_are_refused(acme, path):
         if status is ExecutionStatus.RUNNING:
             workflows.mark_running(execution)
         else:
-            workflows.finish_execution(execution, status)
+            workflows.finish_execution(execution, status, completed_at=DONE)
     with pytest.raises(RuleViolation, match='cannot become %s' % bad.value):
         if bad in (ExecutionStatus.RUNNING,):
             workflows.mark_running(execution)
         elif bad is ExecutionStatus.PENDING:
             workflows._transition(execution, bad)
         else:
-            workflows.finish_execution(execution, bad)
+            workflows.finish_execution(execution, bad, completed_at=DONE)
 
 
 def test_finish_rules(acme):
     flow = workflows.instantiate_template(template(), *acme)
     execution = workflows.mark_running(workflows.start_execution(flow, started_at=T0))
     with pytest.raises(RuleViolation, match='needs an error'):
-        workflows.finish_execution(execution, ExecutionStatus.FAILED)
+        workflows.finish_execution(execution, ExecutionStatus.FAILED, completed_at=DONE)
     with pytest.raises(RuleViolation, match='before started_at'):
         workflows.finish_execution(execution, ExecutionStatus.COMPLETED,
                                    completed_at=T0 - datetime.timedelta(seconds=1))
     with pytest.raises(RuleViolation, match='nodes_executed 4 is outside 0..3'):
-        workflows.finish_execution(execution, ExecutionStatus.COMPLETED, nodes_executed=4)
+        workflows.finish_execution(execution, ExecutionStatus.COMPLETED, nodes_executed=4,
+                                   completed_at=DONE)
     with pytest.raises(RuleViolation, match='not RUNNING'):
-        workflows.finish_execution(execution, ExecutionStatus.RUNNING)
-    workflows.finish_execution(execution, ExecutionStatus.FAILED, error='HTTP 500 from CRM')
+        workflows.finish_execution(execution, ExecutionStatus.RUNNING, completed_at=DONE)
+    workflows.finish_execution(execution, ExecutionStatus.FAILED, error='HTTP 500 from CRM',
+                               completed_at=DONE)
+
+
+def test_finish_defaults_completed_at_to_now(acme):
+    flow = workflows.instantiate_template(template(), *acme)
+    started = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=5)
+    execution = workflows.mark_running(workflows.start_execution(flow, started_at=started))
+    workflows.finish_execution(execution, ExecutionStatus.COMPLETED)
+    row = type(execution).get_by_id(execution.id)
+    assert row.completed_at >= started + datetime.timedelta(seconds=5)
+    assert 5000 <= row.duration < 5000 + 60000
+
+
+def test_a_duration_the_integer_column_cannot_hold_is_refused(acme):
+    """`duration` is integer ms (Prisma Int): 24.8 days at most; longer is a RuleViolation."""
+    flow = workflows.instantiate_template(template(), *acme)
+    execution = workflows.mark_running(workflows.start_execution(flow, started_at=T0))
+    longest = T0 + datetime.timedelta(milliseconds=rules.MAX_DURATION_MS)
+    with pytest.raises(RuleViolation, match=r'holds at most 2147483647 ms \(24.8 days\)'):
+        workflows.finish_execution(execution, ExecutionStatus.COMPLETED,
+                                   completed_at=longest + datetime.timedelta(milliseconds=1))
+    row = type(execution).get_by_id(execution.id)
+    assert row.status is ExecutionStatus.RUNNING and row.duration is None
+    workflows.finish_execution(execution, ExecutionStatus.COMPLETED, completed_at=longest)
+    assert type(execution).get_by_id(execution.id).duration == rules.MAX_DURATION_MS
+    agent = agent_of(*acme)
+    with pytest.raises(RuleViolation, match='agent .* holds at most 2147483647 ms'):
+        agents.record_execution(agent, 'task', {}, 'COMPLETED', started_at=T0,
+                                duration=rules.MAX_DURATION_MS + 1)
+    assert AgentExecution.select().count() == 0
 
 
 # -- agents -----------------------------------------------------------------------------------
