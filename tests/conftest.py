@@ -6,6 +6,7 @@ The session creates one migrated template database (hub_test_<random>); each tes
 every database made here is dropped at the end.
 """
 import contextlib
+import json
 import uuid
 
 import psycopg2
@@ -139,3 +140,78 @@ def secret(server_url, monkeypatch, tmp_path):
     monkeypatch.setenv('HUB_SECRET_KEY', key)
     monkeypatch.setenv('HUB_HOME', str(tmp_path / 'hub_home'))
     return key
+
+
+class Api:
+    """Connects as PostgREST does: a LOGIN role that is neither owner nor superuser (its
+    "authenticator"), which per request does `SET LOCAL ROLE <role>` and sets the JWT claims
+    for the transaction. Use it for every attack: the owner and superusers bypass RLS.
+
+        api = api_for(db_url)
+        api.run('SELECT id FROM workflows', user=user_id)     # -> rows, as that signed-in user
+        api.run('TRUNCATE workflows', role='anon')            # raises psycopg2.Error (42501)
+        api.error('TRUNCATE workflows', role='anon')          # -> '42501', or None if it worked
+
+    Each call is one transaction, committed when it succeeds (an attack that works must leave
+    its trace, so tests can see it), rolled back when it fails.
+    """
+
+    def __init__(self, url, login):
+        self.url = _with_user(url, login)
+        self.login = login
+
+    def connect(self):
+        return psycopg2.connect(self.url)
+
+    def run(self, sql, params=None, role='authenticated', user=None, claims=None):
+        if claims is None:
+            claims = {'role': role} if user is None else {'sub': user, 'role': role}
+        with contextlib.closing(self.connect()) as conn:
+            with conn, conn.cursor() as cur:
+                cur.execute('SET LOCAL ROLE %s' % role)
+                cur.execute("SELECT set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
+                cur.execute(sql, params)
+                return cur.fetchall() if cur.description else cur.rowcount
+
+    def error(self, sql, params=None, **kwargs):
+        """The SQLSTATE the statement fails with, or None when it succeeds (and commits)."""
+        try:
+            self.run(sql, params, **kwargs)
+        except psycopg2.Error as exc:
+            return exc.pgcode
+        return None
+
+
+def _with_user(url, user):
+    from urllib.parse import urlparse, urlunparse
+
+    parts = urlparse(url)
+    host = parts.netloc.rsplit('@', 1)[-1]
+    return urlunparse(parts._replace(netloc='%s@%s' % (user, host)))
+
+
+@pytest.fixture(scope='session')
+def api_login(server_url):
+    """Name of a LOGIN NOINHERIT role granted anon, authenticated and service_role (as
+    PostgREST's authenticator), created for this session and dropped at its end.
+    Roles are cluster-wide: the name is unique per session so parallel runs never collide.
+    """
+    from hub import rls
+
+    name = 'hub_test_authenticator_%s' % uuid.uuid4().hex[:8]
+    with contextlib.closing(_admin(server_url)) as conn, conn.cursor() as cur:
+        for role in rls.ROLES:
+            cur.execute("""DO $$ BEGIN CREATE ROLE %s NOLOGIN NOINHERIT%s;
+                           EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"""
+                        % (role, ' BYPASSRLS' if role == 'service_role' else ''))
+        cur.execute('CREATE ROLE %s LOGIN NOINHERIT' % name)
+        cur.execute('GRANT %s TO %s' % (', '.join(rls.ROLES), name))
+    yield name
+    with contextlib.closing(_admin(server_url)) as conn, conn.cursor() as cur:
+        cur.execute('DROP ROLE IF EXISTS %s' % name)
+
+
+@pytest.fixture
+def api_for(api_login):
+    """`api_for(url)` -> an Api connected to that database as the PostgREST-style login role."""
+    return lambda url: Api(url, api_login)

@@ -220,3 +220,14 @@ def test_acting_as_a_missing_role_says_how_to_fix_it(database):
     with pytest.raises(rls.RlsError, match='cannot act as role hub_missing_role .*hub rls install'):
         with rls.as_role(database, 'hub_missing_role'):
             pass
+
+
+def test_the_api_login_role_is_neither_owner_nor_superuser(secured, db_url, api_for):
+    """The attack tests' caller: PostgREST's shape, subject to every policy and grant."""
+    api = api_for(db_url)
+    org, user, workflow = tenant(secured, 'acme')
+    assert api.run('SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = session_user',
+                   role='authenticated') == [(False, False)]
+    assert api.run('SELECT id FROM workflows', user=user) == [(workflow,)]
+    assert api.run('SELECT id FROM workflows', user='nobody') == []
+    assert api.error('SELECT id FROM workflows', role='anon') == '42501'
