@@ -192,7 +192,7 @@ _SEALED = "credentials->>'alg' = 'fernet'"
 
 def key_ids(db):
     """{key id: integrations} for the encrypted credentials in `db`; {} before its migration."""
-    if db.execute_sql("SELECT to_regclass('public.integrations')").fetchone()[0] is None:
+    if not _has_integrations(db):
         return {}
     cursor = db.execute_sql("SELECT credentials->>'kid', count(*) FROM integrations WHERE %s "
                             "GROUP BY 1 ORDER BY 2 DESC, 1" % _SEALED)
@@ -235,13 +235,13 @@ def status(db, credentials=None):
     every credential}. Each credential is decrypted with `credentials` when given; nothing is
     printed or returned of the secrets themselves.
     """
+    table = _has_integrations(db)
     kids = key_ids(db)
-    total = (db.execute_sql('SELECT count(*) FROM integrations').fetchone()[0]
-             if kids or _has_integrations(db) else 0)
+    total = db.execute_sql('SELECT count(*) FROM integrations').fetchone()[0] if table else 0
     report = {'integrations': total, 'unsealed': total - sum(kids.values()), 'keys': kids,
               'key': None}
     if credentials is not None:
-        fails = [integration_id for integration_id, sealed in _sealed_rows(db)
+        fails = [integration_id for integration_id, sealed in (_sealed_rows(db) if table else ())
                  if not _opens(credentials, sealed)]
         report['key'] = {'kid': credentials.kid, 'source': credentials.source,
                          'decrypts': sum(kids.values()) - len(fails), 'fails': fails}

@@ -291,3 +291,57 @@ def test_ensure_one_key_names_the_snapshot_it_refuses(seeded):
             crypto.ensure_one_key(database, '0123456789ab', 'the snapshot')
     finally:
         database.close()
+
+
+def test_status_before_any_credential(empty_db_url, secret):
+    result = hub(empty_db_url, 'secrets', 'status', '--json')
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report['integrations'], report['keys'], report['ok']) == (0, {}, True)
+    assert report['key']['kid'] == Credentials(secret).kid
+
+
+def test_rotate_asks_for_the_old_key_on_a_terminal_without_echoing_it(seeded):
+    """getpass reads the controlling terminal: the child gets a pseudo-terminal as its own."""
+    import fcntl
+    import select
+    import subprocess
+    import sys
+    import termios
+
+    url, old, before = seeded
+    new = new_key()
+    master, slave = os.openpty()
+
+    def controlling_terminal():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    environ = dict(os.environ, HUB_SECRET_KEY=new, DATABASE_URL=url)
+    environ.pop('HUB_SECRET_KEY_OLD', None)
+    proc = subprocess.Popen([sys.executable, '-m', 'hub', 'secrets', 'rotate'], env=environ,
+                            stdin=slave, stdout=slave, stderr=slave,
+                            preexec_fn=controlling_terminal)
+    os.close(slave)
+    seen, sent = b'', False
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 60)
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if not sent and b'key in use now (input hidden)' in seen:
+                os.write(master, old.encode() + b'\n')
+                sent = True
+        assert proc.wait(timeout=60) == 0, seen
+    finally:
+        os.close(master)
+    assert sent and old.encode() not in seen and new.encode() not in seen
+    assert b're-encrypted %d credentials' % len(before) in seen
+    assert len(opened(credentials(url), new)) == len(before)
