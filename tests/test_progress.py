@@ -3,7 +3,6 @@ on a terminal, nothing with --quiet; and `hub rls verify --json`'s summary."""
 import json
 import os
 import re
-import select
 import subprocess
 import sys
 
@@ -13,6 +12,7 @@ from click.testing import CliRunner
 from hub import db as hubdb
 from hub.cli.main import cli
 from hub.cli.seed import _Bar
+from tests.terminal import on_terminal
 
 AS_OF = ['--as-of', '2025-01-31']
 LINE = re.compile(r'^seeded ([\d,]+) of ([\d,]+) organizations \((\d+)%\), ([\d,]+) rows/s$')
@@ -102,35 +102,13 @@ def test_quiet_silences_the_lines(db_url, secret):
 
 
 def test_a_terminal_keeps_the_progress_bar(db_url, secret):
-    master, slave = os.openpty()
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, '-m', 'hub', 'seed', '--orgs', '6', '--scale', 'tiny', *AS_OF],
-            env=dict(os.environ, DATABASE_URL=db_url, HUB_PROGRESS_SECONDS='0'),
-            stdout=subprocess.PIPE, stderr=slave, text=True)
-        os.close(slave)
-        slave = None
-        seen = b''
-        while True:
-            ready, _, _ = select.select([master], [], [], 120)
-            if not ready:
-                break
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO once the child closed the terminal
-                break
-            if not chunk:
-                break
-            seen += chunk
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        os.close(master)
-        if slave is not None:
-            os.close(slave)
-    assert proc.returncode == 0, seen
+    code, seen, out = on_terminal(
+        [sys.executable, '-m', 'hub', 'seed', '--orgs', '6', '--scale', 'tiny', *AS_OF],
+        dict(os.environ, DATABASE_URL=db_url, HUB_PROGRESS_SECONDS='0'), streams='stderr')
+    assert code == 0, seen
     text = seen.decode()
     assert 'seeding 6 organizations' in text and '6/6' in text   # click's bar, with position
-    assert 'rows/s' not in text and 'total' in out                # and no log lines
+    assert 'rows/s' not in text and b'total' in out               # and no log lines
 
 
 def test_a_bad_interval_is_one_line_and_writes_nothing(db_url, secret):

@@ -3,6 +3,7 @@ moves every credential to a new key in one transaction, `hub secrets status` rep
 import json
 import os
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from hub import db as hubdb
 from hub.cli.main import cli
 from hub.crypto import Credentials
 from hub.errors import ConfigError, KeyMismatch
+from tests.terminal import on_terminal
 
 AS_OF = ['--as-of', '2025-01-31']
 
@@ -302,46 +304,13 @@ def test_status_before_any_credential(empty_db_url, secret):
 
 
 def test_rotate_asks_for_the_old_key_on_a_terminal_without_echoing_it(seeded):
-    """getpass reads the controlling terminal: the child gets a pseudo-terminal as its own."""
-    import fcntl
-    import select
-    import subprocess
-    import sys
-    import termios
-
     url, old, before = seeded
     new = new_key()
-    master, slave = os.openpty()
-
-    def controlling_terminal():
-        os.setsid()
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
     environ = dict(os.environ, HUB_SECRET_KEY=new, DATABASE_URL=url)
     environ.pop('HUB_SECRET_KEY_OLD', None)
-    proc = subprocess.Popen([sys.executable, '-m', 'hub', 'secrets', 'rotate'], env=environ,
-                            stdin=slave, stdout=slave, stderr=slave,
-                            preexec_fn=controlling_terminal)
-    os.close(slave)
-    seen, sent = b'', False
-    try:
-        while True:
-            ready, _, _ = select.select([master], [], [], 60)
-            if not ready:
-                break
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            seen += chunk
-            if not sent and b'key in use now (input hidden)' in seen:
-                os.write(master, old.encode() + b'\n')
-                sent = True
-        assert proc.wait(timeout=60) == 0, seen
-    finally:
-        os.close(master)
-    assert sent and old.encode() not in seen and new.encode() not in seen
+    code, seen, _ = on_terminal([sys.executable, '-m', 'hub', 'secrets', 'rotate'], environ,
+                                answers={b'key in use now (input hidden)': old.encode() + b'\n'})
+    assert code == 0, seen
+    assert b'key in use now' in seen and old.encode() not in seen and new.encode() not in seen
     assert b're-encrypted %d credentials' % len(before) in seen
     assert len(opened(credentials(url), new)) == len(before)
