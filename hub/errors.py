@@ -35,6 +35,10 @@ class SchemaDrift(HubError):
     """The live database does not match the models."""
 
 
+class KeyMismatch(ConfigError):
+    """The secret key given is not the one the database's credentials are encrypted with."""
+
+
 def pg_error(exc):
     """The psycopg2 error behind a peewee one (peewee keeps it as `.orig`), or `exc` itself.
 

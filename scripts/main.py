@@ -100,7 +100,7 @@ def cli(ctx, database_url, verbose):
 
 def _register():
     # Each module defines `commands`; they import the library lazily, inside the commands.
-    for name in ('db', 'rls', 'seed', 'templates', 'snapshot', 'shell'):
+    for name in ('db', 'rls', 'seed', 'templates', 'snapshot', 'shell', 'secrets'):
         for command in importlib.import_module('hub.cli.%s' % name).commands:
             cli.add_command(command)
 

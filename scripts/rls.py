@@ -76,7 +76,8 @@ def status(session, as_json):
 
 
 @rls.command(short_help='Run the isolation matrix (rolled back); exit 1 on a leak.')
-@click.option('--json', 'as_json', is_flag=True, help='Print every case as JSON.')
+@click.option('--json', 'as_json', is_flag=True,
+              help='Print {"summary": {...}, "cases": [...]} as JSON.')
 @click.pass_obj
 def verify(session, as_json):
     """Run the isolation matrix in a rolled-back transaction; exit 1 on any leak or mismatch.
@@ -84,14 +85,15 @@ def verify(session, as_json):
     Two organizations with rows in every table, each table x command x caller (member, admin,
     owner, another organization, a member of both, anon, no claims, service_role) and the
     attacks: nothing is left in the database.
+
+    Example: hub rls verify --json | jq '.summary | {ok, leaks, failures}'
     """
     from hub import rls as hubrls
     from hub import rls_matrix
 
     report = hubrls.verify(session.db)
     if as_json:
-        click.echo(json.dumps([dict(c._asdict(), expected=list(c.expected), actual=list(c.actual))
-                               for c in report['cases']], indent=2))
+        click.echo(json.dumps(verify_document(report), indent=2))
     else:
         click.echo(rls_matrix.format_report(report))
     if report['failures']:
@@ -100,6 +102,23 @@ def verify(session, as_json):
             len(report['cases'])), err=True)
         raise click.exceptions.Exit(1)
     click.echo('%d cases, no leaks' % len(report['cases']), err=True)
+
+
+def verify_document(report):
+    """What `verify --json` prints: a summary for scripts and CI, then every case."""
+    def case(c):
+        return dict(c._asdict(), expected=list(c.expected), actual=list(c.actual))
+
+    def brief(c):
+        return {'table': c.table, 'command': c.command, 'actor': c.actor, 'label': c.label,
+                'expected': list(c.expected), 'actual': list(c.actual)}
+
+    summary = {'ok': not report['failures'], 'cases': len(report['cases']),
+               'leaks': len(report['leaks']), 'failures': len(report['failures']),
+               'tables': list(report['tables']),
+               'leaked': [brief(c) for c in report['leaks']],
+               'failed': [brief(c) for c in report['failures'] if not c.leak]}
+    return {'summary': summary, 'cases': [case(c) for c in report['cases']]}
 
 
 commands = [rls]

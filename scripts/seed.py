@@ -5,38 +5,81 @@
     $ hub seed --orgs 51 --as-of 2025-01-31      # adds organization 51 only
     $ hub seed --reset --yes --json | jq .total_rows
 
-A thin wrapper over `hub.seed.seed_database`: it parses options, draws the progress bar on
-stderr and prints the table (or JSON) on stdout.
+A thin wrapper over `hub.seed.seed_database`: it parses options, shows progress on stderr (a
+bar on a terminal; otherwise, as in CI logs, a line every 5 s or $HUB_PROGRESS_SECONDS) and
+prints the table (or JSON) on stdout.
 """
 import json
+import os
 import sys
+import time
 
 import click
 
+#: Without a terminal, a progress line every this many seconds ($HUB_PROGRESS_SECONDS).
+PROGRESS_SECONDS = 5.0
+PROGRESS_ENV = 'HUB_PROGRESS_SECONDS'
 SCALE_HELP = ('Volumes per organization: tiny ~55 rows, small ~430, medium ~4,000, '
               'large ~40,000 (mostly executions).')
 
 
 class _Bar:
-    """A click progress bar, drawn once the number of organizations to add is known."""
+    """Progress on stderr: a click progress bar on a terminal, else (CI logs, pipes) a line
+    every PROGRESS_SECONDS, since a bar redrawn with carriage returns is one unreadable line
+    in a log file and click draws nothing there but the label."""
 
-    def __init__(self, enabled):
+    def __init__(self, enabled, stream=None, interval=None, clock=time.monotonic):
         self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.interval = _interval() if interval is None else interval
+        self.clock = clock
         self.bar = None
+        self.started = self.last = None
 
     def __call__(self, added, total, rows):
-        if self.bar is None and self.enabled and total:
+        if not self.enabled or not total:
+            return
+        if not self.tty:
+            return self._line(added, total, rows)
+        if self.bar is None:
             self.bar = click.progressbar(length=total, label='seeding %d organization%s'
                                          % (total, '' if total == 1 else 's'),
-                                         file=sys.stderr, show_pos=True, show_eta=True)
+                                         file=self.stream, show_pos=True, show_eta=True)
             self.bar.__enter__()
-        if self.bar is not None:
-            self.bar.update(added - self.bar.pos)
+        self.bar.update(added - self.bar.pos)
+
+    def _line(self, added, total, rows):
+        now = self.clock()
+        if self.started is None:
+            self.started = self.last = now
+            click.echo('seeding {:,} organization{}'.format(total, '' if total == 1 else 's'),
+                       file=self.stream)
+            return
+        if now - self.last < self.interval and added < total:
+            return
+        self.last = now
+        rate = rows / (now - self.started) if now > self.started else 0.0
+        click.echo('seeded {:,} of {:,} organizations ({:.0%}), {:,.0f} rows/s'.format(
+            added, total, added / total, rate), file=self.stream)
 
     def close(self):
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
             self.bar = None
+
+
+def _interval():
+    value = os.environ.get(PROGRESS_ENV, '').strip()
+    try:
+        seconds = float(value) if value else PROGRESS_SECONDS
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also refuses nan
+        from hub.errors import ConfigError
+        raise ConfigError('$%s must be a number of seconds (e.g. 5); got %r'
+                          % (PROGRESS_ENV, value))
+    return seconds
 
 
 @click.command()
@@ -56,7 +99,7 @@ class _Bar:
               help='Load this curated organization of fixtures/scenarios/ instead of random ones '
                    '(support-escalation, content-pipeline).')
 @click.option('-y', '--yes', is_flag=True, help='Do not ask before --reset.')
-@click.option('-q', '--quiet', is_flag=True, help='No progress bar, notes or table.')
+@click.option('-q', '--quiet', is_flag=True, help='No progress, notes or table.')
 @click.option('--json', 'as_json', is_flag=True, help='Print the summary as JSON.')
 @click.pass_obj
 def seed(session, orgs, scale, seed_value, as_of, reset, scenario, yes, quiet, as_json):
@@ -74,12 +117,12 @@ def seed(session, orgs, scale, seed_value, as_of, reset, scenario, yes, quiet, a
 
     say = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
     db = session.db
+    bar = _Bar(enabled=not quiet and not as_json)
     # Checked before the question: a run that cannot encrypt must not ask, nor delete.
     crypto.key_for(db)
     if reset and not yes:
         click.confirm('delete every organization, user and template in %s before seeding?'
                       % redact(session.url), abort=True, err=True)
-    bar = _Bar(enabled=not quiet and not as_json)
     try:
         result = seeder.seed_database(
             db, orgs=orgs, scale=scale, seed=seed_value,

@@ -58,7 +58,7 @@ def test_verify_exits_1_on_a_leak_and_names_it(db_url):
     assert 'leak(s)' in result.stderr
     status = invoke(db_url, 'rls', 'status')
     assert status.exit_code == 1 and 'extra policy everyone (SELECT, to authenticated)' in status.stdout
-    cases = json.loads(invoke(db_url, 'rls', 'verify', '--json').stdout)
+    cases = json.loads(invoke(db_url, 'rls', 'verify', '--json').stdout)['cases']
     assert any(c['leak'] and c['table'] == 'workflows' for c in cases)
 
 

@@ -113,14 +113,17 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
     setup step (migrations applied, RLS installed, data removed). `templates_dir` replaces the
     shipped marketplace folder. `scenario` names a curated organization of fixtures/scenarios/
     (hub.scenarios) to load instead of the random ones. Bad options, a missing HUB_SECRET_KEY,
-    a malformed template and an unknown scenario raise before anything is written.
+    a key other than the one the stored credentials use (KeyMismatch; unless `reset`), a
+    malformed template and an unknown scenario raise before anything is written.
     """
     from hub import crypto, marketplace, migrate, rls
     from hub.db import bind
     from hub.seed.generate import SCALES, Context
 
     orgs, scale, seed, as_of = parse_options(orgs, scale, seed, as_of)
-    credentials = crypto.Credentials(crypto.key_for(db))
+    credentials = crypto.credentials_for(db)
+    if not reset:  # --reset removes every credential: any key may start over
+        crypto.ensure_one_key(db, credentials.kid, 'the key in %s' % credentials.source)
     marketplace.read_fixtures(templates_dir)  # a bad template fails here, before any write
     scenario_doc = None
     if scenario is not None:
@@ -140,6 +143,9 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
 
     db.execute_sql('SELECT pg_advisory_lock(%s)', (LOCK_KEY,))
     try:
+        if not reset:
+            # Again under the lock: `hub secrets rotate` may have committed since the check above.
+            crypto.ensure_one_key(db, credentials.kid, 'the key in %s' % credentials.source)
         if reset:
             result.removed = remove_all(db)
             notify('removed %(organizations)d organizations and %(users)d users'
