@@ -168,6 +168,9 @@ class OrganizationMember(BaseModel):
     user = ForeignKeyField(User, backref='memberships', on_delete='CASCADE')
     role = PgEnumField(MemberRole, 'member_role')
     created_at = DateTimeTZField(default=_now)
+    # NULL: an invitation, which grants nothing until the invited user accepts it. Code that
+    # adds a member with the platform's rights (seeder, scripts) sets it; tenants cannot.
+    accepted_at = DateTimeTZField(null=True)
 
     class Meta:
         table_name = 'organization_members'

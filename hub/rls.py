@@ -71,10 +71,13 @@ def _plpgsql(declare, statements):
     return '\nDECLARE%s\nBEGIN\n%s\nEND\n' % (declare, statements)
 
 
+# Only accepted memberships count: an invitation (accepted_at NULL) grants nothing, so an
+# organization learns nothing of a user it invites, nor the user of it, before they accept.
 _MEMBERSHIPS = _plpgsql(_CALLER + '\n    ids text[];', """\
     SELECT coalesce(array_agg(m.organization_id), '{}') INTO ids
     FROM public.organization_members m
-    WHERE m.user_id = caller AND (active IS NULL OR m.organization_id = active)%s;
+    WHERE m.user_id = caller AND m.accepted_at IS NOT NULL
+      AND (active IS NULL OR m.organization_id = active)%s;
     RETURN ids;""")
 
 # name -> (returns, SECURITY DEFINER, body, comment)
@@ -92,8 +95,9 @@ HELPERS = {
     'co_member_ids': ('text[]', True, _plpgsql('\n    ids text[];', """\
     SELECT coalesce(array_agg(DISTINCT m.user_id), '{}') INTO ids
     FROM public.organization_members m
-    WHERE m.organization_id = ANY (hub_private.org_ids());
-    RETURN ids;"""), 'the users who share an organization with the caller (the caller included)'),
+    WHERE m.organization_id = ANY (hub_private.org_ids()) AND m.accepted_at IS NOT NULL;
+    RETURN ids;"""), 'the users who share an organization with the caller, both having accepted '
+                     '(the caller included)'),
 }
 
 # Supabase's own definitions, for clients written against them. Our policies do not call them:
@@ -129,6 +133,7 @@ TEMPLATE_VISIBLE = ('(template_id IS NULL OR EXISTS (SELECT 1 FROM public.workfl
 # OWNER manages every membership; ADMIN every one except OWNER rows and the OWNER role.
 MANAGE_MEMBERS = "(%s OR (%s AND role <> 'OWNER'))" % (
     _in('organization_id', 'owner_org_ids'), _in('organization_id', 'admin_org_ids'))
+MY_MEMBERSHIP = 'user_id = %s' % ME
 
 
 def _tenant(extra_check=None):
@@ -159,6 +164,8 @@ POLICIES = {
         'DELETE': (_in('id', 'owner_org_ids'), None),
     },
     'users': {
+        # A profile shows only to the user and to those they accepted to share an organization
+        # with: inviting a user reveals nothing of them (the inviter knows only the id they used).
         'SELECT': ('(id = %s OR %s)' % (ME, _in('id', 'co_member_ids')), None),
         'INSERT': (None, 'id = %s' % ME),
         'UPDATE': ('id = %s' % ME, 'id = %s' % ME),
@@ -166,10 +173,23 @@ POLICIES = {
         'DELETE': ('false', None),
     },
     'organization_members': {
-        'SELECT': (MINE, None),
-        'INSERT': (None, MANAGE_MEMBERS),
-        'UPDATE': (MANAGE_MEMBERS, MANAGE_MEMBERS),
-        'DELETE': (MANAGE_MEMBERS, None),
+        # The organization's members see its memberships and invitations; a user sees their own
+        # (an invitation included), whatever organization it is in.
+        'SELECT': ('(%s OR %s)' % (MINE, MY_MEMBERSHIP), None),
+        # OWNER and ADMIN invite; nobody adds an accepted membership for someone else.
+        'INSERT': (None, '%s AND accepted_at IS NULL' % MANAGE_MEMBERS),
+        # The invited user accepts (sets accepted_at) their own invitation. The trigger
+        # organization_members_consent (migration 0002) lets the acceptance change nothing
+        # else, lets nobody else accept, and keeps accepted_at once set. WITH CHECKs are OR-ed
+        # whichever USING let the row in, so the invitee's branch must not admit a member
+        # (an ADMIN promoting their own row to OWNER): it holds only outside org_ids(), which
+        # counts memberships accepted before this statement.
+        'UPDATE': ('(%s OR (%s AND accepted_at IS NULL))' % (MANAGE_MEMBERS, MY_MEMBERSHIP),
+                   '(%s OR (%s AND accepted_at IS NOT NULL AND NOT %s))' % (
+                       MANAGE_MEMBERS, MY_MEMBERSHIP, MINE)),
+        # Declining an invitation and leaving an organization; the last accepted OWNER cannot
+        # leave (trigger organization_members_keep_an_owner).
+        'DELETE': ('(%s OR %s)' % (MANAGE_MEMBERS, MY_MEMBERSHIP), None),
     },
     'workflow_templates': {
         # System templates (organization_id NULL) never match MINE: read-only to every tenant.

@@ -25,6 +25,7 @@ from hub.ids import new_id
 
 DENIED = '42501'   # insufficient_privilege: no grant, or a row rejected by WITH CHECK
 FOREIGN_KEY = '23503'
+OWNERLESS = '23514'  # check_violation: the organization would be left without an OWNER
 
 #: Who runs a case: (role, claims) where claims names fixture users; the grid's columns.
 ACTORS = collections.OrderedDict([
@@ -40,7 +41,7 @@ ACTORS = collections.OrderedDict([
 
 _ACTOR_USER = {'member': 'a_member', 'admin': 'a_admin', 'owner': 'a_owner',
                'outsider': 'b_owner', 'multi': 'multi', 'loner': 'loner',
-               'newcomer': 'newcomer', 'b_member': 'b_member'}
+               'newcomer': 'newcomer', 'b_member': 'b_member', 'invitee': 'invitee'}
 
 Case = collections.namedtuple('Case', 'table command actor label expected actual ok leak kind')
 
@@ -101,17 +102,22 @@ def build_fixture(db):
     for org in ('A', 'B'):
         _insert(db, 'organizations', {'id': f[org], 'name': 'Org %s' % org,
                                       'slug': 'matrix-%s-%s' % (org.lower(), f.tag)})
-    for user in ('a_owner', 'a_admin', 'a_member', 'b_owner', 'b_member', 'multi', 'loner'):
+    for user in ('a_owner', 'a_admin', 'a_member', 'b_owner', 'b_member', 'multi', 'loner',
+                 'invitee'):
         _insert(db, 'users', {'id': f[user], 'email': '%s-%s@matrix.test' % (user, f.tag)})
+    # Every membership accepted, but the invitee's: invited to A as ADMIN, not accepted yet.
     for key, org, user, role in (('m_a_owner', 'A', 'a_owner', 'OWNER'),
                                  ('m_a_admin', 'A', 'a_admin', 'ADMIN'),
                                  ('m_a_member', 'A', 'a_member', 'MEMBER'),
                                  ('m_b_owner', 'B', 'b_owner', 'OWNER'),
                                  ('m_b_member', 'B', 'b_member', 'MEMBER'),
                                  ('m_multi_a', 'A', 'multi', 'MEMBER'),
-                                 ('m_multi_b', 'B', 'multi', 'MEMBER')):
+                                 ('m_multi_b', 'B', 'multi', 'MEMBER'),
+                                 ('m_a_invitee', 'A', 'invitee', 'ADMIN')):
+        accepted = None if user == 'invitee' else '2025-01-01T00:00:00Z'
         _insert(db, 'organization_members', {'id': f[key], 'organization_id': f[org],
-                                             'user_id': f[user], 'role': role})
+                                             'user_id': f[user], 'role': role,
+                                             'accepted_at': accepted})
     for org, owner in (('A', 'a_owner'), ('B', 'b_owner')):
         x = org.lower()
         for key, public in (('tpl_%s_private' % x, False), ('tpl_%s_public' % x, True)):
@@ -336,10 +342,13 @@ class Matrix:
     def users(self):
         table = 'users'
         f = self.f
-        # Row: a_owner. Co-members read it; only a_owner changes it; nobody deletes users.
-        self.common(table, 'a_owner', "name = 'Changed'", {
-            'member': {'SELECT': 1}, 'admin': {'SELECT': 1}, 'multi': {'SELECT': 1},
-            'owner': {'SELECT': 1, 'UPDATE': 1}})
+        # Row: a_member. Co-members read it; only a_member changes it; no tenant deletes users.
+        # (Not a_owner's: deleting A's only OWNER fails even for service_role.)
+        self.common(table, 'a_member', "name = 'Changed'", {
+            'member': {'SELECT': 1, 'UPDATE': 1}, 'admin': {'SELECT': 1}, 'multi': {'SELECT': 1},
+            'owner': {'SELECT': 1}})
+        self.attack(table, 'DELETE', 'service', "delete the only OWNER's user",
+                    *self.delete(table, 'a_owner'), _error(OWNERLESS))
         self.inserts(table, {})  # a row for another id: even a_owner may not
         self.attack(table, 'INSERT', 'newcomer', 'a new user inserts their own row',
                     *self.insert(table, new_row(f, table, 'A', 'a_owner', id=f['newcomer'])),
@@ -352,13 +361,23 @@ class Matrix:
                     *self.update(table, 'a_member', "name = 'x'"), _rows(0))
         self.attack(table, 'UPDATE', 'member', 'change own id to another user',
                     *self.update(table, 'a_member', "id = '%s'" % new_id()), _error(DENIED))
+        # An invitation discloses no profile, either way, until it is accepted.
+        for actor in ('owner', 'admin', 'member'):
+            self.attack(table, 'SELECT', actor, "read the pending invitee's profile",
+                        *self.select(table, 'invitee'), _rows(0))
+        self.attack(table, 'SELECT', 'invitee', "a pending invitee reads the OWNER's profile",
+                    *self.select(table, 'a_owner'), _rows(0))
+        self.attack(table, 'SELECT', 'invitee', 'a pending invitee reads themselves',
+                    *self.select(table, 'invitee'), _rows(1))
 
     def organization_members(self):
         table = 'organization_members'
         f = self.f
         manage = {'SELECT': 1, 'UPDATE': 1, 'DELETE': 1}
+        # A member reads and leaves (DELETE) their own membership; they cannot change it.
         self.common(table, 'm_a_member', "role = 'ADMIN'", {
-            'member': {'SELECT': 1}, 'multi': {'SELECT': 1}, 'admin': manage, 'owner': manage})
+            'member': {'SELECT': 1, 'DELETE': 1}, 'multi': {'SELECT': 1}, 'admin': manage,
+            'owner': manage})
         # New membership of A for the loner, added by each actor.
         for actor in ACTORS:
             values = new_row(f, table, 'A', 'loner')
@@ -391,6 +410,67 @@ class Matrix:
         self.attack(table, 'SELECT', 'outsider', "list A's members",
                     'SELECT count(*) FROM public.organization_members WHERE organization_id = %s',
                     [f['A']], _rows(0))
+        self.invitations()
+        self.always_an_owner()
+
+    def invitations(self):
+        """A membership is an invitation until the invited user accepts it."""
+        table = 'organization_members'
+        f = self.f
+        for actor in ('admin', 'owner'):
+            values = new_row(f, table, 'A', 'loner', accepted_at='2025-01-01T00:00:00Z')
+            self.attack(table, 'INSERT', actor, 'add an accepted membership for someone else',
+                        *self.insert(table, values), _error(DENIED))
+            self.attack(table, 'UPDATE', actor, 'accept the invitation for the invitee',
+                        *self.update(table, 'm_a_invitee', 'accepted_at = now()'),
+                        _error(DENIED))
+        self.attack(table, 'UPDATE', 'owner', 'hand a membership to another user',
+                    *self.update(table, 'm_a_member', "user_id = '%s'" % f['loner']),
+                    _error(DENIED))
+        self.attack(table, 'UPDATE', 'owner', 'turn an accepted membership back into an invitation',
+                    *self.update(table, 'm_a_member', 'accepted_at = NULL'), _error(DENIED))
+        self.attack(table, 'SELECT', 'invitee', 'a pending invitee reads their invitation',
+                    *self.select(table, 'm_a_invitee'), _rows(1))
+        self.attack(table, 'SELECT', 'invitee', "a pending invitee lists A's members",
+                    'SELECT count(*) FROM public.organization_members WHERE organization_id = %s',
+                    [f['A']], _rows(1))
+        for other, key in (('organizations', 'A'), ('workflows', 'wf_a'),
+                           ('integrations', 'integ_a')):
+            self.attack(other, 'SELECT', 'invitee', "a pending invitee reads A's %s" % other,
+                        *self.select(other, key), _rows(0))
+        self.attack(table, 'INSERT', 'invitee', 'a pending ADMIN invites someone',
+                    *self.insert(table, new_row(f, table, 'A', 'loner')), _error(DENIED))
+        self.attack(table, 'UPDATE', 'invitee', 'the invitee accepts',
+                    *self.update(table, 'm_a_invitee', 'accepted_at = now()'), _rows(1))
+        self.attack(table, 'UPDATE', 'invitee', 'the invitee accepts as OWNER',
+                    *self.update(table, 'm_a_invitee', "accepted_at = now(), role = 'OWNER'"),
+                    _error(DENIED))
+        self.attack(table, 'UPDATE', 'invitee', 'the invitee promotes themselves',
+                    *self.update(table, 'm_a_invitee', "role = 'OWNER'"), _error(DENIED))
+        self.attack(table, 'UPDATE', 'invitee', 'the invitee accepts into B',
+                    *self.update(table, 'm_a_invitee',
+                                 "accepted_at = now(), organization_id = '%s'" % f['B']),
+                    _error(DENIED))
+        self.attack(table, 'DELETE', 'invitee', 'the invitee declines',
+                    *self.delete(table, 'm_a_invitee'), _rows(1))
+        self.attack(table, 'UPDATE', 'member', 'a MEMBER un-accepts to re-accept as another role',
+                    *self.update(table, 'm_a_member', 'accepted_at = NULL'), _rows(0))
+
+    def always_an_owner(self):
+        table = 'organization_members'
+        self.attack(table, 'DELETE', 'owner', 'the only OWNER leaves',
+                    *self.delete(table, 'm_a_owner'), _error(OWNERLESS))
+        self.attack(table, 'UPDATE', 'owner', 'the only OWNER steps down',
+                    *self.update(table, 'm_a_owner', "role = 'ADMIN'"), _error(OWNERLESS))
+        self.attack(table, 'DELETE', 'service', 'service_role removes the only OWNER',
+                    *self.delete(table, 'm_a_owner'), _error(OWNERLESS))
+        self.attack('organizations', 'DELETE', 'owner', 'the OWNER deletes the organization',
+                    *self.delete('organizations', 'A'), _rows(1))
+        # Blind DELETEs that spare the OWNER: each reaches exactly what its policy allows.
+        self.attack(table, 'DELETE', 'admin', 'blind DELETE of the whole table',
+                    'DELETE FROM public.organization_members', [], _rows(4))
+        self.attack(table, 'DELETE', 'multi', 'blind DELETE of the whole table',
+                    'DELETE FROM public.organization_members', [], _rows(2))
 
     def integrations_extra(self):
         f = self.f
@@ -404,6 +484,8 @@ class Matrix:
                     _rows(1))
 
 
+# A blind UPDATE that demoted every OWNER would fail on the OWNER rule and show nothing.
+BLIND_ASSIGNMENT = {'organization_members': "role = 'OWNER'"}
 # Rows of organization B per table in the fixture: what B's OWNER may change blindly.
 B_ROWS = dict({t: 1 for t in TENANT + CHILD + ('organizations',)}, ai_agents=2,
               workflow_templates=2, organization_members=3)
@@ -413,14 +495,19 @@ def blind_writes(matrix, table):
     """UPDATE/DELETE without WHERE: no column is read, so no SELECT policy hides a write policy
     that is too wide. B's OWNER must reach B's rows and nothing else; a caller with no claims
     nothing at all."""
-    assignment = ROW[table][1]
+    assignment = BLIND_ASSIGNMENT.get(table, ROW[table][1])
     outsider = {'UPDATE': B_ROWS.get(table, 0), 'DELETE': B_ROWS.get(table, 0)}
     if table == 'users':
         outsider = {'UPDATE': 1, 'DELETE': 0}  # themselves; nobody deletes users
+    if table == 'organization_members':
+        # All of B's memberships, its only OWNER's included: refused whole (always an OWNER).
+        # Blind DELETEs that spare the OWNER are among organization_members' own attacks.
+        outsider['DELETE'] = _error(OWNERLESS)
     for command, sql in (('UPDATE', 'UPDATE public.%s SET %s' % (table, assignment)),
                          ('DELETE', 'DELETE FROM public.%s' % table)):
+        expected = outsider[command]
         matrix.attack(table, command, 'outsider', 'blind %s of the whole table' % command,
-                      sql, [], _rows(outsider[command]))
+                      sql, [], expected if isinstance(expected, tuple) else _rows(expected))
         matrix.attack(table, command, 'nobody', 'blind %s of the whole table' % command,
                       sql, [], _rows(0))
 
@@ -556,7 +643,8 @@ def format_report(report):
     cases = report['cases']
     columns = list(ACTORS)
     width = 9
-    lines = ['rows seen or changed, or the SQLSTATE (42501 denied, 23503 foreign key); '
+    lines = ['rows seen or changed, or the SQLSTATE (42501 denied, 23503 foreign key, 23514 no '
+             'OWNER left); '
              '! marks a case that differs from the policy (LEAK when it got more)', '',
              '%-22s %-7s %s' % ('table', 'command', ' '.join(a.rjust(width) for a in columns))]
     grid = collections.OrderedDict()

@@ -29,10 +29,15 @@ def _now():
 
 
 def _require_member(organization_id, user_id):
-    if not OrganizationMember.select().where(
-            (OrganizationMember.organization == organization_id)
-            & (OrganizationMember.user == user_id)).exists():
+    # An invitation (accepted_at NULL) makes nobody a member, here as in the policies.
+    accepted = (OrganizationMember.select(OrganizationMember.accepted_at.is_null(False))
+                .where((OrganizationMember.organization == organization_id)
+                       & (OrganizationMember.user == user_id)).scalar())
+    if accepted is None:
         raise RuleViolation('user %r is not a member of organization %r'
+                            % (user_id, organization_id))
+    if not accepted:
+        raise RuleViolation('user %r is invited to organization %r but has not accepted yet'
                             % (user_id, organization_id))
 
 

@@ -52,13 +52,13 @@ INSERT INTO organizations (id, name, slug)
     SELECT 'org' || i, 'Org ' || i, 'org-' || i FROM generate_series(1, %(orgs)s) i;
 INSERT INTO users (id, email)
     SELECT 'usr' || i, 'u' || i || '@example.com' FROM generate_series(1, %(orgs)s) i;
-INSERT INTO organization_members (id, organization_id, user_id, role)
-    SELECT 'mem' || i, 'org' || i, 'usr' || i, 'OWNER' FROM generate_series(1, %(orgs)s) i;
+INSERT INTO organization_members (id, organization_id, user_id, role, accepted_at)
+    SELECT 'mem' || i, 'org' || i, 'usr' || i, 'OWNER', now() FROM generate_series(1, %(orgs)s) i;
 -- Five users who belong to three organizations each: the spec lets them see all three.
 INSERT INTO users (id, email)
     SELECT 'multi' || k, 'multi' || k || '@example.com' FROM generate_series(1, 5) k;
-INSERT INTO organization_members (id, organization_id, user_id, role)
-    SELECT 'mmem' || k || '_' || j, 'org' || (k * 3 + j), 'multi' || k, 'MEMBER'
+INSERT INTO organization_members (id, organization_id, user_id, role, accepted_at)
+    SELECT 'mmem' || k || '_' || j, 'org' || (k * 3 + j), 'multi' || k, 'MEMBER', now()
     FROM generate_series(1, 5) k, generate_series(1, 3) j;
 INSERT INTO workflows (id, name, nodes, edges, organization_id, created_by)
     SELECT 'wf' || o || '_' || k, 'Workflow ' || k, '[]', '[]', 'org' || o, 'usr' || o

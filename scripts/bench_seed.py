@@ -192,7 +192,8 @@ def naive(database, sample):
             org = Organization.create(name=fake.company()[:100],
                                       slug='%s-%s' % (fake.slug(), fake.pystr(5, 5).lower()))
             user = User.create(email=fake.unique.email(), name=fake.name())
-            OrganizationMember.create(organization=org, user=user, role='OWNER')
+            OrganizationMember.create(organization=org, user=user, role='OWNER',
+                                      accepted_at=org.created_at)
             agent = AIAgent.create(name=fake.first_name(), description=fake.sentence(),
                                    personality={'tone': fake.word(), 'traits': fake.words(3)},
                                    model_config={'provider': 'openai', 'model': 'gpt-4o',

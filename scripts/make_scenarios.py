@@ -31,7 +31,8 @@ def organization(name, slug, people):
     for (full_name, email), role in zip(people, (MemberRole.OWNER, MemberRole.ADMIN,
                                                  MemberRole.MEMBER, MemberRole.MEMBER)):
         user = User.create(name=full_name, email=email, created_at=at(24 * 30), updated_at=at(24 * 30))
-        OrganizationMember.create(organization=org, user=user, role=role, created_at=at(24 * 30))
+        OrganizationMember.create(organization=org, user=user, role=role, created_at=at(24 * 30),
+                                  accepted_at=at(24 * 30))
         users.append(user)
     return org, users
 

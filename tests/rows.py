@@ -73,7 +73,7 @@ def make_tenant(database, slug):
     ids = {}
     ids['org'] = minimal(database, 'organizations', ids, slug="'%s'" % slug)
     ids['user'] = minimal(database, 'users', ids, email="'owner@%s.example'" % slug)
-    minimal(database, 'organization_members', ids)
+    minimal(database, 'organization_members', ids, accepted_at='now()')
     ids['workflow'] = minimal(database, 'workflows', ids)
     ids['agent'] = minimal(database, 'ai_agents', ids)
     ids['team'] = minimal(database, 'agent_teams', ids)

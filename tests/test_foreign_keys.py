@@ -84,6 +84,9 @@ def test_deleting_a_user_nulls_their_templates_but_removes_their_workflows(txn, 
     acme, _ = tenants
     txn.execute_sql('UPDATE workflow_templates SET created_by = %s WHERE id = %s',
                          (acme['user'], acme['template']))
+    # The user is acme's only OWNER, and an organization keeps one: another first.
+    heir = minimal(txn, 'users', {}, email="'heir@acme.example'")
+    minimal(txn, 'organization_members', {'org': acme['org'], 'user': heir}, accepted_at='now()')
     txn.execute_sql('DELETE FROM users WHERE id = %s', (acme['user'],))
     assert fetch(txn, 'workflow_templates', acme['template'])['created_by'] is None
     assert txn.execute_sql('SELECT count(*) FROM workflows WHERE id = %s',

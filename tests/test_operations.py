@@ -23,7 +23,8 @@ EDGES = [graph.edge('t', 'a'), graph.edge('a', 'o')]
 def org(slug):
     organization = Organization.create(name=slug.title(), slug=slug)
     user = User.create(email='owner@%s.example' % slug)
-    OrganizationMember.create(organization=organization, user=user, role=MemberRole.OWNER)
+    OrganizationMember.create(organization=organization, user=user, role=MemberRole.OWNER,
+                              accepted_at=organization.created_at)
     return organization, user
 
 

@@ -207,7 +207,8 @@ def test_a_failed_statement_inside_as_user_leaves_the_transaction_usable(secured
 def test_the_organization_claim_narrows_and_cannot_widen(secured):
     org_a, ada, wf_a = tenant(secured, 'ada')
     org_b, bob, wf_b = tenant(secured, 'bob')
-    minimal(secured, 'organization_members', {'org': org_b, 'user': ada}, role="'MEMBER'")
+    minimal(secured, 'organization_members', {'org': org_b, 'user': ada}, role="'MEMBER'",
+            accepted_at='now()')
     with rls.as_user(secured, ada):
         assert {w.id for w in Workflow.select()} == {wf_a, wf_b}
     with rls.as_user(secured, ada, organization_id=org_b):

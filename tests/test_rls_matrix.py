@@ -106,8 +106,9 @@ TENANT_TABLES = ('workflows', 'ai_agents', 'agent_teams', 'integrations', 'workf
 world = st.fixed_dictionaries({
     'orgs': st.integers(1, 4),
     'users': st.integers(1, 5),
-    # (user, org) -> role or None; drawn as a list and trimmed to the sizes above.
-    'roles': st.lists(st.sampled_from([None, None, 'OWNER', 'ADMIN', 'MEMBER']),
+    # (user, org) -> role or None; drawn as a list and trimmed to the sizes above. 'invited':
+    # a MEMBER invitation not accepted, which must show nothing but itself to the invitee.
+    'roles': st.lists(st.sampled_from([None, None, 'OWNER', 'ADMIN', 'MEMBER', 'invited']),
                       min_size=20, max_size=20),
     'rows': st.lists(st.tuples(st.sampled_from(TENANT_TABLES), st.integers(0, 3)), max_size=12),
     'templates': st.lists(st.tuples(st.one_of(st.none(), st.integers(0, 3)), st.booleans()),
@@ -128,14 +129,17 @@ def _populate(database, w):
             for _ in range(w['orgs'])]
     users = [_insert(database, 'users', email='%s@p.test' % new_id()) for _ in range(w['users'])]
     member_of = collections.defaultdict(dict)
-    memberships = {}
+    memberships = {}  # id -> (org, user)
     for i, user in enumerate(users):
         for j, org in enumerate(orgs):
             role = w['roles'][i * 4 + j]
             if role:
-                member_of[user][org] = role
+                invited = role == 'invited'
+                if not invited:
+                    member_of[user][org] = role
                 memberships[_insert(database, 'organization_members', organization_id=org,
-                                    user_id=user, role=role)] = org
+                                    user_id=user, role='MEMBER' if invited else role,
+                                    accepted_at=None if invited else '2025-01-01')] = (org, user)
     owner = _insert(database, 'users', email='%s@p.test' % new_id())
     rows = collections.defaultdict(dict)  # table -> id -> org
     workflows = {}
@@ -185,7 +189,8 @@ def test_random_tenants_never_see_or_change_each_others_rows(secured, w):
         expected = {t: {i for i, org in ids.items() if org in mine} for t, ids in rows.items()}
         expected['organizations'] = set(orgs) & mine
         expected['users'] = co_members
-        expected['organization_members'] = {i for i, org in memberships.items() if org in mine}
+        expected['organization_members'] = {i for i, (org, user) in memberships.items()
+                                            if org in mine or user == viewer}
         expected['workflow_templates'] = {i for i, (org, public) in templates.items()
                                           if public or org in mine}
         ours = dict(rows, organizations=orgs, users=users + [], organization_members=memberships,

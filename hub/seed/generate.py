@@ -47,7 +47,7 @@ SCALES = {
 COLUMNS = {
     'organizations': 'id name slug created_at updated_at',
     'users': 'id email name avatar_url created_at updated_at',
-    'organization_members': 'id organization_id user_id role created_at',
+    'organization_members': 'id organization_id user_id role created_at accepted_at',
     'workflow_templates': 'id name description category nodes edges variables icon tags '
                           'difficulty estimated_time usage_count rating is_public is_featured '
                           'created_at updated_at organization_id created_by',
@@ -259,8 +259,9 @@ class _Org:
                                esc(avatar) if avatar else NULL, ts(created),
                                ts(created + self.between(0, self.window // 2))])
             role = 'OWNER' if i == 0 else ('ADMIN' if self.random() < 0.25 else 'MEMBER')
+            # Seeded people joined when their account was made: accepted, not invited.
             self.add('organization_members', [self.new_id(), self.out.id, user_id, role,
-                                              ts(created)])
+                                              ts(created), ts(created)])
             self.user_ids.append(user_id)
             self.user_emails.append(email)
         # Objects are made after every user joined, so any user may be their creator.
