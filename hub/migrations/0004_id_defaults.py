@@ -1,4 +1,5 @@
-"""Database-side ids: every table's `id` defaults to a new cuid-style text id.
+"""Database-side ids: every table's `id` defaults to a new cuid-style text id (and the trigger
+function of 0001 gets a fixed search_path).
 
 Clients that do not make ids themselves (supabase-js, PostgREST, psql) can insert without one;
 Prisma's client-side cuids and hub.ids' still fit, since the format is the same: 'c' and 24
@@ -43,9 +44,14 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- The updated_at trigger function of 0001 resolves names through the caller's search_path;
+-- pin it (Supabase's linter: function_search_path_mutable). It calls only pg_catalog's now().
+ALTER FUNCTION public.hub_touch_updated_at() SET search_path = pg_catalog, pg_temp;
 """
 
 DOWN = r"""
+ALTER FUNCTION public.hub_touch_updated_at() RESET search_path;
 DO $$
 DECLARE t regclass;
 BEGIN
