@@ -2,6 +2,7 @@
 -- init scripts and migrations, GoTrue's auth schema). Run as the superuser supabase_admin on a
 -- fresh database; the roles are cluster-wide and created only where missing.
 \set ON_ERROR_STOP on
+SET client_min_messages = warning;
 
 DO $$
 BEGIN
