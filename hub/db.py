@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
-from peewee import DatabaseProxy
+from peewee import DatabaseProxy, PostgresqlDatabase
 
 from hub.errors import ConfigError, DatabaseUnavailable
 
@@ -87,18 +87,44 @@ def _parse(url):
     return params
 
 
+#: Every transaction runs in this zone, so timestamptz text (row_to_json, ::text, dumps) is the
+#: same whatever zone the server, the database or the role defaults to.
+TIMEZONE = 'UTC'
+_SET_ZONE = "SET LOCAL timezone = '%s'" % TIMEZONE
+# Statements whose results can carry timestamps rendered by the server.
+_QUERIES = ('SELECT', 'WITH', 'VALUES', 'TABLE', 'INSERT', 'UPDATE', 'DELETE', 'SHOW')
+
+
+class HubDatabase(PostgresqlDatabase):
+    """A PostgresqlDatabase safe behind a transaction pooler (pgbouncer, Supavisor).
+
+    It keeps no session state: the pooler may serve each transaction from another server
+    connection. So no startup `options` (poolers refuse them) and no session SET; the zone is
+    set with SET LOCAL in every transaction `begin()` opens, and a query outside a transaction
+    is sent together with that setting, as one implicit transaction (a multi-statement query).
+    """
+
+    def begin(self, *args, **kwargs):
+        super().begin(*args, **kwargs)
+        self.cursor().execute(_SET_ZONE)
+
+    def execute_sql(self, sql, params=None, *args, **kwargs):
+        if not self.in_transaction() and sql.lstrip()[:6].upper().startswith(_QUERIES):
+            sql = '%s; %s' % (_SET_ZONE, sql)
+        return super().execute_sql(sql, params, *args, **kwargs)
+
+
 def open_database(url, autoconnect=True):
     """A connected `PostgresqlDatabase` for `url`; unreachable or refused logins raise one line."""
     import psycopg2
-    from peewee import OperationalError, PostgresqlDatabase, ProgrammingError
+    from peewee import OperationalError, ProgrammingError
 
     params = _parse(url)
     name = params.pop('database')
     params.setdefault('connect_timeout', 5)
-    # Our timestamps are timestamptz; a fixed session zone keeps output and dumps identical
-    # whatever the server's or the user's zone is.
-    params.setdefault('options', '-c timezone=UTC')
-    db = PostgresqlDatabase(name, autoconnect=autoconnect, **params)
+    # No `options` startup parameter (poolers refuse it) and no session settings: the zone is
+    # set per transaction, see HubDatabase.
+    db = HubDatabase(name, autoconnect=autoconnect, **params)
     try:
         db.connect()
     except (OperationalError, ProgrammingError, psycopg2.Error) as exc:

@@ -8,8 +8,10 @@
     [('0001_initial', True)]
 
 Built on `playhouse.migrations.Runner`: one transaction per migration, a history table
-(`hub_migrations`). Every run holds a PostgreSQL advisory lock, so concurrent `hub db migrate`
-runs queue up and each migration is applied exactly once.
+(`hub_migrations`). Each migration's transaction takes a transaction-scoped advisory lock and
+reads the history again under it, so concurrent `hub db migrate` runs queue up and each migration
+is applied exactly once; the lock ends with the transaction, so a transaction pooler (pgbouncer,
+Supavisor) can never leave it behind on a pooled connection.
 """
 import contextlib
 import re
@@ -33,11 +35,14 @@ def runner(db, directory=MIGRATIONS_DIR):
 
 @contextlib.contextmanager
 def _locked(db):
-    db.execute_sql('SELECT pg_advisory_lock(%s)', (LOCK_KEY,))
-    try:
+    """A transaction holding the migration lock; it is released at commit or rollback.
+
+    Never a session lock: behind a transaction pooler the session is not ours, and a session
+    lock would stay on the pooled server connection after we are gone.
+    """
+    with db.atomic():
+        db.execute_sql('SELECT pg_advisory_xact_lock(%s)', (LOCK_KEY,))
         yield
-    finally:
-        db.execute_sql('SELECT pg_advisory_unlock(%s)', (LOCK_KEY,))
 
 
 def status(db, directory=MIGRATIONS_DIR):
@@ -68,38 +73,51 @@ def _resolve_target(rows, target):
 def migrate(db, target=None, directory=MIGRATIONS_DIR):
     """Apply pending migrations (up to and including `target`); returns the names applied."""
     run = runner(db, directory)
-    with _locked(db):
-        rows = [m for m in run.status() if m.path is not None]
-        target = _resolve_target(rows, target)
-        plan = []
-        for m in rows:
-            if m.applied is None:
-                plan.append(m.name)
-            if m.name == target:
-                break
-        return _apply(run.up, plan)
+    rows = [m for m in run.status() if m.path is not None]
+    target = _resolve_target(rows, target)
+    plan = []
+    for m in rows:
+        if m.applied is None:
+            plan.append(m.name)
+        if m.name == target:
+            break
+
+    def up(name):
+        # Under the lock the history is read again: another run may have applied it meanwhile.
+        # Runner.up(name) applies what is still pending up to `name` (normally just `name`).
+        with _locked(db):
+            return run.up(name)
+    return _apply(up, plan)
 
 
 def rollback(db, target=None, all=False, directory=MIGRATIONS_DIR):
     """Revert the latest migration, or back through `target`, or `all`; returns the names."""
     run = runner(db, directory)
-    with _locked(db):
-        applied = [m for m in run.status() if m.applied]
-        if not applied:
-            raise MigrationError('nothing to roll back: no migration is applied; '
-                                 'run `hub db migrate` first')
-        if all:
-            target = applied[0].name
-        elif target is None:
-            target = applied[-1].name
-        else:
-            target = _resolve_target(applied, target)
-        plan = [m.name for m in reversed(applied) if m.idx >= _idx(applied, target)]
-        return _apply(run.down, plan)
+    applied = [m for m in run.status() if m.applied]
+    if not applied:
+        raise MigrationError('nothing to roll back: no migration is applied; '
+                             'run `hub db migrate` first')
+    if all:
+        target = applied[0].name
+    elif target is None:
+        target = applied[-1].name
+    else:
+        target = _resolve_target(applied, target)
+    plan = [m.name for m in reversed(applied) if m.idx >= _idx(applied, target)]
+
+    def down(name):
+        with _locked(db):
+            if name not in {m.name for m in run.status() if m.applied}:
+                return []  # another run reverted it meanwhile
+            return run.down(name)
+    return _apply(down, plan)
 
 
 def reset(db, directory=MIGRATIONS_DIR):
-    """Drop everything of ours (policies included) and migrate again from scratch."""
+    """Drop everything of ours (policies included) and migrate again from scratch.
+
+    One transaction: a failure leaves the database as it was.
+    """
     from hub import rls
 
     run = runner(db, directory)
@@ -116,10 +134,14 @@ def _idx(rows, name):
 
 
 def _apply(step, names):
-    """Run `step` (Runner.up or Runner.down) one migration at a time, so errors can name it."""
+    """Run `step` one migration at a time, so errors can name it; returns the names it did.
+
+    `step(name)` returns the names it applied or reverted (Runner.up/down do).
+    """
+    done = []
     for name in names:
         try:
-            step(name)
+            done.extend(step(name))
         except RunnerError as exc:
             raise MigrationError('%s: %s' % (name, str(exc).rstrip('.'))) from None
         except DatabaseError as exc:
@@ -127,4 +149,4 @@ def _apply(step, names):
             first = str(cause).strip().splitlines()[0]
             raise MigrationError('migration %s failed and was rolled back: %s; fix the migration '
                                  'and run it again' % (name, first)) from None
-    return names
+    return done

@@ -215,3 +215,157 @@ def api_login(server_url):
 def api_for(api_login):
     """`api_for(url)` -> an Api connected to that database as the PostgREST-style login role."""
     return lambda url: Api(url, api_login)
+
+
+# -- a transaction pooler (pgbouncer) and a Supabase-shaped cluster ------------------------------
+
+def _required(variable, reason):
+    """Skip with `reason`, unless $variable is set (CI sets it): then the run fails instead."""
+    import os
+
+    if os.environ.get(variable):
+        pytest.fail('%s (%s=1 requires it)' % (reason, variable))
+    pytest.skip(reason)
+
+
+def _free_port():
+    import socket
+
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+class Pooler:
+    """pgbouncer in transaction mode (pool size 4) in front of the server under test."""
+
+    POOL_SIZE = 4
+
+    def __init__(self, server_url, port):
+        self.server_url = server_url
+        self.port = port
+
+    def url(self, name, user=None):
+        """The URL of database `name` through the pooler (as the server URL's user, or `user`)."""
+        from urllib.parse import urlparse, urlunparse
+
+        parts = urlparse(self.server_url)
+        login = user or parts.username or 'postgres'
+        return urlunparse(parts._replace(netloc='%s@127.0.0.1:%d' % (login, self.port),
+                                         path='/' + name, query=''))
+
+
+@pytest.fixture(scope='session')
+def pooler(server_url, api_login):
+    """A pgbouncer (transaction mode, pool size 4) for this session, stopped at its end.
+
+    Skipped when pgbouncer is not installed or the server is not on TCP (the embedded one
+    listens on a socket only); HUB_REQUIRE_POOLER=1 (CI) turns the skip into a failure.
+    """
+    import os
+    import shutil
+    import subprocess
+    import time
+
+    binary = shutil.which('pgbouncer') or shutil.which('pgbouncer', path='/usr/sbin')
+    if binary is None:
+        _required('HUB_REQUIRE_POOLER', 'pgbouncer is not installed (apt-get install pgbouncer)')
+    params = hubdb._parse(server_url)
+    if str(params.get('host', '')).startswith('/') or not params.get('host'):
+        _required('HUB_REQUIRE_POOLER', 'pgbouncer fronts a TCP server here; the server under '
+                                        'test listens on a Unix socket (set DATABASE_URL)')
+    import pathlib
+    import tempfile
+
+    # Not under pytest's tmp folder (mode 0700 for root): pgbouncer refuses to run as root, so
+    # it runs as `postgres` and must reach its files, and write its log, here.
+    folder = pathlib.Path(tempfile.mkdtemp(prefix='hub_pgbouncer_'))
+    folder.chmod(0o777)
+    port = _free_port()
+    user = params.get('user') or 'postgres'
+    users = {user, api_login, 'authenticator'}
+    (folder / 'userlist.txt').write_text(''.join('"%s" ""\n' % name for name in sorted(users)))
+    (folder / 'pgbouncer.ini').write_text('\n'.join([
+        '[databases]',
+        '* = host=%s port=%s' % (params['host'], params.get('port', 5432)),
+        '[pgbouncer]',
+        'listen_addr = 127.0.0.1',
+        'listen_port = %d' % port,
+        'unix_socket_dir =',
+        'auth_type = trust',
+        'auth_file = %s' % (folder / 'userlist.txt'),
+        'pool_mode = transaction',
+        'default_pool_size = %d' % Pooler.POOL_SIZE,
+        'max_client_conn = 200',
+        'logfile = %s' % (folder / 'pgbouncer.log'),
+        '']))
+    for name in ('userlist.txt', 'pgbouncer.ini'):
+        (folder / name).chmod(0o644)
+    preexec = None
+    if hasattr(os, 'geteuid') and os.geteuid() == 0:
+        import pwd
+
+        account = pwd.getpwnam('postgres')
+
+        def preexec():
+            os.setgid(account.pw_gid)
+            os.setuid(account.pw_uid)
+    process = subprocess.Popen([binary, str(folder / 'pgbouncer.ini')], preexec_fn=preexec,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    pooler = Pooler(server_url, port)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            psycopg2.connect(pooler.url('postgres'), connect_timeout=2).close()
+            break
+        except psycopg2.OperationalError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                log = (folder / 'pgbouncer.log')
+                pytest.fail('pgbouncer did not start: %s %s' % (
+                    process.stderr.read().decode(errors='replace'),
+                    log.read_text() if log.exists() else ''))
+            time.sleep(0.2)
+    yield pooler
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    process.stderr.close()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope='session')
+def supabase_databases():
+    """Throwaway databases on a Supabase-shaped cluster (tools/supabase_cluster.sh), made and
+    dropped as its non-superuser owner `postgres`, copied from its `supabase_template`.
+
+    $HUB_SUPABASE_URL names the cluster; skipped without it unless HUB_REQUIRE_SUPABASE=1 (CI).
+    """
+    import os
+
+    url = os.environ.get('HUB_SUPABASE_URL')
+    if not url:
+        _required('HUB_REQUIRE_SUPABASE', 'no Supabase-shaped cluster: build one with '
+                                          'tools/supabase_cluster.sh and set HUB_SUPABASE_URL')
+    dbs = Databases(url)
+    try:
+        with contextlib.closing(_admin(url)) as conn, conn.cursor() as cur:
+            cur.execute('SELECT rolsuper FROM pg_roles WHERE rolname = current_user')
+            if cur.fetchone()[0]:
+                pytest.fail('HUB_SUPABASE_URL must log in as the non-superuser owner (postgres)')
+    except psycopg2.OperationalError as exc:
+        _required('HUB_REQUIRE_SUPABASE', 'the Supabase-shaped cluster at %s is not reachable: %s'
+                  % (url, str(exc).strip()))
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture
+def supabase_db_url(supabase_databases):
+    """A fresh Supabase-shaped database (nothing of ours in it yet)."""
+    name = supabase_databases.create(template='supabase_template', prefix='hub_supa')
+    yield supabase_databases.url(name)
+    supabase_databases.drop(name)

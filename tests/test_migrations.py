@@ -105,7 +105,7 @@ def test_concurrent_migrate_runs_apply_each_migration_once(empty_db_url):
         p.stderr.close()
     assert [code for code, _, _ in results] == [0, 0, 0, 0], results
     applied = [line for _, out, _ in results for line in out.splitlines()]
-    assert applied == ['applied %s' % name for name in ALL]
+    assert sorted(applied) == ['applied %s' % name for name in ALL]
     database = hubdb.open_database(empty_db_url)
     try:
         rows = database.execute_sql('SELECT name FROM hub_migrations ORDER BY name').fetchall()

@@ -33,7 +33,9 @@ DEFAULT_SCALE = 'small'
 DEFAULT_SEED = 42
 #: Organizations are committed in batches of about this many rows (at least one organization).
 BATCH_ROWS = 20000
-# Held for the whole run, so two `hub seed` on one database queue up instead of racing.
+# Taken (transaction-scoped) by the setup transaction and by every batch's, so two `hub seed`
+# on one database queue up batch by batch instead of racing; never a session lock, which a
+# transaction pooler would leave behind on a pooled connection.
 LOCK_KEY = 0x6875627365656421
 
 
@@ -136,50 +138,74 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
     if migrate.pending(db):
         result.migrated = migrate.migrate(db)
         notify('applied migrations: %s' % ', '.join(result.migrated))
-    if not rls.installed(db):
-        rls.install(db)
-        result.rls_installed = True
-        notify('installed the row-level-security policies')
+    from hub.seed import auth
 
-    db.execute_sql('SELECT pg_advisory_lock(%s)', (LOCK_KEY,))
-    try:
+    with db.atomic():  # setup: one transaction under the lock
+        _lock(db)
+        if not rls.installed(db):
+            rls.install(db)
+            result.rls_installed = True
+            notify('installed the row-level-security policies')
         if not reset:
             # Again under the lock: `hub secrets rotate` may have committed since the check above.
             crypto.ensure_one_key(db, credentials.kid, 'the key in %s' % credentials.source)
+        with_auth = auth.available(db)
         if reset:
             result.removed = remove_all(db)
             notify('removed %(organizations)d organizations and %(users)d users'
                    % result.removed)
-        ctx = Context(seed, SCALES[scale], as_of, [], credentials)
+        ctx = Context(seed, SCALES[scale], as_of, [], credentials, uuid_users=with_auth)
         # The marketplace predates every seeded organization: stamp it half a year before as-of.
         result.templates = marketplace.load(db, templates_dir,
                                             timestamp=_utc(ctx.anchor - 26 * 7 * 86400000))
         if scenario_doc is not None:
             return _load_scenario(db, result, scenario, scenario_doc)
         ctx.templates = system_templates(db)
-        ids = [ctx.org_id(i) for i in range(orgs)]
-        present = _present(db, ids)
-        todo = [i for i, org_id in enumerate(ids) if org_id not in present]
-        result.kept = orgs - len(todo)
-        started = time.perf_counter()
-        from hub.seed.loader import load_batches
+        hashed = auth.password_hash(db, seed) if with_auth else None
 
-        if progress is not None:
-            progress(0, len(todo), 0)
-        stats = {}
-        for added, counts in load_batches(db, _batches(ctx, todo, batch_rows), stats=stats):
+    ids = [ctx.org_id(i) for i in range(orgs)]
+    present = _present(db, ids)
+    todo = [i for i, org_id in enumerate(ids) if org_id not in present]
+    result.kept = orgs - len(todo)
+    started = time.perf_counter()
+    from hub.seed.loader import load_batches
+
+    def guard(org_ids):
+        # Under the lock, in the batch's transaction: skip what a concurrent run has added,
+        # and stop if `hub secrets rotate` has moved the credentials to another key meanwhile.
+        _lock(db)
+        crypto.ensure_one_key(db, credentials.kid, 'the key in %s' % credentials.source)
+        return not _present(db, org_ids)
+
+    def after(org_ids):
+        if with_auth:
+            auth.add_users(db, org_ids, hashed, seed)
+
+    total = len(todo)
+    if progress is not None:
+        progress(0, total, 0)
+    stats = {}
+    # A batch skipped because a concurrent run added some of its organizations (not all, if
+    # the two runs batched differently) is generated again, without those, in the next pass.
+    while todo:
+        for added, counts in load_batches(db, _batches(ctx, todo, batch_rows), stats=stats,
+                                          guard=guard, after=after):
             result.added += added
             for table, count in counts.items():
                 result.rows[table] = result.rows.get(table, 0) + count
             if progress is not None:
-                progress(result.added, len(todo), result.total_rows)
-        result.seconds = time.perf_counter() - started
-        result.generator_peak_rss_kb = stats.get('generator_peak_rss_kb')
-        result.peak_rss_kb = _peak_rss_kb()
-    finally:
-        if not db.connection().closed:  # a lost session has released its lock already
-            db.execute_sql('SELECT pg_advisory_unlock(%s)', (LOCK_KEY,))
+                progress(result.added, total, result.total_rows)
+        present = _present(db, ids)
+        todo = [i for i, org_id in enumerate(ids) if org_id not in present]
+    result.kept = orgs - result.added
+    result.seconds = time.perf_counter() - started
+    result.generator_peak_rss_kb = stats.get('generator_peak_rss_kb')
+    result.peak_rss_kb = _peak_rss_kb()
     return result
+
+
+def _lock(db):
+    db.execute_sql('SELECT pg_advisory_xact_lock(%s)', (LOCK_KEY,))
 
 
 def _load_scenario(db, result, name, doc):
@@ -251,11 +277,16 @@ def remove_all(db):
     """Empty every NeuroFlow Hub table (all organizations, users, templates); returns counts."""
     from hub.seed.generate import TABLES
 
+    from hub.seed import auth
+
     cursor = db.execute_sql('SELECT (SELECT count(*) FROM organizations), '
                             '(SELECT count(*) FROM users)')
     organizations, users = cursor.fetchone()
     db.execute_sql('TRUNCATE %s' % ', '.join(TABLES))
-    return {'organizations': organizations, 'users': users}
+    removed = {'organizations': organizations, 'users': users}
+    if auth.available(db):
+        removed['auth_users'] = auth.remove_users(db)
+    return removed
 
 
 def content_hashes(db, where=None):

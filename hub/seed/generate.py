@@ -21,6 +21,7 @@ executions; in-flight (PENDING/RUNNING) executions started in the last half hour
 """
 import calendar
 import datetime
+import uuid
 from collections import namedtuple
 
 from hub import rules
@@ -136,8 +137,11 @@ _TRIPLES = tuple(ALPHABET[i % 36] + ALPHABET[i // 36 % 36] + ALPHABET[i // 1296]
 class Context:
     """The inputs every organization shares: options, pools, system templates, the key."""
 
-    def __init__(self, seed, scale, as_of, templates, credentials):
+    def __init__(self, seed, scale, as_of, templates, credentials, uuid_users=False):
         self.seed = seed
+        # Where users are Supabase Auth users too, their ids are uuids (as text): auth.users.id
+        # is a uuid. Drawn from the same bits a cuid would be, so nothing else changes.
+        self.uuid_users = uuid_users
         self.scale = scale
         self.anchor = as_of_ms(as_of)
         self.templates = templates          # system templates: dicts, sorted by id
@@ -198,6 +202,10 @@ class _Org:
 
     # -- helpers -------------------------------------------------------------------------
 
+    def new_uuid(self):
+        """A version-4 uuid from the 124 bits a cuid would take: the stream stays in step."""
+        return str(uuid.UUID(int=self.rng.getrandbits(124), version=4))
+
     def jitter(self, n):
         """n +- 20%, at least 1."""
         return max(1, int(round(n * (0.8 + 0.4 * self.random()))))
@@ -251,7 +259,7 @@ class _Org:
                 email = '%s%d' % (local, n)
             seen.add(email)
             email = '%s@%s' % (email, self.domain)
-            user_id = self.new_id()
+            user_id = self.new_uuid() if self.ctx.uuid_users else self.new_id()
             created = self.created if i == 0 else self.created + self.between(0, self.window // 5)
             avatar = 'https://api.dicebear.com/9.x/initials/svg?seed=%s' % local \
                 if self.random() < 0.7 else None

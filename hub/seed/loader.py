@@ -58,18 +58,21 @@ def _counts(orgs):
     return {table: sum(len(org.tables[table]) for org in orgs) for table in TABLES}
 
 
-def load_batches(db, batches, use_process=None, stats=None):
+def load_batches(db, batches, use_process=None, stats=None, guard=None, after=None):
     """Generate `batches` (iterables of OrgRows) beside this process; COPY and commit each.
 
     Yields (organizations, row counts per table) after each commit. `use_process` (default:
     where os.fork exists) picks a forked generator process over a thread; then `stats` (a
-    dict) receives the child's 'generator_peak_rss_kb' when it has ended.
+    dict) receives the child's 'generator_peak_rss_kb' when it has ended. Inside each batch's
+    transaction, `guard(org_ids)` runs first (False skips the batch: it yields (0, {})) and
+    `after(org_ids)` runs after the COPY.
     """
     if use_process is None:
         use_process = hasattr(os, 'fork')
+    hooks = (guard or (lambda ids: True), after or (lambda ids: None))
     if use_process:
-        return _load_from_process(db, batches, {} if stats is None else stats)
-    return _load_from_thread(db, batches)
+        return _load_from_process(db, batches, {} if stats is None else stats, hooks)
+    return _load_from_thread(db, batches, hooks)
 
 
 def _committed(db, copy):
@@ -116,7 +119,7 @@ def _copy(cursor, table, chunks):
 
 # -- a forked generator process -------------------------------------------------------------------
 
-def _load_from_process(db, batches, stats):
+def _load_from_process(db, batches, stats, hooks):
     read_fd, write_fd = os.pipe()
     _widen(write_fd)
     pid = os.fork()
@@ -137,7 +140,8 @@ def _load_from_process(db, batches, stats):
                 return
             if kind != BEGIN:
                 raise HubError('the generator process sent an unexpected %r frame' % kind)
-            counts = _committed(db, lambda: _copy_batch(db, stream, pid))
+            ids = json.loads(payload)
+            counts = _committed(db, lambda: _copy_batch(db, stream, pid, ids, hooks))
             yield counts['orgs'], counts['counts']
     finally:
         stream.close()
@@ -150,14 +154,24 @@ def _load_from_process(db, batches, stats):
         stats['generator_peak_rss_kb'] = usage.ru_maxrss
 
 
-def _copy_batch(db, stream, pid):
+def _copy_batch(db, stream, pid, ids, hooks):
+    guard, after = hooks
+    wanted = guard(ids)
     cursor = db.connection().cursor()
     try:
         while True:
             kind, payload = _frame(stream, pid)
             if kind == TABLE:
-                _copy(cursor, payload.decode(), _table_chunks(stream, pid))
+                chunks = _table_chunks(stream, pid)
+                if wanted:
+                    _copy(cursor, payload.decode(), chunks)
+                else:
+                    for _ in chunks:  # drain the skipped batch's frames
+                        pass
             elif kind == COMMIT:
+                if not wanted:
+                    return {'orgs': 0, 'counts': {}}
+                after(ids)
                 return json.loads(payload)
             else:
                 raise HubError('the generator process sent an unexpected %r frame' % kind)
@@ -216,7 +230,7 @@ def _generate(fd, batches):
     try:
         for batch in batches:
             batch = list(batch)
-            put(BEGIN)
+            put(BEGIN, json.dumps([org.id for org in batch]).encode())
             for table in TABLES:
                 lines = [row for org in batch for row in org.tables[table]]
                 if lines:
@@ -275,7 +289,11 @@ def _produce(batches, out, stop):
     _put(out, item, stop)
 
 
-def _thread_batch(db, batch):
+def _thread_batch(db, batch, hooks):
+    guard, after = hooks
+    ids = [org.id for org in batch]
+    if not guard(ids):
+        return None
     cursor = db.connection().cursor()
     try:
         for table in TABLES:
@@ -284,10 +302,11 @@ def _thread_batch(db, batch):
                 _copy(cursor, table, _chunks(lines))
     finally:
         cursor.close()
+    after(ids)
     return _counts(batch)
 
 
-def _load_from_thread(db, batches):
+def _load_from_thread(db, batches, hooks):
     handoff = queue.Queue(maxsize=1)
     stop = threading.Event()
     producer = threading.Thread(target=_produce, args=(batches, handoff, stop),
@@ -300,8 +319,8 @@ def _load_from_thread(db, batches):
                 return
             if isinstance(batch, BaseException):
                 raise batch
-            counts = _committed(db, lambda: _thread_batch(db, batch))
-            yield len(batch), counts
+            counts = _committed(db, lambda: _thread_batch(db, batch, hooks))
+            yield (0, {}) if counts is None else (len(batch), counts)
     finally:
         stop.set()
         producer.join(timeout=5)
