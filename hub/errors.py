@@ -35,6 +35,10 @@ class SchemaDrift(HubError):
     """The live database does not match the models."""
 
 
+class ShellError(HubError):
+    """`hub shell --as` cannot keep the tenant's identity or the session's transaction as asked."""
+
+
 def pg_error(exc):
     """The psycopg2 error behind a peewee one (peewee keeps it as `.orig`), or `exc` itself.
 
