@@ -209,7 +209,7 @@ def tenant_session(db, user_id, commit=False):
 
     The block's work is one database transaction, committed at the end when `commit` is true
     and the block neither raised nor was discarded, rolled back otherwise. `db` is reconnected
-    on entry and on exit.
+    on entry, and closed on exit (its next query reconnects as the connecting user).
     """
     from hub import rls
 
@@ -249,7 +249,11 @@ _CONTROL = (
 _MARK = 'hub_shell_mark'
 
 
-def _control(sql):
+def _control(sql, conn):
+    if isinstance(sql, bytes):
+        sql = sql.decode('utf-8', 'replace')
+    elif hasattr(sql, 'as_string'):  # psycopg2.sql.Composable
+        sql = sql.as_string(conn)
     if not isinstance(sql, str):
         return None, False
     text = sql.strip().rstrip(';').strip()
@@ -370,7 +374,7 @@ class _TenantConnection(_connection_class()):
         import psycopg2.extensions
 
         self._begin()
-        kind, chain = _control(query) if control else (None, False)
+        kind, chain = _control(query, self) if control else (None, False)
         if kind == 'begin':
             self._in_user_transaction = True
             return None

@@ -250,8 +250,10 @@ def test_sql_that_ends_the_transaction_itself_is_refused_loudly(database, db_url
 
 
 CREATE = '''
+    from psycopg2 import sql
     Workflow.create(name='kept?', nodes=[], edges=[], organization=%(org)r, creator=%(user)r)
     db.commit()
+    db.cursor().execute(sql.SQL('COMMIT'))
     print(Workflow.select().count())
     '''
 
