@@ -39,6 +39,10 @@ class KeyMismatch(ConfigError):
     """The secret key given is not the one the database's credentials are encrypted with."""
 
 
+class ShellError(HubError):
+    """`hub shell --as` cannot keep the tenant's identity or the session's transaction as asked."""
+
+
 def pg_error(exc):
     """The psycopg2 error behind a peewee one (peewee keeps it as `.orig`), or `exc` itself.
 

@@ -1,50 +1,94 @@
-"""`hub shell`: a Python prompt with the database connected and the models imported.
+"""`hub shell`: Python with the database connected and the models imported; a prompt or a script.
 
-    $ hub shell
+    $ hub shell                                   # a prompt (IPython when installed)
     $ echo "print(Workflow.select().count())" | hub shell
-    $ hub shell --as <users.id>          # inside that user's RLS identity: see what a tenant sees
+    $ hub shell -c "print(Organization.select().count())"
+    $ hub shell report.py --since 2025-01-01      # a script file, with its own arguments
+    $ hub shell --as <users.id> -c "print(Workflow.select().count())"   # what that tenant sees
+    $ hub shell --as <users.id> --commit fix.py   # keep what the script wrote as that user
+
+Piped input, -c CODE and FILE (or -) run with Python's script semantics, as `python -` does:
+one module, the traceback and exit code 1 on an uncaught exception, `sys.exit(n)` exits n.
+Under --as every transaction runs in the user's row-level-security identity, a statement the
+policies deny raises and the session goes on, and writes are rolled back at the end unless
+--commit is given (and the script succeeded). See docs/shell.md.
 """
-import code
-import contextlib
 import sys
 
 import click
 
 
-@click.command()
+@click.command(context_settings={'allow_interspersed_args': False})
+@click.option('-c', 'code', metavar='CODE', help='Run CODE as a script (as python -c).')
+@click.option('-i', '--interactive', is_flag=True,
+              help='Show the prompt (after the script, if any) even when stdin is not a terminal.')
 @click.option('--as', 'user_id', metavar='USER_ID',
               help="Run inside this user's row-level-security identity (role authenticated).")
-@click.pass_obj
-def shell(session, user_id):
-    """Open a Python prompt with the database, the models and the operations ready.
+@click.option('--commit', is_flag=True,
+              help='With --as: keep what the session wrote (default: roll it back at the end).')
+@click.argument('script', required=False, metavar='[FILE|-]')
+@click.argument('args', nargs=-1, type=click.UNPROCESSED, metavar='[ARGS]...')
+@click.pass_context
+def shell(ctx, code, interactive, user_id, commit, script, args):
+    """Python with db, the models, enums and operations ready: a prompt, or a script to run.
 
-    IPython is used when installed and the input is a terminal. Example: hub shell --as USER_ID
+    Without FILE, -c or piped input it opens a prompt. Example: hub shell --as USER_ID -c CODE
     """
     from hub import console, db as hubdb
+    from hub.errors import ConfigError
 
+    if commit and not user_id:
+        raise ConfigError('--commit only applies with --as USER_ID (without --as every statement '
+                          'commits as it runs)')
+    source, filename, argv = _source(code, script, args, interactive)
+    session = ctx.obj
     database = session.db
     namespace = console.namespace(database)
     banner = 'hub shell: %s; models, enums and operations imported; db is the database' % (
         hubdb.where(session.url))
-    identity = contextlib.nullcontext()
-    if user_id:
-        identity = console.identity(database, user_id)
-        banner += '; as user %s (row-level security applies)' % user_id
-    with identity:
-        _interact(namespace, banner)
+    if not user_id:
+        click.echo(banner, err=True)
+        ctx.exit(_run(console, source, filename, argv, namespace, interactive))
+    banner += ('; as user %s (row-level security applies; %s)' % (
+        user_id, 'writes are committed at the end' if commit
+        else 'writes are rolled back at the end, --commit keeps them'))
+    with console.tenant_session(database, user_id, commit) as tenant:
+        click.echo(banner, err=True)
+        status = _run(console, source, filename, argv, namespace, interactive)
+        if status:
+            tenant.discard()
+    if tenant.outcome == 'committed':
+        click.echo('hub shell: committed what was done as user %s' % user_id, err=True)
+    elif tenant.wrote:
+        click.echo('hub shell: rolled back what was written as user %s%s' % (
+            user_id, ' (the session failed)' if commit else '; --commit keeps it'), err=True)
+    ctx.exit(status)
 
 
-def _interact(namespace, banner):
-    if sys.stdin.isatty():
+def _source(code, script, args, interactive):
+    """(source, filename, argv) to run, or (None, None, None) for the prompt alone."""
+    from hub.errors import ConfigError
+
+    if code is not None:
+        return code, '<string>', ['-c'] + ([script] if script else []) + list(args)
+    if script is not None and script != '-':
         try:
-            from IPython import start_ipython
-        except ImportError:
-            pass
-        else:
-            click.echo(banner, err=True)
-            start_ipython(argv=['--no-banner'], user_ns=namespace)
-            return
-    code.interact(banner=banner, local=namespace, exitmsg='')
+            with open(script, 'rb') as handle:
+                return handle.read(), script, [script] + list(args)
+        except OSError as exc:
+            raise ConfigError('cannot read the script %r: %s' % (script, exc.strerror)) from None
+    if script == '-' or not (interactive or sys.stdin.isatty()):
+        return sys.stdin.read(), '<stdin>', [script or '-'] + list(args)
+    return None, None, None
+
+
+def _run(console, source, filename, argv, namespace, interactive):
+    status = 0
+    if source is not None:
+        status = console.run(source, filename, namespace, argv)
+    if source is None or interactive:
+        status = console.interact(namespace)
+    return status
 
 
 commands = [shell]
