@@ -37,11 +37,16 @@ def hub_home():
 
 
 def resolve_url(url=None):
-    """The URL in force: the explicit `url`, else $DATABASE_URL, else the embedded server."""
+    """The URL in force, checked: the explicit `url`, else $DATABASE_URL, else the embedded server.
+
+    A malformed URL raises ConfigError (one line, exit code 2) before anything connects.
+    """
     if url:
+        _parse(url)
         return url
     env = os.environ.get('DATABASE_URL')
     if env:
+        _parse(env, source='DATABASE_URL')
         return env
     return embedded_url()
 
@@ -69,21 +74,32 @@ def where(url):
     return 'database "%s" on %s' % (params['database'], host)
 
 
-def _parse(url):
+def _parse(url, source='database URL'):
+    """peewee's connection parameters for `url`; ConfigError naming the problem if malformed."""
     from playhouse.db_url import parse
 
+    shown = '%s %r' % (source, redact(url))
     parts = urlparse(url)
     if parts.scheme not in SCHEMES:
-        raise ConfigError('unsupported database URL %r: scheme must be postgresql://; %s'
-                          % (redact(url), URL_HELP))
+        raise ConfigError('%s is not a PostgreSQL URL (it must start with postgresql://); %s'
+                          % (shown, URL_HELP))
     try:
-        parts.port
-    except ValueError:
-        raise ConfigError('malformed database URL %r: the port is not a number; %s'
-                          % (redact(url), URL_HELP)) from None
+        port = parts.port
+    except ValueError as exc:
+        given = parts.netloc.rpartition('@')[2].rpartition(':')[2]
+        if 'out of range' in str(exc):
+            raise ConfigError('malformed %s: port %s is out of range 1-65535; %s'
+                              % (shown, given, URL_HELP)) from None
+        raise ConfigError('malformed %s: the port %r is not a number; %s'
+                          % (shown, given, URL_HELP)) from None
+    if port == 0:
+        raise ConfigError('malformed %s: port 0 is out of range 1-65535; %s' % (shown, URL_HELP))
     params = parse(url, unquote_password=True, unquote_user=True)
     if not params.get('database'):
-        raise ConfigError('database URL %r names no database; %s' % (redact(url), URL_HELP))
+        raise ConfigError('%s names no database; %s' % (shown, URL_HELP))
+    if not (parts.hostname or params.get('host')):
+        raise ConfigError('%s names no host or socket folder (postgresql://user@host/db or '
+                          'postgresql://user@/db?host=/socket/folder); %s' % (shown, URL_HELP))
     return params
 
 
