@@ -399,9 +399,19 @@ def _run_server_tool(args, account, pgdata, timeout=START_TIMEOUT):
     return code, (lines[-1] if lines else '')
 
 
-def _server_log_problem(logfile):
+def _log_size(logfile):
     try:
-        lines = logfile.read_text(errors='replace').splitlines()
+        return logfile.stat().st_size
+    except OSError:
+        return 0
+
+
+def _server_log_problem(logfile, since):
+    """The last FATAL/PANIC message the server logged after byte `since` (this start's)."""
+    try:
+        with open(logfile, 'rb') as handle:
+            handle.seek(since)
+            lines = handle.read().decode(errors='replace').splitlines()
     except OSError:
         return None
     for line in reversed(lines):
@@ -469,6 +479,7 @@ def _start(home, pgdata, account):
     }
     options = ' '.join('-c %s' % shlex.quote('%s=%s' % item) for item in settings.items())
     logfile = pgdata / 'log'
+    since = _log_size(logfile)
     code, problem = _run_server_tool(
         ['pg_ctl', '-w', '-t', str(START_TIMEOUT - 10), '-l', str(logfile), '-o', options,
          'start'], account, pgdata)
@@ -476,7 +487,7 @@ def _start(home, pgdata, account):
     if code != 0 or not postmaster.ready:
         if sockets != pgdata:
             _remove_private_socket_dir(sockets)
-        reason = _server_log_problem(logfile) or problem or 'pg_ctl exit %s' % code
+        reason = _server_log_problem(logfile, since) or problem or 'pg_ctl exit %s' % code
         see = ('see %s, or ' % logfile) if logfile.exists() else ''
         raise DatabaseUnavailable('the embedded PostgreSQL in %s did not start: %s; %sset '
                                   'DATABASE_URL to use another server' % (home, reason, see))

@@ -273,3 +273,18 @@ def test_a_server_left_on_a_shared_socket_is_refused_until_restarted(place):
     code, url, err = place.hub('db', 'url', home=home)
     assert code == 0, err
     assert stat.S_IMODE(socket_dir(url.strip()).stat().st_mode) == 0o700
+
+
+def test_a_server_that_cannot_start_says_why_in_one_line_and_where_the_log_is(place):
+    home = place.root / 'home'
+    code, _, err = place.hub('db', 'url', home=home)
+    assert code == 0, err
+    assert place.hub('db', 'stop', home=home)[0] == 0
+    with open(home / 'pgdata' / 'postgresql.conf', 'a') as conf:
+        conf.write("\nhub_no_such_setting = 'x'\n")
+    code, out, err = place.hub('db', 'url', home=home)
+    assert (code, out) == (1, ''), err
+    line = err.strip()
+    assert len(line.splitlines()) == 1 and 'Traceback' not in err, err
+    assert 'did not start' in line and 'postgresql.conf" contains errors' in line, line
+    assert 'see %s' % (home / 'pgdata' / 'log') in line and (home / 'pgdata' / 'log').is_file()
