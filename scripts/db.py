@@ -8,6 +8,7 @@
     $ psql "$(hub db url)"
 """
 import json
+import os
 
 import click
 
@@ -24,6 +25,7 @@ def db():
 def url(session):
     """Print the database URL in use (starts the embedded server if it is the default).
 
+    The URL is checked first: a malformed one is a one-line error with exit code 2.
     Example: psql "$(hub db url)"
     """
     click.echo(session.url)
@@ -31,13 +33,21 @@ def url(session):
 
 @db.command()
 def stop():
-    """Stop the embedded PostgreSQL of this folder (./.hub)."""
+    """Stop the embedded PostgreSQL of this project (the .hub found from here, or $HUB_HOME).
+
+    Example: cd docs && hub db stop      # stops the server of the project's .hub above
+    """
     from hub import db as hubdb
 
+    home = hubdb.hub_home()
     if hubdb.stop_embedded():
-        click.echo('stopped the embedded PostgreSQL in %s' % hubdb.hub_home(), err=True)
-    else:
-        click.echo('the embedded PostgreSQL in %s is not running' % hubdb.hub_home(), err=True)
+        click.echo('stopped the embedded PostgreSQL in %s' % home, err=True)
+    elif home.exists():
+        click.echo('the embedded PostgreSQL in %s is not running' % home, err=True)
+    elif os.environ.get('HUB_HOME'):
+        click.echo('no embedded PostgreSQL in %s (HUB_HOME)' % home, err=True)
+    else:  # nothing found from here up: hub_home() is ./.hub, not created
+        click.echo('no embedded PostgreSQL in %s or the folders above it' % home.parent, err=True)
 
 
 @db.command()
