@@ -127,7 +127,7 @@ def test_an_insert_without_id_gets_one_on_the_server_under_test(database, db_url
     ids = {}
     ids['org'] = minimal(database, 'organizations', ids)
     ids['user'] = minimal(database, 'users', ids)
-    minimal(database, 'organization_members', ids)
+    minimal(database, 'organization_members', ids, accepted_at='now()')
     rows = api_for(db_url).run(
         "INSERT INTO workflows (name, nodes, edges, organization_id, created_by) "
         "VALUES ('via PostgREST', '[]', '[]', %s, %s) RETURNING id", (ids['org'], ids['user']),
