@@ -35,6 +35,10 @@ class SchemaDrift(HubError):
     """The live database does not match the models."""
 
 
+class SnapshotError(HubError):
+    """A snapshot that cannot be read or loaded: '<file>: <where>: <problem>'; nothing written."""
+
+
 def pg_error(exc):
     """The psycopg2 error behind a peewee one (peewee keeps it as `.orig`), or `exc` itself.
 
