@@ -7,7 +7,7 @@
     ['acme', 'globex']
     >>> doc = snapshot.export_organization(db, 'acme')           # an id or a slug
     >>> snapshot.write(snapshot.dumps(doc), 'acme.json')         # mode 0600: e-mails, ciphertext
-    >>> doc = snapshot.read('acme.json')                         # parsed and checked, nothing written
+    >>> doc = snapshot.read('acme.json')                         # parsed, its shape checked
     >>> snapshot.import_organization(db, doc, as_new=True, link_users=True)
     ('c5x...', {'organizations': 1, 'users': 0, ...})   # a copy under fresh ids, beside the original
 
@@ -43,6 +43,7 @@ import math
 import os
 import re
 import stat
+import sys
 
 from hub import graph
 from hub.errors import ConfigError, SnapshotError
@@ -190,9 +191,7 @@ def _object(pairs):
 
 
 def read(path, name=None):
-    """Read and check the snapshot file `path` ('-' for standard input); nothing is written."""
-    import sys
-
+    """Parse the snapshot file `path` ('-' for standard input) and check its shape."""
     name = name or ('<stdin>' if path == '-' else path)
     try:
         if path == '-':
