@@ -43,6 +43,10 @@ class ShellError(HubError):
     """`hub shell --as` cannot keep the tenant's identity or the session's transaction as asked."""
 
 
+class SnapshotError(HubError):
+    """A snapshot that cannot be read or loaded: '<file>: <where>: <problem>'; nothing written."""
+
+
 def pg_error(exc):
     """The psycopg2 error behind a peewee one (peewee keeps it as `.orig`), or `exc` itself.
 

@@ -3,25 +3,64 @@
     >>> import hub
     >>> from hub import snapshot
     >>> db = hub.connect()
-    >>> doc = snapshot.export_organization(db, org_id)
-    >>> text = snapshot.dumps(doc)                     # what `hub export --org ID` writes
-    >>> snapshot.import_organization(db, snapshot.loads(text), as_new=True)
+    >>> [o['slug'] for o in snapshot.list_organizations(db)]     # what `hub orgs` prints
+    ['acme', 'globex']
+    >>> doc = snapshot.export_organization(db, 'acme')           # an id or a slug
+    >>> snapshot.write(snapshot.dumps(doc), 'acme.json')         # mode 0600: e-mails, ciphertext
+    >>> doc = snapshot.read('acme.json')                         # parsed, its shape checked
+    >>> snapshot.import_organization(db, doc, as_new=True, link_users=True)
     ('c5x...', {'organizations': 1, 'users': 0, ...})   # a copy under fresh ids, beside the original
 
 PostgreSQL converts both ways (`row_to_json` out, `json_populate_recordset` in), so every type
-(timestamptz, numeric, enums, text[], jsonb[]) round-trips exactly: export -> import into an empty
-database -> export gives the identical document. Integration credentials stay encrypted as they
-are. System templates the organization's workflows use travel along and are added only where
-missing.
+(timestamptz, numeric, enums, text[], jsonb[]) round-trips exactly: export -> import into an
+empty database -> export gives the identical organization. Integration credentials stay
+encrypted as they are. Columns are read from the catalog, never listed here: a column a
+migration adds travels without a change to this module.
+
+A snapshot is untrusted input (someone sent you a file). `import_organization` checks all of it
+before it writes anything, then writes in one transaction:
+
+- it writes only the organization it creates (its own id, or a fresh one with `as_new`): every
+  row's organization_id is that organization, and every reference resolves inside the snapshot,
+  to a shipped marketplace template, or to a public template already in the database;
+- `system_templates` entries only name templates: one missing here is added if, and only if, it
+  is a shipped marketplace template (`hub.marketplace`), with the shipped content and no usage
+  or rating; an existing template is never rewritten;
+- users already in the database (same e-mail) are refused unless `link_users` is given, which
+  invites them to the new organization (a pending membership they accept themselves; a file
+  cannot consent for them) without touching their profile; memberships of snapshots made
+  before invitations existed (no accepted_at) are accepted as of their created_at;
+- every row is checked as a tenant's write would be: known columns, required ones present,
+  JSON types matching the column types, enum labels, workflow graphs (`hub.graph`), then the
+  database's CHECKs and foreign keys; an organization's public templates arrive unfeatured,
+  unrated and unused (curation is the platform's);
+- input limits: MAX_BYTES per document, MAX_STRING characters per string, MAX_DEPTH nesting
+  inside a field, MAX_NODES / MAX_EDGES per graph.
+
+The first problem is a SnapshotError: '<file>: <JSON path>: <problem>', e.g.
+`acme.json: tables.workflows[3].nodes[1].type: unknown node type 'evil'; use one of ...`.
 """
 import json
+import math
+import os
+import re
+import stat
+import sys
 
-from hub.errors import ConfigError, HubError
+from hub import graph
+from hub.errors import ConfigError, SnapshotError
 from hub.ids import new_id
 
 FORMAT = 'neuroflow-hub/organization'
 VERSION = 1
 BATCH = 5000
+
+#: Limits on untrusted input (docs/snapshots.md). The largest seeded organization (`--scale
+#: large`) is a 48 MB document with strings under 10 kB and JSON nested under 10 levels.
+MAX_BYTES = 256 * 1024 * 1024
+MAX_STRING = 1024 * 1024
+MAX_DEPTH = 64
+MAX_NODES, MAX_EDGES = 1000, 5000
 
 # Tables in the document, parents first; each with the WHERE that selects the organization's rows.
 _ORG = 'organization_id = %s'
@@ -39,20 +78,45 @@ TABLES = (
     ('team_executions', _ORG),
     ('integrations', _ORG),
 )
+TABLE_NAMES = tuple(table for table, _ in TABLES)
 SYSTEM_TEMPLATES = ('workflow_templates', """organization_id IS NULL AND id IN (
     SELECT template_id FROM workflows WHERE organization_id = %s)""")
+_GRAPH_TABLES = ('workflows', 'workflow_templates')
+_TOP_KEYS = ('format', 'version', 'organization_id', 'system_templates', 'tables')
 
-# Which id space each reference column points into, for --as-new.
-_REFERENCES = {
-    'organization_id': 'organizations', 'user_id': 'users', 'created_by': 'users',
-    'template_id': 'workflow_templates', 'workflow_id': 'workflows', 'agent_id': 'ai_agents',
-    'team_id': 'agent_teams', 'workflow_execution_id': 'workflow_executions',
-}
+__all__ = ['SnapshotError', 'export_organization', 'find_organization', 'list_organizations',
+           'dumps', 'write', 'loads', 'read', 'import_organization']
 
 
-class SnapshotError(HubError):
-    """A snapshot document that cannot be loaded; nothing was written."""
+# -- organizations -------------------------------------------------------------------------------
 
+def find_organization(db, org):
+    """The id of the organization whose id, else whose slug, is `org`; ConfigError otherwise.
+
+    Ids win: they are generated and immutable, while a tenant's ADMIN may rename its slug.
+    """
+    for column in ('id', 'slug'):
+        row = db.execute_sql('SELECT id FROM organizations WHERE %s = %%s' % column,
+                             (org,)).fetchone()
+        if row:
+            return row[0]
+    raise ConfigError('organization %r does not exist (no id or slug matches); list them with '
+                      '`hub orgs`' % org)
+
+
+def list_organizations(db):
+    """Every organization as {id, slug, name, members, workflows, created_at}, by slug."""
+    cursor = db.execute_sql("""
+        SELECT o.id, o.slug, o.name,
+               (SELECT count(*) FROM organization_members m WHERE m.organization_id = o.id),
+               (SELECT count(*) FROM workflows w WHERE w.organization_id = o.id),
+               o.created_at
+        FROM organizations o ORDER BY o.slug, o.id""")
+    keys = ('id', 'slug', 'name', 'members', 'workflows', 'created_at')
+    return [dict(zip(keys, row)) for row in cursor]
+
+
+# -- export --------------------------------------------------------------------------------------
 
 def _select(db, table, where, org_id):
     cursor = db.execute_sql('SELECT row_to_json(t) FROM %s t WHERE %s ORDER BY id' % (table, where),
@@ -60,14 +124,16 @@ def _select(db, table, where, org_id):
     return [row for (row,) in cursor]
 
 
-def export_organization(db, org_id):
-    """The organization `org_id` with its users, memberships and every row under it."""
-    if not _select(db, 'organizations', 'id = %s', org_id):
-        raise ConfigError('organization %r does not exist; list them with '
-                          '`psql "$(hub db url)" -c "SELECT id, slug FROM organizations"`' % org_id)
+def export_organization(db, org):
+    """The organization `org` (an id or a slug) with its users, memberships and every row under it."""
+    org_id = find_organization(db, org)
     tables = {table: _select(db, table, where, org_id) for table, where in TABLES}
+    # System templates are the platform's rows, not the organization's: the snapshot only
+    # names the ones its workflows use (the name is for people; an import reads the id).
+    system = [{'id': i, 'name': n} for i, n in db.execute_sql(
+        'SELECT id, name FROM %s WHERE %s ORDER BY id' % SYSTEM_TEMPLATES, (org_id,))]
     return {'format': FORMAT, 'version': VERSION, 'organization_id': org_id,
-            'system_templates': _select(db, *SYSTEM_TEMPLATES, org_id), 'tables': tables}
+            'system_templates': system, 'tables': tables}
 
 
 def dumps(doc):
@@ -83,108 +149,659 @@ def dumps(doc):
              '  "organization_id": %s,' % json.dumps(doc['organization_id']),
              '  "system_templates": %s,' % rows(doc['system_templates']),
              '  "tables": {']
-    body = ['  %s: %s' % (json.dumps(table), rows(doc['tables'][table])) for table, _ in TABLES]
+    body = ['  %s: %s' % (json.dumps(table), rows(doc['tables'][table])) for table in TABLE_NAMES]
     parts.append(',\n'.join(body))
     parts.append('  }')
     parts.append('}')
     return '\n'.join(parts) + '\n'
 
 
-def loads(text, name='snapshot'):
-    """Parse and check a snapshot document; errors name `name` and what is wrong."""
+def write(text, path):
+    """Write `text` to the file `path`, readable by its owner only: it holds e-mails and ciphertext.
+
+    A new file is created with mode 0600; an existing regular file is truncated and set to
+    0600 before anything is written to it. Devices and pipes (/dev/stdout) are written as they are.
+    """
     try:
-        doc = json.loads(text)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'w', encoding='utf-8') as fh:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                os.fchmod(fd, 0o600)
+            fh.write(text)
+    except OSError as exc:
+        raise ConfigError('cannot write %s: %s; choose a writable file for -o'
+                          % (path, exc.strerror or exc)) from None
+
+
+# -- reading: the document's shape, without a database -------------------------------------------
+
+class _Bad(ValueError):
+    """Raised inside the JSON parser's hooks; becomes a SnapshotError naming the file."""
+
+
+def _reject_constant(name):
+    raise _Bad('%s is not JSON; use null or a number' % name)
+
+
+def _object(pairs):
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise _Bad('key %s appears twice in one object; keep one' % json.dumps(key))
+    return result
+
+
+def read(path, name=None):
+    """Parse the snapshot file `path` ('-' for standard input) and check its shape."""
+    name = name or ('<stdin>' if path == '-' else path)
+    try:
+        if path == '-':
+            data = sys.stdin.buffer.read(MAX_BYTES + 1)
+        else:
+            with open(path, 'rb') as fh:
+                size = os.fstat(fh.fileno()).st_size
+                if size > MAX_BYTES:
+                    _too_big(name, size)
+                data = fh.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise SnapshotError('%s: cannot read: %s' % (name, exc.strerror or exc)) from None
+    return loads(data, name=name)
+
+
+def _too_big(name, size):
+    raise SnapshotError('%s: %d bytes, over the limit of %d MiB for a snapshot; split the '
+                        'organization or raise hub.snapshot.MAX_BYTES'
+                        % (name, size, MAX_BYTES // (1024 * 1024)))
+
+
+def loads(data, name='snapshot'):
+    """Parse (bytes or str) and check a snapshot's shape; errors name `name` and the JSON path."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        data = bytes(data)
+        if len(data) > MAX_BYTES:
+            _too_big(name, len(data))
+        try:
+            data = data.decode('utf-8')
+        except UnicodeDecodeError as exc:
+            raise SnapshotError('%s: not UTF-8 text (byte %d); a snapshot is UTF-8 JSON as '
+                                '`hub export` writes it' % (name, exc.start)) from None
+    elif len(data) > MAX_BYTES:
+        _too_big(name, len(data))
+    try:
+        doc = json.loads(data, parse_constant=_reject_constant, object_pairs_hook=_object)
     except json.JSONDecodeError as exc:
         raise SnapshotError('%s: not JSON (%s at line %d, column %d)'
                             % (name, exc.msg, exc.lineno, exc.colno)) from None
+    except RecursionError:
+        raise SnapshotError('%s: JSON nested too deeply to read; a snapshot field nests at most '
+                            '%d levels' % (name, MAX_DEPTH)) from None
+    except ValueError as exc:  # _Bad, or an integer literal longer than Python reads
+        raise SnapshotError('%s: not JSON (%s)' % (name, exc)) from None
+    check_document(doc, name)
+    return doc
+
+
+def _kind(value):
+    if value is None:
+        return 'null'
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    for label, kind in (('a string', str), ('an object', dict), ('an array', list),
+                        ('a number', (int, float))):
+        if isinstance(value, kind):
+            return label
+    return type(value).__name__
+
+
+def check_document(doc, name='snapshot'):
+    """The snapshot's shape: keys, tables, rows as objects with ids, one organization.
+
+    Needs no database; `import_organization` checks the rest (columns, types, references).
+    """
+    def fail(where, problem):
+        raise SnapshotError('%s: %s: %s' % (name, where, problem))
+
     if not isinstance(doc, dict) or doc.get('format') != FORMAT:
         raise SnapshotError('%s: not an organization snapshot (expected "format": "%s"); '
                             'make one with `hub export --org ID`' % (name, FORMAT))
     if doc.get('version') != VERSION:
         raise SnapshotError('%s: snapshot version %r is not supported (this hub reads %d)'
                             % (name, doc.get('version'), VERSION))
+    for key in doc:
+        if key not in _TOP_KEYS:
+            fail(key, 'unknown key; a snapshot has %s' % ', '.join(_TOP_KEYS))
     tables = doc.get('tables')
-    if not isinstance(tables, dict) or any(not isinstance(tables.get(t), list) for t, _ in TABLES):
-        missing = [t for t, _ in TABLES if not isinstance((tables or {}).get(t), list)]
-        raise SnapshotError('%s: tables.%s: expected a list of rows' % (name, missing[0]))
+    if not isinstance(tables, dict):
+        fail('tables', 'expected an object of tables, got %s' % _kind(tables))
+    for table in tables:
+        if table not in TABLE_NAMES:
+            fail('tables.%s' % table, 'unknown table; a snapshot holds %s' % ', '.join(TABLE_NAMES))
+    for table in TABLE_NAMES:
+        if not isinstance(tables.get(table), list):
+            fail('tables.%s' % table, 'expected a list of rows')
     org_id = doc.get('organization_id')
-    if [r.get('id') for r in tables['organizations']] != [org_id]:
-        raise SnapshotError('%s: tables.organizations must hold exactly organization %r'
-                            % (name, org_id))
+    if not isinstance(org_id, str) or not org_id:
+        fail('organization_id', 'expected the organization\'s id (a string), got %s'
+             % _kind(org_id))
+    system = doc.get('system_templates', [])
+    if not isinstance(system, list):
+        fail('system_templates', 'expected a list of templates, got %s' % _kind(system))
+    for where, rows in [('system_templates', system)] + [
+            ('tables.%s' % t, tables[t]) for t in TABLE_NAMES]:
+        seen = set()
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                fail('%s[%d]' % (where, i), 'expected an object (one row), got %s' % _kind(row))
+            row_id = row.get('id')
+            if not isinstance(row_id, str) or not row_id:
+                fail('%s[%d].id' % (where, i), 'expected a non-empty string, got %s'
+                     % _kind(row_id))
+            if row_id in seen:
+                fail('%s[%d].id' % (where, i), '%r appears twice' % row_id)
+            seen.add(row_id)
+    if [r['id'] for r in tables['organizations']] != [org_id]:
+        fail('tables.organizations', 'must hold exactly organization %r' % org_id)
     for table, where in TABLES:
         if where != _ORG:
             continue
         for i, row in enumerate(tables[table]):
             if row.get('organization_id') != org_id:
-                raise SnapshotError('%s: tables.%s[%d].organization_id is %r, not the snapshot\'s '
-                                    'organization %r' % (name, table, i, row.get('organization_id'),
-                                                         org_id))
+                fail('tables.%s[%d].organization_id' % (table, i),
+                     '%r is not the snapshot\'s organization %r; a snapshot holds one '
+                     'organization' % (row.get('organization_id'), org_id))
     return doc
 
 
-def import_organization(db, doc, as_new=False):
-    """Load a snapshot in one transaction; returns (organization id, rows inserted per table).
+# Characters PostgreSQL's text and jsonb cannot hold: NUL, and halves of surrogate pairs.
+_UNSTORABLE = re.compile('[\x00\ud800-\udfff]')
 
-    With `as_new`, every row gets a fresh id (references follow), the slug gets a free suffix and
-    members are matched to existing users by email, so the copy can sit beside the original.
-    """
-    tables = doc['tables']
-    org_id = doc['organization_id']
-    with db.atomic():
-        if as_new:
-            # Renumber copies: the caller's document stays as it was.
-            tables = {t: [dict(r) for r in tables[t]] for t, _ in TABLES}
-            org_id = _renumber(db, tables)
-        elif db.execute_sql('SELECT 1 FROM organizations WHERE id = %s', (org_id,)).fetchone():
-            raise SnapshotError('organization %r already exists in this database; '
-                                'use --as-new to load a copy beside it' % org_id)
+
+def _value_problem(value):
+    """None, or (relative JSON path, problem) for the first value no column could store."""
+    kind = type(value)
+    if kind is str:  # most values: no stack needed
+        if len(value) <= MAX_STRING and not _UNSTORABLE.search(value):
+            return None
+    elif kind is not dict and kind is not list and kind is not float:
+        return None
+    # Iterative: a crafted document must not exhaust Python's stack.
+    stack = [(value, 0, None)]
+    while stack:
+        item, depth, parent = stack.pop()
+        kind = type(item)
+        problem = None
+        if kind is str:
+            if len(item) > MAX_STRING:
+                problem = 'a string of %d characters, over the limit of %d' % (len(item), MAX_STRING)
+            elif _UNSTORABLE.search(item):
+                problem = ('contains %s, which PostgreSQL cannot store'
+                           % ('a NUL character' if '\x00' in item else 'half a surrogate pair'))
+        elif kind is float and not math.isfinite(item):
+            problem = 'a number too large for JSON (%s)' % item
+        elif kind is dict or kind is list:
+            if depth >= MAX_DEPTH:
+                return '', 'nested deeper than %d levels' % MAX_DEPTH  # the field, not 64 steps
+            else:
+                pairs = item.items() if kind is dict else enumerate(item)
+                for key, child in pairs:
+                    if kind is dict and (len(key) > MAX_STRING or _UNSTORABLE.search(key)):
+                        return _path(parent, key), 'a key PostgreSQL cannot store'
+                    stack.append((child, depth + 1, (parent, key)))
+        if problem:
+            return _path(parent), problem
+    return None
+
+
+def _path(parent, last=None):
+    parts = [] if last is None else [last]
+    while parent is not None:
+        parent, key = parent
+        parts.append(key)
+    return ''.join('[%d]' % p if isinstance(p, int) else '.%s' % p for p in reversed(parts))
+
+
+# -- import --------------------------------------------------------------------------------------
+
+class _Column:
+    __slots__ = ('name', 'kind', 'element', 'required', 'nullable', 'generated', 'limit', 'labels')
+
+
+_TEXT = {'text', 'varchar', 'bpchar', 'name', 'uuid', 'citext'}
+_INTS = {'int2': 2 ** 15, 'int4': 2 ** 31, 'int8': 2 ** 63}
+_NUMBERS = {'float4', 'float8', 'numeric'}
+_TIMESTAMP = re.compile(r'^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}(:\d{2}){0,2})$')
+
+
+def _catalog(db, tables):
+    """{table: {column: _Column}} from pg_catalog, for the tables visible on the search path."""
+    labels = dict(db.execute_sql("""
+        SELECT t.oid, array_agg(e.enumlabel::text ORDER BY e.enumsortorder)
+        FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid GROUP BY t.oid""").fetchall())
+    cursor = db.execute_sql("""
+        SELECT c.relname, a.attname, t.typname, t.typtype, t.oid, e.typname, e.typtype, e.oid,
+               a.attnotnull, a.atthasdef, a.attgenerated <> '', a.atttypmod
+        FROM pg_attribute a
+        JOIN pg_class c ON c.oid = a.attrelid
+        JOIN pg_type t ON t.oid = a.atttypid
+        LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+        WHERE c.relname = ANY(%s) AND pg_table_is_visible(c.oid) AND c.relkind IN ('r', 'p')
+          AND a.attnum > 0 AND NOT a.attisdropped
+        ORDER BY c.relname, a.attnum""", (list(tables),))
+    result = {table: {} for table in tables}
+    for (table, name, typname, typtype, oid, element, element_type, element_oid, notnull,
+         has_default, generated, typmod) in cursor:
+        column = _Column()
+        column.name, column.generated = name, generated
+        column.nullable = not notnull
+        column.required = notnull and not has_default and not generated
+        column.kind = _kind_of(typname, typtype)
+        column.labels = labels.get(oid)
+        column.element = None
+        if element is not None:
+            column.kind = 'array'
+            column.element = _kind_of(element, element_type)
+            column.labels = labels.get(element_oid)
+        column.limit = typmod - 4 if typname in ('varchar', 'bpchar') and typmod > 4 else None
+        result[table][name] = column
+    return result
+
+
+def _kind_of(typname, typtype):
+    if typtype == 'e':
+        return 'enum'
+    if typname in _TEXT:
+        return 'text'
+    if typname in _INTS:
+        return typname
+    if typname in _NUMBERS:
+        return 'number'
+    for kind, names in (('bool', ('bool',)), ('timestamp', ('timestamptz',)),
+                        ('json', ('json', 'jsonb'))):
+        if typname in names:
+            return kind
+    return 'other'  # the database checks it
+
+
+def _type_problem(kind, value, column):
+    if kind == 'text':
+        if not isinstance(value, str):
+            return 'expected a string, got %s' % _kind(value)
+        if column.limit and len(value) > column.limit:
+            return 'too long: %d characters, at most %d' % (len(value), column.limit)
+    elif kind in _INTS:
+        if type(value) is not int:
+            return 'expected an integer, got %s' % _kind(value)
+        if not -_INTS[kind] <= value < _INTS[kind]:
+            return '%d is out of range for this column' % value
+    elif kind == 'number':
+        if type(value) not in (int, float):
+            return 'expected a number, got %s' % _kind(value)
+    elif kind == 'bool':
+        if type(value) is not bool:
+            return 'expected true or false, got %s' % _kind(value)
+    elif kind == 'timestamp':
+        if not isinstance(value, str) or not _TIMESTAMP.match(value):
+            return ('expected a timestamp with its offset, as 2026-01-31T09:30:00+00:00; got %s'
+                    % (json.dumps(value) if isinstance(value, str) else _kind(value)))
+    elif kind == 'enum':
+        if value not in (column.labels or ()):
+            return 'expected one of %s; got %s' % (', '.join(column.labels or ()),
+                                                   json.dumps(value))
+    return None
+
+
+def _row_problem(row, columns, partial=False):
+    """None, or (column path, problem) for a row that does not fit the table's columns."""
+    for key in row:
+        if key not in columns:
+            return key, 'unknown column; the table has %s' % ', '.join(columns)
+    for name, column in columns.items():
+        if name not in row:
+            if column.required and not partial:
+                return name, 'missing; this column is required'
+            continue
+        value = row[name]
+        if value is None:
+            if not column.nullable:
+                return name, 'must not be null'
+            continue
+        if column.kind == 'array':
+            if not isinstance(value, list):
+                return name, 'expected an array, got %s' % _kind(value)
+            for i, item in enumerate(value):
+                problem = item is not None and _type_problem(column.element, item, column)
+                if problem:
+                    return '%s[%d]' % (name, i), problem
+            continue
+        problem = _type_problem(column.kind, value, column)
+        if problem:
+            return name, problem
+    return None
+
+
+def _foreign_keys(db, tables):
+    """{table: {column: referenced table}} for every single-id reference (organization_id
+    pairs of composite keys are the tenant column, checked on their own)."""
+    cursor = db.execute_sql("""
+        SELECT c.conrelid::regclass::text, c.confrelid::regclass::text,
+               ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, i)
+                     JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n
+                     ORDER BY k.i),
+               ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(n, i)
+                     JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n
+                     ORDER BY k.i)
+        FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid
+        WHERE c.contype = 'f' AND r.relname = ANY(%s) AND pg_table_is_visible(r.oid)""",
+                            (list(tables),))
+    result = {table: {} for table in tables}
+    for table, target, columns, targets in cursor:
+        for column, target_column in zip(columns, targets):
+            if target_column == 'id' and table in result:
+                result[table][column] = target
+    return result
+
+
+def _shipped_ids():
+    from hub import marketplace
+    from hub.ids import stable_id
+
+    folder = marketplace.fixtures_dir()
+    return {stable_id('template', f.name[:-len('.json')]) for f in folder.iterdir()
+            if f.name.endswith('.json')}
+
+
+class _Import:
+    """One import: checks the document against this database, then writes it."""
+
+    def __init__(self, db, doc, name, as_new, link_users):
+        self.db, self.name, self.as_new, self.link_users = db, name, as_new, link_users
+        self.org_id = doc['organization_id']
+        # Copies: the caller's document stays as it was.
+        self.tables = {t: [dict(r) for r in doc['tables'][t]] for t in TABLE_NAMES}
+        self.system = [dict(r) for r in doc.get('system_templates', [])]
+        self.columns = _catalog(db, TABLE_NAMES)
+        self.references = _foreign_keys(db, TABLE_NAMES)
+        self.ids = {t: {r['id'] for r in rows} for t, rows in self.tables.items()}
+        self.linked = {}           # snapshot user id -> existing user id
+        self.add_templates = []    # shipped template ids to add
+
+    def fail(self, where, problem):
+        raise SnapshotError('%s: %s: %s' % (self.name, where, problem))
+
+    def one(self, sql, params):
+        return self.db.execute_sql(sql, params).fetchone()
+
+    def check(self):
+        self.check_rows()
+        self.check_organization()
+        self.check_users()
+        self.check_references()
+        self.check_taken_ids()
+
+    def check_rows(self):
+        for table in TABLE_NAMES:
+            columns = self.columns[table]
+            for i, row in enumerate(self.tables[table]):
+                where = 'tables.%s[%d]' % (table, i)
+                self.check_values(where, row)
+                problem = _row_problem(row, columns)
+                if problem:
+                    self.fail('%s.%s' % (where, problem[0]), problem[1])
+                if table in _GRAPH_TABLES and 'nodes' in row and 'edges' in row:
+                    self.check_graph(where, row['nodes'], row['edges'])
+        for i, entry in enumerate(self.system):
+            where = 'system_templates[%d]' % i
+            self.check_values(where, entry)
+            problem = _row_problem(entry, self.columns['workflow_templates'], partial=True)
+            if problem:
+                self.fail('%s.%s' % (where, problem[0]), problem[1])
+            for column in ('organization_id', 'created_by'):
+                if entry.get(column) is not None:
+                    self.fail('%s.%s' % (where, column), 'a system template belongs to nobody; '
+                              'got %r (an organization\'s templates go in tables.'
+                              'workflow_templates)' % entry[column])
+
+    def check_values(self, where, row):
+        for key, value in row.items():
+            problem = _value_problem(value)
+            if problem:
+                self.fail('%s.%s%s' % (where, key, problem[0]), problem[1])
+
+    def check_graph(self, where, nodes, edges):
+        if isinstance(nodes, list) and len(nodes) > MAX_NODES:
+            self.fail(where + '.nodes', '%d nodes, over the limit of %d' % (len(nodes), MAX_NODES))
+        if isinstance(edges, list) and len(edges) > MAX_EDGES:
+            self.fail(where + '.edges', '%d edges, over the limit of %d' % (len(edges), MAX_EDGES))
+        try:
+            problems = graph.validate(nodes, edges)
+        except TypeError:  # an id, type, source or target that is an object or an array
+            problems = ['nodes: node ids, types and edge ends must be strings']
+        if problems:
+            path, _, problem = problems[0].partition(': ')
+            self.fail('%s.%s' % (where, path), problem)
+
+    def check_organization(self):
+        organization = self.tables['organizations'][0]
+        if self.as_new:
+            return
+        if self.one('SELECT 1 FROM organizations WHERE id = %s', (self.org_id,)):
+            raise SnapshotError('%s: organization %r already exists in this database; use '
+                                '--as-new to load a copy beside it' % (self.name, self.org_id))
+        if self.one('SELECT 1 FROM organizations WHERE slug = %s', (organization.get('slug'),)):
+            self.fail('tables.organizations[0].slug', 'slug %r is taken in this database; use '
+                      '--as-new (the copy gets a free slug)' % organization.get('slug'))
+
+    def check_users(self):
+        users = self.tables['users']
+        members = {m.get('user_id') for m in self.tables['organization_members']}
+        emails = {}
+        for i, user in enumerate(users):
+            if user['id'] not in members:
+                self.fail('tables.users[%d]' % i, 'user %r has no membership in the '
+                          'organization; a snapshot carries its members only' % user['id'])
+            if user.get('email') in emails:
+                self.fail('tables.users[%d].email' % i, '%r appears twice' % user['email'])
+            emails[user.get('email')] = i
+        by_email = dict(self.db.execute_sql('SELECT email, id FROM users WHERE email = ANY(%s)',
+                                            (list(emails),)).fetchall())
+        taken = {row[0] for row in self.db.execute_sql(
+            'SELECT id FROM users WHERE id = ANY(%s)', ([u['id'] for u in users],))}
+        for i, user in enumerate(users):
+            existing = by_email.get(user.get('email'))
+            if existing is not None:
+                if not self.link_users:
+                    self.fail('tables.users[%d].email' % i, '%r is already a user of this '
+                              'database; pass --link-users to invite that user to the imported '
+                              'organization (their profile stays as it is), or remove '
+                              'them from the snapshot' % user['email'])
+                self.linked[user['id']] = existing
+            elif user['id'] in taken and not self.as_new:
+                self.fail('tables.users[%d].id' % i, '%r is the id of another user of this '
+                          'database; use --as-new to give the snapshot\'s users fresh ids'
+                          % user['id'])
+
+    def check_references(self):
+        pending = []  # template references to resolve against the database
+        for table in TABLE_NAMES:
+            for column, target in self.references[table].items():
+                for i, row in enumerate(self.tables[table]):
+                    value = row.get(column)
+                    if value is None or target not in self.ids:
+                        continue
+                    where = 'tables.%s[%d].%s' % (table, i, column)
+                    if target == 'organizations':
+                        if value != self.org_id:
+                            self.fail(where, '%r is not the snapshot\'s organization %r'
+                                      % (value, self.org_id))
+                    elif target == 'workflow_templates' and value not in self.ids[target]:
+                        pending.append((where, value))
+                    elif value not in self.ids[target]:
+                        self.fail(where, '%r is no row of tables.%s; a snapshot\'s references '
+                                  'stay inside it' % (value, target))
+        self.check_templates(pending)
+
+    def check_templates(self, pending):
+        system = {entry['id']: i for i, entry in enumerate(self.system)}
+        wanted = list(system) + [value for _, value in pending]
+        existing = {row[0]: row[1:] for row in self.db.execute_sql(
+            'SELECT id, organization_id, is_public FROM workflow_templates WHERE id = ANY(%s)',
+            (wanted,))}
+        shipped = None
+        for template_id, i in system.items():
+            where = 'system_templates[%d].id' % i
+            if template_id in existing:
+                organization_id, public = existing[template_id]
+                if organization_id is not None or not public:
+                    self.fail(where, '%r is %s in this database, not a public system template'
+                              % (template_id, 'a template of an organization'
+                                 if organization_id is not None else 'a private template'))
+                continue  # present: never rewritten
+            shipped = _shipped_ids() if shipped is None else shipped
+            if template_id not in shipped:
+                self.fail(where, '%r is not a template of the shipped marketplace; an import '
+                          'adds shipped templates only (see `hub templates list`)' % template_id)
+            self.add_templates.append(template_id)
+        for where, value in pending:
+            if value in system:
+                continue
+            if value not in existing:
+                self.fail(where, 'template %r is neither in the snapshot, nor in its '
+                          'system_templates, nor a public template of this database' % value)
+            if not existing[value][1]:
+                self.fail(where, 'template %r is private to another organization of this '
+                          'database' % value)
+
+    def check_taken_ids(self):
+        if self.as_new:
+            return
+        for table in TABLE_NAMES:
+            if table in ('organizations', 'users'):
+                continue
+            rows = self.tables[table]
+            row = self.one('SELECT id FROM %s WHERE id = ANY(%%s) LIMIT 1' % table,
+                           ([r['id'] for r in rows],)) if rows else None
+            if row:
+                index = next(i for i, r in enumerate(rows) if r['id'] == row[0])
+                self.fail('tables.%s[%d].id' % (table, index), '%r already exists in this '
+                          'database; use --as-new to load a copy under fresh ids' % row[0])
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def prepare(self):
+        """Map ids (fresh ones with as_new, linked users), then drop what is not the tenant's."""
+        mapping = {table: {} for table in TABLE_NAMES}
+        mapping['users'].update(self.linked)
+        if self.as_new:
+            for table in TABLE_NAMES:
+                for row in self.tables[table]:
+                    mapping[table].setdefault(row['id'], new_id())
+        for table in TABLE_NAMES:
+            references = [(c, t) for c, t in self.references[table].items() if t in mapping]
+            for row in self.tables[table]:
+                row['id'] = mapping[table].get(row['id'], row['id'])
+                for column, target in references:
+                    value = row.get(column)
+                    if value is not None:
+                        # Templates outside the snapshot (system, public) keep their ids.
+                        row[column] = mapping[target].get(value, value)
+        linked = set(self.linked.values())
+        self.tables['users'] = [u for u in self.tables['users'] if u['id'] not in linked]
+        for membership in self.tables['organization_members']:
+            if membership['user_id'] in linked:
+                # A file cannot give an existing user's consent: they join as invitees and
+                # accept (or decline) themselves.
+                membership['accepted_at'] = None
+            elif 'accepted_at' not in membership:
+                # Snapshots from before invitations existed hold members only.
+                membership['accepted_at'] = membership.get('created_at')
+        for template in self.tables['workflow_templates']:
+            # Curation is the platform's: featuring, ratings and usage do not travel.
+            template['is_featured'] = False
+            if template.get('is_public'):
+                template['usage_count'] = 0
+                template['rating'] = None
+        organization = self.tables['organizations'][0]
+        if self.as_new:
+            organization['slug'] = _free_slug(self.db, organization['slug'])
+        return organization['id']
+
+    def write(self):
+        if self.add_templates:
+            from hub import marketplace
+
+            rows = [r for r in marketplace.read_fixtures() if r['id'] in self.add_templates]
+            self.insert('workflow_templates', rows, 'system_templates')
         counts = {}
-        _insert(db, 'workflow_templates', doc['system_templates'], skip_existing=True)
-        for table, _ in TABLES:
-            counts[table] = _insert(db, table, tables[table], skip_existing=(table == 'users'))
+        for table in TABLE_NAMES:
+            counts[table] = self.insert(table, self.tables[table], 'tables.%s' % table)
+        return counts
+
+    def insert(self, table, rows, where):
+        """INSERT the rows, grouped by the columns they name (absent ones take their default)."""
+        from peewee import DataError, IntegrityError
+
+        columns = self.columns[table]
+        groups = {}
+        for index, row in enumerate(rows):
+            keys = tuple(k for k in row if not columns[k].generated)
+            groups.setdefault(keys, []).append(index)
+        inserted = 0
+        for keys, indices in groups.items():
+            names = ', '.join('"%s"' % k for k in keys)
+            sql = ('INSERT INTO %s (%s) SELECT %s FROM json_populate_recordset(NULL::%s, %%s)'
+                   % (table, names, names, table))
+            for start in range(0, len(indices), BATCH):
+                chunk = indices[start:start + BATCH]
+                try:
+                    with self.db.atomic():
+                        inserted += self.db.execute_sql(
+                            sql, (json.dumps([rows[i] for i in chunk]),)).rowcount
+                except (IntegrityError, DataError):
+                    self.locate(sql, rows, chunk, where)
+                    raise
+        return inserted
+
+    def locate(self, sql, rows, chunk, where):
+        """Insert the failed chunk row by row to name the row the database refused."""
+        from peewee import DataError, IntegrityError
+
+        from hub.errors import pg_error
+
+        with self.db.atomic() as outer:
+            for index in chunk:
+                try:
+                    with self.db.atomic():
+                        self.db.execute_sql(sql, (json.dumps([rows[index]]),))
+                except (IntegrityError, DataError) as exc:
+                    message = str(pg_error(exc)).strip().splitlines()[0]
+                    outer.rollback()
+                    self.fail('%s[%d]' % (where, index), 'refused by the database: %s' % message)
+            outer.rollback()
+
+
+def import_organization(db, doc, as_new=False, link_users=False, name='snapshot'):
+    """Check a snapshot against this database, then load it in one transaction.
+
+    Returns (organization id, rows inserted per table). With `as_new`, every row gets a fresh
+    id (references follow) and the slug a free suffix, so a copy can sit beside the original.
+    Users whose e-mail exists here are refused unless `link_users`, which makes them members of
+    the imported organization instead (their profile is left as it is). Raises SnapshotError,
+    naming `name` and the JSON path of the first problem, with nothing written.
+    """
+    check_document(doc, name)
+    with db.atomic():
+        job = _Import(db, doc, name, as_new, link_users)
+        job.check()
+        org_id = job.prepare()
+        counts = job.write()
     return org_id, counts
-
-
-def _insert(db, table, rows, skip_existing=False):
-    conflict = ' ON CONFLICT (id) DO NOTHING' if skip_existing else ''
-    inserted = 0
-    for start in range(0, len(rows), BATCH):
-        chunk = json.dumps(rows[start:start + BATCH])
-        cursor = db.execute_sql(
-            'INSERT INTO %s SELECT * FROM json_populate_recordset(NULL::%s, %%s)%s'
-            % (table, table, conflict), (chunk,))
-        inserted += cursor.rowcount
-    return inserted
-
-
-def _renumber(db, tables):
-    """Give every row a fresh id in place; returns the new organization id."""
-    mapping = {name: {} for name in _REFERENCES.values()}
-    existing = dict(db.execute_sql(
-        'SELECT email, id FROM users WHERE email = ANY(%s)',
-        ([u['email'] for u in tables['users']],)).fetchall())
-    for user in tables['users']:
-        mapping['users'][user['id']] = existing.get(user['email']) or new_id()
-    tables['users'] = [u for u in tables['users'] if u['email'] not in existing]
-    for table, _ in TABLES:
-        if table != 'users':
-            for row in tables[table]:
-                mapping.setdefault(table, {})[row['id']] = new_id()
-    for table, _ in TABLES:
-        for row in tables[table]:
-            row['id'] = mapping[table][row['id']]
-            for column, target in _REFERENCES.items():
-                # System templates keep their ids: only the organization's own rows move.
-                if row.get(column) is not None and row[column] in mapping[target]:
-                    row[column] = mapping[target][row[column]]
-    organization = tables['organizations'][0]
-    organization['slug'] = _free_slug(db, organization['slug'])
-    return organization['id']
 
 
 def _free_slug(db, slug):
     taken = {s for (s,) in db.execute_sql('SELECT slug FROM organizations WHERE slug LIKE %s',
-                                          (slug[:90] + '%',))}
+                                          (slug[:90].replace('\\', '\\\\').replace('%', '\\%')
+                                           .replace('_', '\\_') + '%',))}
     if slug not in taken:
         return slug
     base = slug[:90] + '-copy'

@@ -1,49 +1,92 @@
-"""`hub export` / `hub import`: one organization as a JSON document, and back.
+"""`hub orgs`, `hub export`, `hub import`: list organizations; one as a JSON document, and back.
 
-    $ hub export --org cq3... -o acme.json
-    $ hub import acme.json               # into another database (same ids)
-    $ hub import acme.json --as-new      # a copy under fresh ids, beside the original
+    $ hub orgs                                   # id, slug, name, members, workflows
+    $ hub export --org acme -o acme.json         # an id or a slug; the file is mode 0600
+    $ hub import acme.json                       # into another database (same ids)
+    $ hub import acme.json --as-new --link-users # a copy under fresh ids, beside the original
+
+A snapshot is untrusted input: `hub import` checks all of it first and writes nothing on any
+problem (docs/snapshots.md has the rules and limits).
 """
+import json
 import time
 
 import click
 
-from hub.cli.output import emit
+
+@click.command('orgs')
+@click.option('--json', 'as_json', is_flag=True, help='Print a JSON array instead of a table.')
+@click.pass_obj
+def orgs(session, as_json):
+    """List the organizations: what `hub export --org` accepts (an id or a slug).
+
+    Example: hub orgs --json
+    """
+    from hub import snapshot
+
+    rows = snapshot.list_organizations(session.db)
+    if as_json:
+        for row in rows:
+            row['created_at'] = row['created_at'].isoformat()
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo('no organizations; `hub seed` adds some, `hub import FILE` loads one', err=True)
+        return
+    header = ('id', 'slug', 'name', 'members', 'workflows')
+    table = [header] + [tuple(str(row[k]) for k in header) for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    for line in table:
+        click.echo('  '.join(cell.ljust(w) if i < 3 else cell.rjust(w)
+                             for i, (cell, w) in enumerate(zip(line, widths))).rstrip())
 
 
 @click.command('export')
-@click.option('--org', 'org_id', required=True, metavar='ID', help='The organization id.')
-@click.option('-o', '--output', type=click.Path(dir_okay=False, writable=True),
-              help='Write to this file instead of stdout.')
+@click.option('--org', required=True, metavar='ID|SLUG',
+              help='The organization: its id or its slug (see `hub orgs`).')
+@click.option('-o', '--output', type=click.Path(dir_okay=False),
+              help='Write to this file (created with mode 0600) instead of stdout.')
 @click.pass_obj
-def export_(session, org_id, output):
+def export_(session, org, output):
     """Write one organization (users, memberships, every row under it) as JSON.
 
-    Integration credentials stay encrypted. Example: hub export --org ID -o acme.json
+    Integration credentials stay encrypted; the file holds e-mails and ciphertext, so it is
+    readable by its owner only. Example: hub export --org acme -o acme.json
     """
     from hub import snapshot
 
     started = time.perf_counter()
-    doc = snapshot.export_organization(session.db, org_id)
-    emit(snapshot.dumps(doc), output)
+    doc = snapshot.export_organization(session.db, org)
+    text = snapshot.dumps(doc)
+    if output:
+        snapshot.write(text, output)
+    else:
+        click.echo(text, nl=False)
     _report('exported', sum(len(rows) for rows in doc['tables'].values()), started)
 
 
 @click.command('import')
-@click.argument('file', type=click.File('r'))
+@click.argument('file', type=click.Path(dir_okay=False, allow_dash=True))
 @click.option('--as-new', is_flag=True,
-              help='Give every row a fresh id, so the copy can sit beside the original.')
+              help='Give every row a fresh id and the slug a free suffix, so the copy can sit '
+                   'beside the original.')
+@click.option('--link-users', is_flag=True,
+              help='Invite users that already exist here (same e-mail) to the imported '
+                   'organization (they accept themselves); without it such a user is an error.')
 @click.pass_obj
-def import_(session, file, as_new):
-    """Load an organization snapshot made by `hub export`, in one transaction.
+def import_(session, file, as_new, link_users):
+    """Load an organization snapshot made by `hub export` (FILE, or - for stdin).
 
-    Example: hub import acme.json --as-new
+    Everything is checked before anything is written, in one transaction; the first problem
+    is one line naming the file and the JSON path. Example: hub import acme.json --as-new
     """
     from hub import snapshot
 
     started = time.perf_counter()
-    doc = snapshot.loads(file.read(), name=file.name)
-    org_id, counts = snapshot.import_organization(session.db, doc, as_new=as_new)
+    name = '<stdin>' if file == '-' else file
+    doc = snapshot.read(file, name)
+    org_id, counts = snapshot.import_organization(session.db, doc, as_new=as_new,
+                                                  link_users=link_users, name=name)
     click.echo(org_id)
     _report('imported', sum(counts.values()), started)
 
@@ -53,4 +96,4 @@ def _report(verb, rows, started):
     click.echo('%s %d rows in %.2f s (%.0f rows/s)' % (verb, rows, elapsed, rows / elapsed), err=True)
 
 
-commands = [export_, import_]
+commands = [orgs, export_, import_]

@@ -4,10 +4,11 @@ import json
 import pytest
 
 from hub import db as hubdb
-from hub import snapshot
+from hub import graph, marketplace, snapshot
 from hub.cli.main import cli
 from hub.errors import ConfigError
-from tests.rows import make_tenant, minimal
+from hub.ids import stable_id
+from tests.rows import make_tenant
 from click.testing import CliRunner
 
 
@@ -20,13 +21,26 @@ def other_database(databases, migrated_template):
     databases.drop(name)
 
 
+SHIPPED = stable_id('template', 'lead-qualification')
+
+
+def valid_graphs(database, org_id):
+    """Imports validate workflow graphs as hub.graph does; the minimal rows have none."""
+    nodes = [graph.node('t', 'trigger', {'label': 'Start'}, 0, 0),
+             graph.node('o', 'output', {'label': 'Done'}, 280, 0)]
+    for table in ('workflows', 'workflow_templates'):
+        database.execute_sql('UPDATE %s SET nodes = %%s, edges = %%s WHERE organization_id = %%s'
+                             % table, (json.dumps(nodes), json.dumps([graph.edge('t', 'o')]),
+                                       org_id))
+
+
 def enrich(database, ids):
-    """Values of every awkward type, and a system template the workflow uses."""
-    system = minimal(database, 'workflow_templates', ids, is_public='true',
-                     tags="'{crm,leads}'", nodes="'[{\"id\": \"t\", \"type\": \"trigger\"}]'")
+    """Values of every awkward type, and a shipped system template the workflow uses."""
+    marketplace.load(database)
+    valid_graphs(database, ids['org'])
     database.execute_sql(
         "UPDATE workflows SET template_id = %s, tags = '{a,\"b c\"}', variables = '{\"x\": [1, 2.5]}' "
-        "WHERE id = %s", (system, ids['workflow']))
+        "WHERE id = %s", (SHIPPED, ids['workflow']))
     database.execute_sql(
         "UPDATE workflow_executions SET status = 'FAILED', cost = 12.3, tokens_used = 812, "
         "logs = ARRAY['{\"node\": \"t\", \"ok\": true}', '{\"node\": \"a\"}']::jsonb[], "
@@ -34,14 +48,15 @@ def enrich(database, ids):
         "WHERE id = %s", (ids['execution'],))
     database.execute_sql("UPDATE ai_agents SET success_rate = 0.1 + 0.2, capabilities = '{web_search}' "
                          "WHERE id = %s", (ids['agent'],))
-    return system
+    return SHIPPED
 
 
 @pytest.fixture
 def acme(database):
     ids = make_tenant(database, 'acme')
     ids['system_template'] = enrich(database, ids)
-    make_tenant(database, 'globex')  # a neighbour that must not travel along
+    globex = make_tenant(database, 'globex')  # a neighbour that must not travel along
+    valid_graphs(database, globex['org'])
     return ids
 
 
@@ -53,14 +68,15 @@ def test_export_import_export_is_identical(database, other_database, acme):
     second = snapshot.dumps(snapshot.export_organization(other_database, acme['org']))
     assert second == first
     doc = json.loads(first)
-    assert [t['id'] for t in doc['system_templates']] == [acme['system_template']]
+    # System templates are named, not copied: the import added the shipped one.
+    assert doc['system_templates'] == [{'id': SHIPPED, 'name': 'Inbound Lead Qualification'}]
     assert all(r['organization_id'] == acme['org'] for r in doc['tables']['workflows'])
     assert 'globex' not in first
 
 
 def test_as_new_loads_a_copy_beside_the_original(database, acme):
     doc = snapshot.export_organization(database, acme['org'])
-    org_id, counts = snapshot.import_organization(database, doc, as_new=True)
+    org_id, counts = snapshot.import_organization(database, doc, as_new=True, link_users=True)
     assert org_id != acme['org']
     assert counts['users'] == 0  # the same people, matched by email
     copy = snapshot.export_organization(database, org_id)
@@ -75,7 +91,7 @@ def test_as_new_loads_a_copy_beside_the_original(database, acme):
     [execution] = copy['tables']['agent_executions']
     assert execution['workflow_execution_id'] == copy['tables']['workflow_executions'][0]['id']
     # and once more: the slug stays unique
-    org_id, _ = snapshot.import_organization(database, doc, as_new=True)
+    org_id, _ = snapshot.import_organization(database, doc, as_new=True, link_users=True)
     assert snapshot.export_organization(database, org_id)['tables']['organizations'][0]['slug'] == 'acme-copy-2'
 
 
@@ -116,5 +132,6 @@ def test_cli_round_trip(database, db_url, acme, tmp_path, other_database):
     assert 'exported' in result.stderr and 'rows/s' in result.stderr
     result = CliRunner().invoke(cli, ['--database-url', db_url, 'import', str(target)])
     assert result.exit_code == 1 and 'already exists' in result.stderr
-    result = CliRunner().invoke(cli, ['--database-url', db_url, 'import', str(target), '--as-new'])
+    result = CliRunner().invoke(cli, ['--database-url', db_url, 'import', str(target), '--as-new',
+                                      '--link-users'])
     assert result.exit_code == 0 and result.stdout.strip() != acme['org']
