@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from hub import db as hubdb
 from hub import schema
+from hub.migrate import MIGRATIONS_DIR
 from hub.cli.main import cli
 
 
@@ -104,21 +105,28 @@ def test_bad_input_gives_one_line_and_an_exit_code(server_url, empty_db_url, arg
         database.close()
 
 
+#: Every migration file, in order, and what `hub db migrate` prints on a fresh database.
+MIGRATIONS = sorted(p.stem for p in MIGRATIONS_DIR.glob('[0-9]*.py'))
+APPLIED_ALL = ''.join('applied %s\n' % name for name in MIGRATIONS)
+
+
 def test_status_exit_codes_and_json(empty_db_url):
     result = invoke(empty_db_url, 'db', 'status')
     assert result.exit_code == 1 and '0001_initial' in result.stdout and 'pending' in result.stdout
-    assert invoke(empty_db_url, 'db', 'migrate').stdout == 'applied 0001_initial\n'
+    assert invoke(empty_db_url, 'db', 'migrate').stdout == APPLIED_ALL
     result = invoke(empty_db_url, 'db', 'status', '--json')
     assert result.exit_code == 0
-    [row] = json.loads(result.stdout)
-    assert row['name'] == '0001_initial' and row['applied'] and row['file']
+    rows = json.loads(result.stdout)
+    assert rows[0]['name'] == '0001_initial'
+    assert all(row['applied'] and row['file'] for row in rows)
     result = invoke(empty_db_url, 'db', 'migrate')
     assert result.exit_code == 0 and result.stdout == '' and 'up to date' in result.stderr
 
 
 def test_rollback_and_reset(db_url):
     result = invoke(db_url, 'db', 'rollback', '--all')
-    assert result.exit_code == 0 and result.stdout == 'reverted 0001_initial\n'
+    assert result.exit_code == 0 and result.stdout == ''.join(
+        'reverted %s\n' % name for name in MIGRATIONS[::-1])
     assert invoke(db_url, 'db', 'migrate').exit_code == 0
     result = invoke(db_url, 'db', 'reset', input='y\n')
     assert result.exit_code == 0 and 'applied 0001_initial' in result.stdout
@@ -161,7 +169,7 @@ def test_embedded_default_starts_is_reused_and_stops(hub_home):
     url = url.strip()
     assert url == 'postgresql://postgres@/hub?host=%s/pgdata' % hub_home
     code, out, err = run('db', 'migrate', env=env)
-    assert (code, out) == (0, 'applied 0001_initial\n'), err
+    assert (code, out) == (0, APPLIED_ALL), err
     code, out, _ = run('db', 'status', env=env)  # the running server is reused, data kept
     assert code == 0 and 'applied' in out
     code, _, err = run('db', 'stop', env=env)

@@ -11,6 +11,10 @@ from hub import migrate, schema
 from hub.errors import ConfigError, MigrationError
 
 
+#: Every migration file, in order: what a fresh database gets.
+ALL = sorted(p.stem for p in migrate.MIGRATIONS_DIR.glob('[0-9]*.py'))
+
+
 def catalog_dump(database):
     """Everything of ours the catalogs know: tables, columns, defaults, keys, indexes,
     checks, triggers, enums (hub.schema.docs) plus our functions and the history table."""
@@ -34,8 +38,8 @@ def our_objects(database):
 
 
 def test_migrate_applies_everything_once(empty_database):
-    assert migrate.pending(empty_database) == ['0001_initial']
-    assert migrate.migrate(empty_database) == ['0001_initial']
+    assert migrate.pending(empty_database) == ALL
+    assert migrate.migrate(empty_database) == ALL
     assert migrate.migrate(empty_database) == []
     assert migrate.pending(empty_database) == []
     assert schema.check(empty_database) == []
@@ -44,7 +48,7 @@ def test_migrate_applies_everything_once(empty_database):
 def test_up_down_up_gives_the_same_schema(empty_database):
     migrate.migrate(empty_database)
     first = catalog_dump(empty_database)
-    assert migrate.rollback(empty_database, all=True) == ['0001_initial']
+    assert migrate.rollback(empty_database, all=True) == ALL[::-1]
     assert our_objects(empty_database) == []  # down leaves nothing of ours behind
     migrate.migrate(empty_database)
     assert catalog_dump(empty_database) == first
@@ -59,7 +63,7 @@ def test_targets_by_name_or_number(empty_database):
 def test_unknown_target_is_a_usage_error(empty_database):
     with pytest.raises(ConfigError, match="unknown migration '0042_nope'"):
         migrate.migrate(empty_database, '0042_nope')
-    assert migrate.pending(empty_database) == ['0001_initial']
+    assert migrate.pending(empty_database) == ALL
 
 
 def test_rollback_with_nothing_applied(empty_database):
@@ -70,7 +74,7 @@ def test_rollback_with_nothing_applied(empty_database):
 def test_reset_rebuilds_from_scratch(database):
     database.execute_sql("INSERT INTO organizations (id, name, slug) VALUES ('o1', 'Acme', 'acme')")
     database.execute_sql('ALTER TABLE workflows DROP COLUMN tags')
-    assert migrate.reset(database) == ['0001_initial']
+    assert migrate.reset(database) == ALL
     assert schema.check(database) == []
     assert database.execute_sql('SELECT count(*) FROM organizations').fetchone()[0] == 0
 
@@ -100,11 +104,11 @@ def test_concurrent_migrate_runs_apply_each_migration_once(empty_db_url):
         p.stderr.close()
     assert [code for code, _, _ in results] == [0, 0, 0, 0], results
     applied = [line for _, out, _ in results for line in out.splitlines()]
-    assert applied == ['applied 0001_initial']
+    assert applied == ['applied %s' % name for name in ALL]
     database = hubdb.open_database(empty_db_url)
     try:
         rows = database.execute_sql('SELECT name FROM hub_migrations').fetchall()
-        assert rows == [('0001_initial',)]
+        assert sorted(rows) == [(name,) for name in ALL]
         assert schema.check(database) == []
     finally:
         database.close()
