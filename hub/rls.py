@@ -16,15 +16,17 @@
 Identity is the PostgREST/Supabase convention: role `authenticated` plus
 `request.jwt.claims = {"sub": "<users.id>", "role": "authenticated"}`, trusted as the gateway
 set it. The legacy per-claim `request.jwt.claim.sub` is read only when the JSON claims are unset
-or empty: a stale session-level setting never overrides the transaction's claims. An optional `organization_id` claim narrows the caller to
-that one of their organizations (naming one they are not in shows nothing). A query that shows
-one organization should still say `WHERE organization_id = ...`: the policy then only checks
-membership, and PostgreSQL can stream from the (organization_id, ...) indexes in order, which
-no policy that admits several organizations can make it do.
+or empty: a stale session-level setting never overrides the transaction's claims. An optional
+`organization_id` claim narrows the caller to that one of their organizations (naming one they
+are not in shows nothing). A query that shows one organization should still say
+`WHERE organization_id = ...`: the policy then only checks membership, and PostgreSQL can
+stream from the (organization_id, ...) indexes in order, which no policy that admits several
+organizations can make it do.
 
 Every policy asks one SECURITY DEFINER helper in the schema `hub_private` for the caller's
 organizations, as an initPlan (`organization_id = ANY ((SELECT hub_private.org_ids())::text[])`):
-evaluated once per statement, then matched against the (organization_id, ...) indexes. The
+evaluated once per statement, then matched against the (organization_id, ...) indexes (why
+this shape and not the spec's per-row EXISTS: scripts/bench_rls.py and the README). The
 helpers belong to a NOLOGIN role, `hub_rls_definer`, whose only rights are USAGE on the two
 schemas and SELECT on organization_members through a policy of its own (USING true), so reading
 organization_members inside them cannot recurse into the tenants' policies. They run with
@@ -35,8 +37,8 @@ domain that runs its own code as the helpers' owner.
 `install` also leaves the API roles exactly the privileges the policies are written for,
 whatever default privileges the database had (Supabase grants ALL): no TRUNCATE, REFERENCES or
 TRIGGER; UPDATE only on columns a tenant may change (never id, organization_id, created_by,
-created_at, nor the marketplace's curation columns); nothing at all on the migration history. Why this shape and not the spec's per-row EXISTS: see
-scripts/bench_rls.py and the README section on row-level security.
+created_at, nor the marketplace's curation columns); nothing at all on the migration history.
+docs/rls.md has the whole model and the attacks it answers.
 
 Roles `anon`, `authenticated` and `service_role` and the `auth` schema are created only where
 missing (Supabase has them); roles are cluster-wide, so `uninstall` leaves them in place.
@@ -104,9 +106,11 @@ HELPERS = {
                    'the optional organization_id claim that narrows the caller to one organization'),
     'org_ids': ('pg_catalog.text[]', True, _MEMBERSHIPS % '',
                 'the organizations the caller is a member of (narrowed by the organization_id claim)'),
-    'admin_org_ids': ('pg_catalog.text[]', True, _MEMBERSHIPS % "\n      AND m.role IN ('OWNER', 'ADMIN')",
+    'admin_org_ids': ('pg_catalog.text[]', True,
+                      _MEMBERSHIPS % "\n      AND m.role IN ('OWNER', 'ADMIN')",
                       'the organizations where the caller is OWNER or ADMIN'),
-    'owner_org_ids': ('pg_catalog.text[]', True, _MEMBERSHIPS % "\n      AND m.role = 'OWNER'",
+    'owner_org_ids': ('pg_catalog.text[]', True,
+                      _MEMBERSHIPS % "\n      AND m.role = 'OWNER'",
                       'the organizations where the caller is OWNER'),
     'co_member_ids': ('pg_catalog.text[]', True, _plpgsql('\n    ids pg_catalog.text[];', """\
     SELECT coalesce(pg_catalog.array_agg(DISTINCT m.user_id), '{}') INTO ids

@@ -661,7 +661,8 @@ def catalog_cases(db):
     for table, enabled in db.execute_sql("""
             SELECT c.relname, c.relrowsecurity FROM pg_class c
             JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY c.relname""").fetchall():
+            WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+            ORDER BY c.relname""").fetchall():
         cases.append(_audit(table, '-', '-', 'row-level security on %s' % table, ('rls', 'on'),
                             ('rls', 'on' if enabled else 'off'), not enabled))
     report = rls.status(db)

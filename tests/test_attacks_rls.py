@@ -21,9 +21,12 @@ from hub.ids import new_id, stable_id
 #: What Supabase does to every project's public schema before any migration runs.
 SUPABASE_GRANTS = """
 GRANT USAGE ON SCHEMA public TO anon, authenticated, service_role;
-ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role;
-ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;
-ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public
+    GRANT ALL ON TABLES TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public
+    GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public
+    GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;
 """
 
 
@@ -218,7 +221,8 @@ def _identity_attacks():
     for table in ('workflows', 'ai_agents', 'agent_teams', 'integrations', 'workflow_templates',
                   'team_members', 'workflow_executions', 'agent_executions', 'team_executions'):
         key = rls_matrix.ROW[table][0]
-        cases += [(table, key, 'multi', 'organization_id', 'B'), (table, key, 'a_member', 'id', None)]
+        cases += [(table, key, 'multi', 'organization_id', 'B'),
+                  (table, key, 'a_member', 'id', None)]
         if table in rls_matrix.CREATED_BY:
             cases += [(table, key, 'a_member', 'created_by', 'b_owner'),
                       (table, key, 'a_member', 'created_at', '2000-01-01')]
