@@ -641,24 +641,40 @@ def _hand_helpers_to_definer(db):
 
     A superuser may always. Any other installer (Supabase's `postgres` has CREATEROLE, not
     SUPERUSER) must be able to SET ROLE to the definer, and the definer needs CREATE on the
-    helpers' schema for the moment of the transfer; both are arranged here and the CREATE taken
-    back at once. The installer keeps its membership so the next install can replace helpers.
+    helpers' schema for the moment of the transfer; both are arranged here (membership needs
+    CREATEROLE) and the CREATE taken back at once. The installer keeps its membership, with
+    INHERIT, so the next install can replace the helpers and grant EXECUTE on them.
     """
     wrong = sorted(n for n, owner in _helper_owners(db).items()
                    if n in HELPERS and owner != DEFINER_ROLE)
     if not wrong:
         return []
+    from peewee import DatabaseError
+
     superuser = _one(db, 'SELECT rolsuper FROM pg_roles WHERE rolname = current_user')
-    if not superuser:
-        if not _one(db, "SELECT pg_has_role(current_user, %s, 'USAGE')", (DEFINER_ROLE,)):
-            version = _one(db, 'SHOW server_version_num')
-            db.execute_sql('GRANT %s TO CURRENT_USER%s' % (
-                DEFINER_ROLE, ' WITH INHERIT FALSE, SET TRUE' if int(version) >= 160000 else ''))
-        db.execute_sql('GRANT CREATE ON SCHEMA %s TO %s' % (HELPER_SCHEMA, DEFINER_ROLE))
-    for name in wrong:
-        db.execute_sql('ALTER FUNCTION %s.%s() OWNER TO %s' % (HELPER_SCHEMA, name, DEFINER_ROLE))
-    if not superuser:
-        db.execute_sql('REVOKE CREATE ON SCHEMA %s FROM %s' % (HELPER_SCHEMA, DEFINER_ROLE))
+    try:
+        with db.atomic():
+            if not superuser:
+                if not _one(db, "SELECT pg_has_role(current_user, %s, 'USAGE')",
+                            (DEFINER_ROLE,)):
+                    # SET for the transfer; INHERIT so later installs may replace and grant the
+                    # helpers as their owner (PostgreSQL 16 gives a CREATEROLE creator neither).
+                    version = _one(db, 'SHOW server_version_num')
+                    db.execute_sql('GRANT %s TO CURRENT_USER%s' % (
+                        DEFINER_ROLE,
+                        ' WITH INHERIT TRUE, SET TRUE' if int(version) >= 160000 else ''))
+                db.execute_sql('GRANT CREATE ON SCHEMA %s TO %s' % (HELPER_SCHEMA, DEFINER_ROLE))
+            for name in wrong:
+                db.execute_sql('ALTER FUNCTION %s.%s() OWNER TO %s'
+                               % (HELPER_SCHEMA, name, DEFINER_ROLE))
+            if not superuser:
+                db.execute_sql('REVOKE CREATE ON SCHEMA %s FROM %s'
+                               % (HELPER_SCHEMA, DEFINER_ROLE))
+    except DatabaseError as exc:
+        cause = str(exc.__cause__ or exc).strip().splitlines()[0]
+        raise RlsError('cannot hand the helpers to role %s (%s); install once as a superuser, '
+                       'or connect as a CREATEROLE user holding %s WITH ADMIN OPTION'
+                       % (DEFINER_ROLE, cause, DEFINER_ROLE)) from None
     return ['gave %s ownership of %s' % (DEFINER_ROLE, ', '.join(
         '%s.%s()' % (HELPER_SCHEMA, n) for n in wrong))]
 

@@ -8,8 +8,8 @@ attack fails; each one succeeded before the fix it guards (see docs/rls.md).
 """
 import contextlib
 import json
+import uuid
 
-import psycopg2
 import pytest
 from click.testing import CliRunner
 
@@ -17,6 +17,7 @@ from hub import db as hubdb
 from hub import migrate, rls, rls_matrix
 from hub.cli.main import cli
 from hub.ids import new_id, stable_id
+from tests.conftest import _with_user
 
 #: What Supabase does to every project's public schema before any migration runs.
 SUPABASE_GRANTS = """
@@ -382,3 +383,51 @@ def test_verify_catches_a_hijackable_helper(secured):
     assert hijack['temp domain hijack of hub_private.org_ids()'] is True, hijack
     assert hijack['temp domain hijack of hub_private.owner_org_ids()'] is False, hijack
     assert rls.status(db)['complete']
+
+
+# -- a non-superuser installer (Supabase's postgres: CREATEROLE, owns the database) ---------------
+
+@pytest.fixture
+def createrole_owner(databases, server_url):
+    """(url, role): a fresh database owned by a LOGIN CREATEROLE role that is not a superuser
+    and holds hub_rls_definer only WITH ADMIN OPTION (as its creator would on PostgreSQL 16+)."""
+    role = 'hub_test_installer_%s' % uuid.uuid4().hex[:8]
+    name = databases.create()
+    admin = hubdb.open_database(server_url)
+    try:
+        admin.execute_sql('CREATE ROLE %s LOGIN CREATEROLE' % role)
+        rls._install_roles(admin)  # the cluster-wide roles, hub_rls_definer among them
+        # Before 16, CREATEROLE alone may grant any non-superuser role; from 16 on, only with
+        # ADMIN on it (which its creator gets), and then install must add SET and INHERIT.
+        if int(admin.execute_sql('SHOW server_version_num').fetchone()[0]) >= 160000:
+            admin.execute_sql('GRANT %s TO %s WITH ADMIN TRUE, INHERIT FALSE, SET FALSE'
+                              % (rls.DEFINER_ROLE, role))
+        admin.execute_sql('ALTER DATABASE %s OWNER TO %s' % (name, role))
+    finally:
+        admin.close()
+    owner_db = hubdb.open_database(databases.url(name))
+    owner_db.execute_sql('ALTER SCHEMA public OWNER TO %s' % role)
+    owner_db.close()
+    yield _with_user(databases.url(name), role), role
+    databases.drop(name)
+    admin = hubdb.open_database(server_url)
+    try:
+        admin.execute_sql('DROP ROLE %s' % role)
+    finally:
+        admin.close()
+
+
+def test_a_createrole_owner_installs_and_hands_the_helpers_over(createrole_owner):
+    url, role = createrole_owner
+    database = hubdb.open_database(url)
+    try:
+        migrate.migrate(database)
+        rls.install(database)
+        assert rls.status(database)['complete']
+        assert set(rls._helper_owners(database).values()) == {rls.DEFINER_ROLE}
+        assert rls.install(database) == []
+        # The CREATE it needed for the transfer is taken back.
+        assert database.execute_sql("SELECT has_schema_privilege(%s, 'hub_private', 'CREATE')",
+                                    (rls.DEFINER_ROLE,)).fetchone()[0] is False
+    finally:
+        database.close()
