@@ -31,6 +31,10 @@ class MigrationError(HubError):
     """A migration could not be applied or reverted, or a target is unknown."""
 
 
+class TemplateIdTaken(HubError):
+    """A shipped template's id is held by an organization's row; a load never adopts it."""
+
+
 class SchemaDrift(HubError):
     """The live database does not match the models."""
 

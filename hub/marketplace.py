@@ -25,8 +25,13 @@ What a reload writes: the content columns (name, description, category, nodes, e
 variables, icon, tags, difficulty, estimated_time, is_featured) and the system-template markers
 (is_public true, organization_id and created_by NULL), and only for rows whose values differ,
 so an unchanged template keeps its `updated_at`. It never touches usage_count, rating or
-created_at (users and the seeder own those) and never deletes a template whose file is gone:
-workflows may still point at it.
+created_at (the platform owns those: hub.workflows.instantiate_template counts a use as the
+owner, tenants cannot write them) and never deletes a template whose file is gone: workflows
+may still point at it.
+
+A shipped template's id is predictable, so a tenant can create a row under it before the first
+load. A load never adopts such a row (it would publish the tenant's content and counters as a
+system template): it refuses, naming the id and the organization holding it, and writes nothing.
 """
 import datetime
 import json
@@ -36,7 +41,7 @@ from importlib import resources
 from pathlib import Path
 
 from hub import graph
-from hub.errors import ConfigError, HubError
+from hub.errors import ConfigError, HubError, TemplateIdTaken
 from hub.ids import stable_id
 
 CATEGORIES = ('SALES', 'SUPPORT', 'MARKETING', 'DATA_PROCESSING', 'AUTOMATION', 'ANALYTICS',
@@ -363,11 +368,23 @@ def sync(db, directory=None, timestamp=None):
     query = (T.insert_many(rows)
              .on_conflict(conflict_target=[T.id], update=update,
                           # Rewriting an equal row would still bump updated_at and bloat the table.
-                          where=Expression(current, 'IS DISTINCT FROM', incoming))
+                          # Only system rows are ever updated: never a tenant's (see above).
+                          where=(Expression(current, 'IS DISTINCT FROM', incoming)
+                                 & T.organization.is_null()))
              .returning(T.id, SQL('(xmax = 0)').alias('inserted'))
              .tuples())
     with db.atomic():
         written = list(query.execute())
+        # Checked after the upsert, in its transaction: a row a tenant slipped in meanwhile is
+        # seen too, and raising rolls back everything this load wrote.
+        taken = (T.select(T.id, T._meta.columns['organization_id'])
+                 .where(T.id.in_([row['id'] for row in rows]) & T.organization.is_null(False))
+                 .order_by(T.id).tuples().first())
+        if taken is not None:
+            raise TemplateIdTaken(
+                'template id %s (a shipped template) is held by organization %s, not by the '
+                'platform; nothing was loaded: delete or rename that row, then load again'
+                % taken)
     inserted = sum(1 for _, new in written if new)
     return {'total': len(rows), 'inserted': inserted, 'updated': len(written) - inserted,
             'unchanged': len(rows) - len(written)}

@@ -14,19 +14,31 @@
     (..., [])
 
 Identity is the PostgREST/Supabase convention: role `authenticated` plus
-`request.jwt.claims = {"sub": "<users.id>", "role": "authenticated"}` (the legacy
-`request.jwt.claim.sub` is read too). An optional `organization_id` claim narrows the caller to
-that one of their organizations (naming one they are not in shows nothing). A query that shows
-one organization should still say `WHERE organization_id = ...`: the policy then only checks
-membership, and PostgreSQL can stream from the (organization_id, ...) indexes in order, which
-no policy that admits several organizations can make it do.
+`request.jwt.claims = {"sub": "<users.id>", "role": "authenticated"}`, trusted as the gateway
+set it. The legacy per-claim `request.jwt.claim.sub` is read only when the JSON claims are unset
+or empty: a stale session-level setting never overrides the transaction's claims. An optional
+`organization_id` claim narrows the caller to that one of their organizations (naming one they
+are not in shows nothing). A query that shows one organization should still say
+`WHERE organization_id = ...`: the policy then only checks membership, and PostgreSQL can
+stream from the (organization_id, ...) indexes in order, which no policy that admits several
+organizations can make it do.
 
 Every policy asks one SECURITY DEFINER helper in the schema `hub_private` for the caller's
 organizations, as an initPlan (`organization_id = ANY ((SELECT hub_private.org_ids())::text[])`):
-evaluated once per statement, then matched against the (organization_id, ...) indexes. The
-helper's owner bypasses RLS, so reading organization_members inside it cannot recurse into
-organization_members' own policies. Why this shape and not the spec's per-row EXISTS: see
-scripts/bench_rls.py and the README section on row-level security.
+evaluated once per statement, then matched against the (organization_id, ...) indexes (why
+this shape and not the spec's per-row EXISTS: scripts/bench_rls.py and the README). The
+helpers belong to a NOLOGIN role, `hub_rls_definer`, whose only rights are USAGE on the two
+schemas and SELECT on organization_members through a policy of its own (USING true), so reading
+organization_members inside them cannot recurse into the tenants' policies. They run with
+`search_path = pg_catalog, pg_temp` and name every type and object with its schema: an empty
+search_path would still resolve type names in pg_temp first, where any caller may create a
+domain that runs its own code as the helpers' owner.
+
+`install` also leaves the API roles exactly the privileges the policies are written for,
+whatever default privileges the database had (Supabase grants ALL): no TRUNCATE, REFERENCES or
+TRIGGER; UPDATE only on columns a tenant may change (never id, organization_id, created_by,
+created_at, nor the marketplace's curation columns); nothing at all on the migration history.
+docs/rls.md has the whole model and the attacks it answers.
 
 Roles `anon`, `authenticated` and `service_role` and the `auth` schema are created only where
 missing (Supabase has them); roles are cluster-wide, so `uninstall` leaves them in place.
@@ -39,6 +51,10 @@ import json
 from hub.errors import HubError
 
 HELPER_SCHEMA = 'hub_private'
+#: Owns the helpers: NOLOGIN, never a superuser, cluster-wide like anon/authenticated.
+DEFINER_ROLE = 'hub_rls_definer'
+#: Its policy on organization_members: the one table the membership helpers read.
+DEFINER_POLICY = 'hub_definer_select'
 ROLES = ('anon', 'authenticated', 'service_role')
 COMMANDS = ('SELECT', 'INSERT', 'UPDATE', 'DELETE')
 #: Marks what install created in schema auth, so uninstall never drops Supabase's own.
@@ -58,13 +74,18 @@ class RlsError(HubError):
 # PostgreSQL 15); PL/pgSQL keeps its plans for the session (~0.04 ms).
 #
 # The caller's id is read as text: our ids are cuids, so auth.uid()'s ::uuid cast would fail.
-# Same sources and order as Supabase's auth.uid(): the legacy per-claim setting, then the JSON.
+# The transaction's JSON claims decide; the legacy per-claim settings count only when there are
+# none, so a session-level request.jwt.claim.sub left on a pooled connection cannot stand in
+# for the caller the gateway named. Every type and function is schema-qualified (see above).
 _CALLER = """
-    claims jsonb := nullif(current_setting('request.jwt.claims', true), '')::jsonb;
-    caller text := coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''),
-                            claims ->> 'sub');
-    active text := coalesce(nullif(current_setting('request.jwt.claim.%s', true), ''),
-                            claims ->> '%s');""" % (ORG_CLAIM, ORG_CLAIM)
+    claims pg_catalog.jsonb := nullif(pg_catalog.current_setting('request.jwt.claims', true),
+                                      '')::pg_catalog.jsonb;
+    caller pg_catalog.text := CASE WHEN claims IS NULL
+        THEN nullif(pg_catalog.current_setting('request.jwt.claim.sub', true), '')
+        ELSE claims ->> 'sub' END;
+    active pg_catalog.text := CASE WHEN claims IS NULL
+        THEN nullif(pg_catalog.current_setting('request.jwt.claim.%s', true), '')
+        ELSE claims ->> '%s' END;""" % (ORG_CLAIM, ORG_CLAIM)
 
 
 def _plpgsql(declare, statements):
@@ -73,8 +94,8 @@ def _plpgsql(declare, statements):
 
 # Only accepted memberships count: an invitation (accepted_at NULL) grants nothing, so an
 # organization learns nothing of a user it invites, nor the user of it, before they accept.
-_MEMBERSHIPS = _plpgsql(_CALLER + '\n    ids text[];', """\
-    SELECT coalesce(array_agg(m.organization_id), '{}') INTO ids
+_MEMBERSHIPS = _plpgsql(_CALLER + '\n    ids pg_catalog.text[];', """\
+    SELECT coalesce(pg_catalog.array_agg(m.organization_id), '{}') INTO ids
     FROM public.organization_members m
     WHERE m.user_id = caller AND m.accepted_at IS NOT NULL
       AND (active IS NULL OR m.organization_id = active)%s;
@@ -82,18 +103,20 @@ _MEMBERSHIPS = _plpgsql(_CALLER + '\n    ids text[];', """\
 
 # name -> (returns, SECURITY DEFINER, body, comment)
 HELPERS = {
-    'uid': ('text', False, _plpgsql(_CALLER, '    RETURN caller;'),
+    'uid': ('pg_catalog.text', False, _plpgsql(_CALLER, '    RETURN caller;'),
             "the caller's users.id from the JWT claims (text)"),
-    'active_org': ('text', False, _plpgsql(_CALLER, '    RETURN active;'),
+    'active_org': ('pg_catalog.text', False, _plpgsql(_CALLER, '    RETURN active;'),
                    'the optional organization_id claim that narrows the caller to one organization'),
-    'org_ids': ('text[]', True, _MEMBERSHIPS % '',
+    'org_ids': ('pg_catalog.text[]', True, _MEMBERSHIPS % '',
                 'the organizations the caller is a member of (narrowed by the organization_id claim)'),
-    'admin_org_ids': ('text[]', True, _MEMBERSHIPS % "\n      AND m.role IN ('OWNER', 'ADMIN')",
+    'admin_org_ids': ('pg_catalog.text[]', True,
+                      _MEMBERSHIPS % "\n      AND m.role IN ('OWNER', 'ADMIN')",
                       'the organizations where the caller is OWNER or ADMIN'),
-    'owner_org_ids': ('text[]', True, _MEMBERSHIPS % "\n      AND m.role = 'OWNER'",
+    'owner_org_ids': ('pg_catalog.text[]', True,
+                      _MEMBERSHIPS % "\n      AND m.role = 'OWNER'",
                       'the organizations where the caller is OWNER'),
-    'co_member_ids': ('text[]', True, _plpgsql('\n    ids text[];', """\
-    SELECT coalesce(array_agg(DISTINCT m.user_id), '{}') INTO ids
+    'co_member_ids': ('pg_catalog.text[]', True, _plpgsql('\n    ids pg_catalog.text[];', """\
+    SELECT coalesce(pg_catalog.array_agg(DISTINCT m.user_id), '{}') INTO ids
     FROM public.organization_members m
     WHERE m.organization_id = ANY (hub_private.org_ids()) AND m.accepted_at IS NOT NULL;
     RETURN ids;"""), 'the users who share an organization with the caller, both having accepted '
@@ -217,7 +240,15 @@ def policy_name(command):
 
 def expected_policies():
     """{(table, policy name, command as pg_policies.cmd shows it)} for every policy of ours."""
-    return {(table, policy_name(cmd), cmd) for table, by_cmd in POLICIES.items() for cmd in by_cmd}
+    return {(table, policy_name(cmd), cmd) for table, by_cmd in POLICIES.items()
+            for cmd in by_cmd} | {('organization_members', DEFINER_POLICY, 'SELECT')}
+
+
+#: The helpers' owner reads every membership: that is the helpers' whole job. No other role can
+#: use this policy (nobody logs in as the definer), and it keeps the tenants' policies on
+#: organization_members out of the helpers' own reads (no recursion).
+DEFINER_POLICY_SQL = ('CREATE POLICY %s ON public.organization_members AS PERMISSIVE FOR SELECT '
+                      'TO %s USING (true)' % (DEFINER_POLICY, DEFINER_ROLE))
 
 
 def policy_sql(table, command):
@@ -237,17 +268,168 @@ def _fingerprint(sql):
     return 'hub rls %s' % hashlib.sha256(sql.encode()).hexdigest()[:16]
 
 
-#: The helpers' settings. An empty search_path: nothing a caller creates can stand in for what
-#: they call. No sequential scan: on a small organization_members (a few pages) the planner
+#: The helpers' settings. pg_catalog first and pg_temp explicitly last: left out (or with an
+#: empty search_path) pg_temp is searched FIRST for types and relations, so a caller's
+#: `CREATE DOMAIN pg_temp.text ... CHECK (pg_temp.evil(VALUE))` would run as the helpers' owner.
+#: No sequential scan: on a small organization_members (a few pages) the planner
 #: prefers one, which costs ~3x the index lookup, once per statement of every tenant query.
-HELPER_CONFIG = ['search_path=""', 'enable_seqscan=off']
+HELPER_CONFIG = ['search_path=pg_catalog, pg_temp', 'enable_seqscan=off']
 
 
 def helper_sql(name):
     returns, definer, body, _ = HELPERS[name]
     return ('CREATE OR REPLACE FUNCTION %s.%s() RETURNS %s LANGUAGE plpgsql STABLE%s '
-            "SET search_path = '' SET enable_seqscan = off AS $hub$%s$hub$" % (
+            "SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $hub$%s$hub$" % (
                 HELPER_SCHEMA, name, returns, ' SECURITY DEFINER' if definer else '', body))
+
+
+# -- the privileges the policies are written for ---------------------------------------------
+
+#: Columns that say who and where a row belongs and when it began: never changed by a tenant
+#: (a rewritten created_by hands the row to another tenant's user, whose deletion cascades here).
+IDENTITY_COLUMNS = ('id', 'organization_id', 'created_by', 'created_at')
+#: More per table: a membership's user (rewriting it would enrol someone without their consent).
+IMMUTABLE_COLUMNS = {'organization_members': ('user_id',)}
+#: The marketplace's curation, written by the platform (service_role, the owner), never a tenant.
+CURATION_COLUMNS = {'workflow_templates': ('is_featured', 'rating', 'usage_count')}
+#: Everything a table grant can hold; the API roles must hold exactly what expected_privileges says.
+TABLE_PRIVILEGES = ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER')
+COLUMN_PRIVILEGES = ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES')
+PUBLIC = 'PUBLIC'
+
+
+def model_columns(table):
+    """The columns of `table` as hub.models declares them (the source of the column grants)."""
+    from hub.models import MODELS
+
+    for model in MODELS:
+        if model._meta.table_name == table:
+            return [field.column_name for field in model._meta.sorted_fields]
+    raise RlsError('no model in hub.models for table %s' % table)
+
+
+def writable_columns(table, command, live=None):
+    """Columns `authenticated` may set on INSERT or UPDATE of `table` (model order).
+
+    `live` (the table's columns in the database) narrows the list to what exists there.
+    """
+    fixed = CURATION_COLUMNS.get(table, ())
+    if command == 'UPDATE':
+        fixed += IDENTITY_COLUMNS + IMMUTABLE_COLUMNS.get(table, ())
+    return [c for c in model_columns(table) if c not in fixed and (live is None or c in live)]
+
+
+def _history_table():
+    from hub.migrate import HISTORY_TABLE
+
+    return HISTORY_TABLE
+
+
+def _live_columns(db, table):
+    return [r[0] for r in _rows(db, """
+        SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0
+        AND NOT attisdropped ORDER BY attnum""", ('public.%s' % table,))]
+
+
+def expected_privileges(db):
+    """{(table, role, privilege, column or None)}: what anon, authenticated, service_role and
+    PUBLIC hold on our tables once installed (the migration history: nothing at all)."""
+    want = set()
+    for table in TABLES:
+        live = _live_columns(db, table)
+        for privilege in ('SELECT', 'DELETE'):
+            want.add((table, 'authenticated', privilege, None))
+        for privilege in ('INSERT', 'UPDATE'):
+            columns = writable_columns(table, privilege, live)
+            if columns == live:
+                want.add((table, 'authenticated', privilege, None))
+            else:
+                want |= {(table, 'authenticated', privilege, c) for c in columns}
+        # service_role is the platform's key: it bypasses the policies, but not the grants.
+        for privilege in COMMANDS:
+            want.add((table, 'service_role', privilege, None))
+    return want
+
+
+def live_privileges(db, tables):
+    """{(table, role, privilege, column or None)} the API roles (and PUBLIC) effectively hold:
+    through PUBLIC and role membership too. A column entry only where the table grant is absent."""
+    roles = [r for r in ROLES if _role(db, r)[0]]
+    have = {tuple(r) for r in _rows(db, """
+        WITH t AS (SELECT c.oid, c.relname FROM pg_class c
+                   WHERE c.oid IN (SELECT to_regclass('public.' || quote_ident(x))
+                                   FROM unnest(%s::text[]) x)),
+             r AS (SELECT unnest(%s::text[]) AS rolname)
+        SELECT t.relname, r.rolname, p, NULL::text FROM t, r, unnest(%s::text[]) p
+        WHERE has_table_privilege(r.rolname, t.oid, p)
+        UNION ALL
+        SELECT t.relname, r.rolname, p, a.attname::text FROM t, r, unnest(%s::text[]) p,
+               pg_attribute a
+        WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
+          AND has_column_privilege(r.rolname, t.oid, a.attnum, p)
+          AND NOT has_table_privilege(r.rolname, t.oid, p)""",
+        (list(tables), roles, list(TABLE_PRIVILEGES), list(COLUMN_PRIVILEGES)))} if roles else set()
+    # PUBLIC is every role, present and future: read its ACL entries directly (grantee 0).
+    have |= {(t, PUBLIC, p, c) for t, p, c in _rows(db, """
+        SELECT c.relname, a.privilege_type, NULL::text
+        FROM pg_class c, aclexplode(c.relacl) a
+        WHERE c.oid IN (SELECT to_regclass('public.' || quote_ident(x)) FROM unnest(%s::text[]) x)
+          AND a.grantee = 0
+        UNION ALL
+        SELECT c.relname, a.privilege_type, att.attname::text
+        FROM pg_class c JOIN pg_attribute att ON att.attrelid = c.oid, aclexplode(att.attacl) a
+        WHERE c.oid IN (SELECT to_regclass('public.' || quote_ident(x)) FROM unnest(%s::text[]) x)
+          AND a.grantee = 0""", (list(tables), list(tables)))}
+    return have
+
+
+def _describe(entries, columns):
+    """['TRUNCATE', 'SELECT', 'UPDATE (created_by, id)'] for a set of (privilege, column);
+    a privilege on every one of `columns` reads as the privilege alone."""
+    by_privilege = collections.defaultdict(set)
+    for privilege, column in entries:
+        by_privilege[privilege].add(column)
+    out = []
+    for privilege in sorted(by_privilege, key=TABLE_PRIVILEGES.index):
+        held = by_privilege[privilege]
+        if None in held or held >= set(columns):
+            out.append(privilege)
+        else:
+            out.append('%s (%s)' % (privilege, ', '.join(c for c in columns if c in held)))
+    return out
+
+
+def privilege_drift(db):
+    """{(table, role): (extra, missing)} for every table of ours and the migration history,
+    each a list like ['TRUNCATE', 'UPDATE (created_by)']; only pairs that differ.
+
+    Compared column by column: a table grant of SELECT, INSERT, UPDATE or REFERENCES counts as
+    that privilege on every column, so a table grant and the same column grants are equal.
+    """
+    tables = [t for t in TABLES + (_history_table(),)
+              if _one(db, 'SELECT to_regclass(%s)', ('public.%s' % t,)) is not None]
+    want = {w for w in expected_privileges(db) if w[0] in tables}
+    have = live_privileges(db, tables)
+    drift = {}
+    for table in tables:
+        columns = _live_columns(db, table)
+
+        def expand(entries, role):
+            out = set()
+            for t, r, p, c in entries:
+                if (t, r) != (table, role):
+                    continue
+                if c is None and p in COLUMN_PRIVILEGES:
+                    out |= {(p, col) for col in columns}
+                else:
+                    out.add((p, c))
+            return out
+
+        for role in ROLES + (PUBLIC,):
+            w, h = expand(want, role), expand(have, role)
+            if w != h:
+                drift[table, role] = (_describe(h - w, columns), _describe(w - h, columns))
+    return drift
 
 
 # -- reading the catalog -----------------------------------------------------------------------
@@ -310,16 +492,26 @@ def _has_table_privilege(db, role, table, privilege):
                      (role, 'public.%s' % table, privilege)))
 
 
-def _grants_needed():
-    """[(role, table, privilege)] that the policies need to be reachable at all."""
-    return [(role, table, privilege) for table in TABLES
-            for role in ('authenticated', 'service_role') for privilege in COMMANDS]
-
-
 def installed(db):
     """True when any policy of ours exists (hub.schema.check then compares them all)."""
     live = _live_policies(db)
     return any((table, name) in live for table, name, _ in expected_policies())
+
+
+#: The updated_at trigger function of 0001; 0003 pins its search_path.
+TRIGGER_FUNCTION = 'public.hub_touch_updated_at()'
+TRIGGER_FUNCTION_CONFIG = ['search_path=pg_catalog, pg_temp']
+
+
+def _trigger_function_problems(db):
+    if _one(db, 'SELECT to_regprocedure(%s)', (TRIGGER_FUNCTION,)) is None:
+        return []
+    config = _one(db, 'SELECT proconfig FROM pg_proc WHERE oid = %s::regprocedure',
+                  (TRIGGER_FUNCTION,))
+    if config != TRIGGER_FUNCTION_CONFIG:
+        return ['function %s does not SET %s (run `hub db migrate`)'
+                % (TRIGGER_FUNCTION, ', '.join(TRIGGER_FUNCTION_CONFIG))]
+    return []
 
 
 # -- install / uninstall -----------------------------------------------------------------------
@@ -360,7 +552,31 @@ def _install_roles(db):
         elif role == 'service_role' and not bypass:
             db.execute_sql('ALTER ROLE service_role BYPASSRLS')
             actions.append('gave role service_role BYPASSRLS')
+    if _definer(db) is None:
+        db.execute_sql("""
+            DO $hub$ BEGIN
+                CREATE ROLE %s NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE
+                    NOBYPASSRLS;
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+            END $hub$""" % DEFINER_ROLE)
+        db.execute_sql("COMMENT ON ROLE %s IS 'owns the hub row-level security helpers "
+                       "(hub rls install); never log in as it'" % DEFINER_ROLE)
+        actions.append('created role %s' % DEFINER_ROLE)
     return actions
+
+
+def _definer(db):
+    """(login, superuser, bypassrls) of the helpers' owner role, or None if it is missing."""
+    return db.execute_sql('SELECT rolcanlogin, rolsuper, rolbypassrls FROM pg_roles '
+                          'WHERE rolname = %s', (DEFINER_ROLE,)).fetchone()
+
+
+def _definer_problems(db):
+    attrs = _definer(db)
+    if attrs is None:
+        return ['role %s (the helpers\' owner) does not exist' % DEFINER_ROLE]
+    return ['role %s must not %s' % (DEFINER_ROLE, what)
+            for what, bad in zip(('log in', 'be a superuser', 'bypass RLS'), attrs) if bad]
 
 
 def _install_auth(db):
@@ -390,6 +606,7 @@ def _install_helpers(db):
     # Nobody may create objects here: a function planted in a SECURITY DEFINER helper's
     # schema is the classic escalation.
     db.execute_sql('REVOKE ALL ON SCHEMA %s FROM PUBLIC' % HELPER_SCHEMA)
+    actions += _grant_definer(db)
     for name in HELPERS:
         returns, definer, body, comment = HELPERS[name]
         live = _function(db, HELPER_SCHEMA, name)
@@ -399,7 +616,8 @@ def _install_helpers(db):
             db.execute_sql('COMMENT ON FUNCTION %s.%s() IS %%s' % (HELPER_SCHEMA, name), (comment,))
             actions.append('%s function %s.%s()' % ('created' if live is None else 'replaced',
                                                      HELPER_SCHEMA, name))
-        db.execute_sql('REVOKE ALL ON FUNCTION %s.%s() FROM PUBLIC' % (HELPER_SCHEMA, name))
+        db.execute_sql('REVOKE ALL ON FUNCTION %s.%s() FROM PUBLIC, anon' % (HELPER_SCHEMA, name))
+    actions += _hand_helpers_to_definer(db)
     if not _one(db, "SELECT has_schema_privilege('authenticated', %s, 'USAGE')", (HELPER_SCHEMA,)):
         db.execute_sql('GRANT USAGE ON SCHEMA %s TO authenticated, service_role' % HELPER_SCHEMA)
         actions.append('granted usage on schema %s to authenticated' % HELPER_SCHEMA)
@@ -414,20 +632,130 @@ def _install_helpers(db):
     return actions
 
 
+def _grant_definer(db):
+    """The definer's rights, and nothing more: reach the two schemas, read organization_members
+    (through DEFINER_POLICY, installed with the other policies)."""
+    needed = [("has_schema_privilege(%s, 'public', 'USAGE')", 'GRANT USAGE ON SCHEMA public TO %s'),
+              ("has_schema_privilege(%s, '" + HELPER_SCHEMA + "', 'USAGE')",
+               'GRANT USAGE ON SCHEMA ' + HELPER_SCHEMA + ' TO %s'),
+              ("has_table_privilege(%s, 'public.organization_members', 'SELECT')",
+               'GRANT SELECT ON public.organization_members TO %s')]
+    actions = []
+    for check, grant in needed:
+        if not _one(db, 'SELECT ' + check, (DEFINER_ROLE,)):
+            db.execute_sql(grant % DEFINER_ROLE)
+            actions.append((grant % DEFINER_ROLE).lower().replace('grant', 'granted', 1))
+    return actions
+
+
+def _helper_owners(db):
+    """{helper name: owner role name} for the helpers that exist."""
+    return dict(_rows(db, """
+        SELECT p.proname, pg_get_userbyid(p.proowner) FROM pg_proc p
+        JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = %s AND p.pronargs = 0""", (HELPER_SCHEMA,)))
+
+
+def _hand_helpers_to_definer(db):
+    """ALTER FUNCTION ... OWNER TO the definer for every helper it does not own yet.
+
+    A superuser may always. Any other installer (Supabase's `postgres` has CREATEROLE, not
+    SUPERUSER) must be able to SET ROLE to the definer, and the definer needs CREATE on the
+    helpers' schema for the moment of the transfer; both are arranged here (membership needs
+    CREATEROLE) and the CREATE taken back at once. The installer keeps its membership, with
+    INHERIT, so the next install can replace the helpers and grant EXECUTE on them.
+    """
+    wrong = sorted(n for n, owner in _helper_owners(db).items()
+                   if n in HELPERS and owner != DEFINER_ROLE)
+    if not wrong:
+        return []
+    from peewee import DatabaseError
+
+    superuser = _one(db, 'SELECT rolsuper FROM pg_roles WHERE rolname = current_user')
+    try:
+        with db.atomic():
+            if not superuser:
+                if not _one(db, "SELECT pg_has_role(current_user, %s, 'USAGE')",
+                            (DEFINER_ROLE,)):
+                    # SET for the transfer; INHERIT so later installs may replace and grant the
+                    # helpers as their owner (PostgreSQL 16 gives a CREATEROLE creator neither).
+                    version = _one(db, 'SHOW server_version_num')
+                    db.execute_sql('GRANT %s TO CURRENT_USER%s' % (
+                        DEFINER_ROLE,
+                        ' WITH INHERIT TRUE, SET TRUE' if int(version) >= 160000 else ''))
+                db.execute_sql('GRANT CREATE ON SCHEMA %s TO %s' % (HELPER_SCHEMA, DEFINER_ROLE))
+            for name in wrong:
+                db.execute_sql('ALTER FUNCTION %s.%s() OWNER TO %s'
+                               % (HELPER_SCHEMA, name, DEFINER_ROLE))
+            if not superuser:
+                db.execute_sql('REVOKE CREATE ON SCHEMA %s FROM %s'
+                               % (HELPER_SCHEMA, DEFINER_ROLE))
+    except DatabaseError as exc:
+        cause = str(exc.__cause__ or exc).strip().splitlines()[0]
+        raise RlsError('cannot hand the helpers to role %s (%s); install once as a superuser, '
+                       'or connect as a CREATEROLE user holding %s WITH ADMIN OPTION'
+                       % (DEFINER_ROLE, cause, DEFINER_ROLE)) from None
+    return ['gave %s ownership of %s' % (DEFINER_ROLE, ', '.join(
+        '%s.%s()' % (HELPER_SCHEMA, n) for n in wrong))]
+
+
 def _install_grants(db):
     actions = []
     if not _one(db, "SELECT has_schema_privilege('authenticated', 'public', 'USAGE')") \
             or not _one(db, "SELECT has_schema_privilege('service_role', 'public', 'USAGE')"):
         db.execute_sql('GRANT USAGE ON SCHEMA public TO authenticated, service_role')
         actions.append('granted usage on schema public to authenticated, service_role')
-    missing = collections.OrderedDict()
-    for role, table, privilege in _grants_needed():
-        if not _has_table_privilege(db, role, table, privilege):
-            missing.setdefault((role, table), []).append(privilege)
-    for (role, table), privileges in missing.items():
-        db.execute_sql('GRANT %s ON public.%s TO %s' % (', '.join(privileges), table, role))
-        actions.append('granted %s on %s to %s' % (', '.join(privileges), table, role))
+    drift = privilege_drift(db)
+    want = expected_privileges(db)
+    for table in sorted({t for t, _ in drift}):
+        # Start from nothing: whatever default privileges or earlier grants (column grants
+        # included: REVOKE on the table takes them too) the database had.
+        db.execute_sql('REVOKE ALL ON public.%s FROM PUBLIC, %s' % (table, ', '.join(ROLES)))
+        grants = collections.defaultdict(list)  # (role, privilege) -> [columns] ([] = table)
+        for t, role, privilege, column in sorted(want, key=lambda w: (w[1], w[2], w[3] or '')):
+            if t == table:
+                grants[role, privilege] += [] if column is None else [column]
+        for (role, privilege), columns in sorted(grants.items()):
+            db.execute_sql('GRANT %s%s ON public.%s TO %s' % (
+                privilege, ' (%s)' % ', '.join(columns) if columns else '', table, role))
+        for role in ROLES + (PUBLIC,):
+            if (table, role) in drift:
+                extra, missing = drift[table, role]
+                actions.append('privileges of %s on %s: %s' % (role, table, '; '.join(
+                    (['revoked ' + ', '.join(extra)] if extra else [])
+                    + (['granted ' + ', '.join(missing)] if missing else []))))
+    actions += _lock_history(db)
     return actions
+
+
+def _lock_history(db):
+    """The migration history is the owner's: no API role reaches it, and RLS without a policy
+    refuses any role that is granted it later (defence in depth)."""
+    table = _history_table()
+    if _one(db, 'SELECT to_regclass(%s)', ('public.%s' % table,)) is None:
+        return []
+    actions = []
+    if not _one(db, 'SELECT relrowsecurity FROM pg_class WHERE oid = %s::regclass',
+                ('public.%s' % table,)):
+        db.execute_sql('ALTER TABLE public.%s ENABLE ROW LEVEL SECURITY' % table)
+        actions.append('enabled row-level security on %s (no policy: nobody but its owner)'
+                       % table)
+    for sequence in _sequences_reachable(db, table):
+        db.execute_sql('REVOKE ALL ON SEQUENCE %s FROM PUBLIC, %s' % (sequence, ', '.join(ROLES)))
+        actions.append('revoked API access to sequence %s' % sequence)
+    return actions
+
+
+def _sequences_reachable(db, table):
+    """Sequences owned by `table` that an API role (or PUBLIC) may use."""
+    roles = [r for r in ROLES if _role(db, r)[0]]
+    return [r[0] for r in _rows(db, """
+        SELECT s.oid::regclass::text FROM pg_depend d JOIN pg_class s ON s.oid = d.objid
+        WHERE d.classid = 'pg_class'::regclass AND d.refobjid = %s::regclass
+          AND s.relkind = 'S' AND (EXISTS (SELECT 1 FROM unnest(%s::text[]) r
+                 WHERE has_sequence_privilege(r, s.oid, 'USAGE, SELECT, UPDATE'))
+              OR EXISTS (SELECT 1 FROM aclexplode(s.relacl) a WHERE a.grantee = 0))""",
+        ('public.%s' % table, roles))]
 
 
 def _install_policies(db):
@@ -452,6 +780,15 @@ def _install_policies(db):
             db.execute_sql("COMMENT ON POLICY %s ON public.%s IS '%s'" % (name, table, mark))
             actions.append('%s policy %s on %s (%s)' % (
                 'created' if current is None else 'replaced', name, table, command))
+    current = live.get(('organization_members', DEFINER_POLICY))
+    if current is None or current[4] != _fingerprint(DEFINER_POLICY_SQL):
+        if current is not None:
+            db.execute_sql('DROP POLICY %s ON public.organization_members' % DEFINER_POLICY)
+        db.execute_sql(DEFINER_POLICY_SQL)
+        db.execute_sql("COMMENT ON POLICY %s ON public.organization_members IS '%s'"
+                       % (DEFINER_POLICY, _fingerprint(DEFINER_POLICY_SQL)))
+        actions.append('%s policy %s on organization_members (SELECT, to %s)' % (
+            'created' if current is None else 'replaced', DEFINER_POLICY, DEFINER_ROLE))
     return actions
 
 
@@ -486,6 +823,14 @@ def uninstall(db):
         if _schema_exists(db, HELPER_SCHEMA):
             db.execute_sql('DROP SCHEMA %s CASCADE' % HELPER_SCHEMA)
             actions.append('dropped schema %s' % HELPER_SCHEMA)
+        # The role is cluster-wide and stays; its rights in this database go with the helpers.
+        # The migration history stays locked: uninstalling must not reopen it.
+        if _definer(db) is not None and _one(
+                db, "SELECT has_table_privilege(%s, 'public.organization_members', 'SELECT')",
+                (DEFINER_ROLE,)):
+            db.execute_sql('REVOKE ALL ON public.organization_members FROM %s; '
+                           'REVOKE USAGE ON SCHEMA public FROM %s' % (DEFINER_ROLE, DEFINER_ROLE))
+            actions.append("revoked %s's access to organization_members" % DEFINER_ROLE)
         actions += _uninstall_auth(db)
     return actions
 
@@ -531,11 +876,16 @@ def status(db):
     for name in AUTH_FUNCTIONS:
         if _function(db, 'auth', name) is None:
             missing.append('function auth.%s() is missing' % name)
+    missing += _definer_problems(db)
+    owners = _helper_owners(db)
     for name, (_, definer, body, _) in HELPERS.items():
         live = _function(db, HELPER_SCHEMA, name)
         if live is None:
             missing.append('helper %s.%s() is missing' % (HELPER_SCHEMA, name))
             continue
+        if owners.get(name) != DEFINER_ROLE:
+            missing.append('helper %s.%s() is owned by %s, not %s' % (
+                HELPER_SCHEMA, name, owners.get(name), DEFINER_ROLE))
         if bool(live[0]) != definer:
             missing.append('helper %s.%s() should %sbe SECURITY DEFINER'
                            % (HELPER_SCHEMA, name, '' if definer else 'not '))
@@ -545,6 +895,18 @@ def status(db):
         if live[2] != body:
             missing.append('helper %s.%s() differs from hub.rls (run `hub rls install`)'
                            % (HELPER_SCHEMA, name))
+    missing += _trigger_function_problems(db)
+    drift = privilege_drift(db)
+    history = _history_table()
+    for role in ROLES + (PUBLIC,):
+        extra, _ = drift.get((history, role), ([], []))
+        if extra:
+            missing.append('%s holds %s on %s (the migration history is the owner\'s alone)'
+                           % (role, ', '.join(extra), history))
+    if _one(db, 'SELECT to_regclass(%s)', ('public.%s' % history,)) is not None \
+            and not _one(db, 'SELECT relrowsecurity FROM pg_class WHERE oid = %s::regclass',
+                         ('public.%s' % history,)):
+        missing.append('row-level security is disabled on %s' % history)
     live = _live_policies(db)
     tables = []
     for table in live_tables(db):
@@ -557,6 +919,11 @@ def status(db):
             if t != table:
                 continue
             entry['policies'].setdefault(cmd, []).append(name)
+            if (table, name) == ('organization_members', DEFINER_POLICY):
+                if comment != _fingerprint(DEFINER_POLICY_SQL) or roles != [DEFINER_ROLE]:
+                    entry['missing'].append('policy %s differs from hub.rls (run `hub rls '
+                                            'install`)' % name)
+                continue
             if table not in POLICIES or POLICIES[table].get(cmd) is None \
                     or name != policy_name(cmd):
                 entry['extra'].append('%s (%s, to %s)' % (name, cmd, ', '.join(roles)))
@@ -569,16 +936,21 @@ def status(db):
                                         % name)
         if table not in POLICIES:
             entry['missing'].append('no policies are defined for this table in hub.rls')
+            if not entry['rls_enabled']:
+                # The API roles may be granted any table in the exposed schema (Supabase does).
+                entry['missing'].append('row-level security is disabled')
         else:
             if not entry['rls_enabled']:
                 entry['missing'].append('row-level security is disabled')
             for cmd in POLICIES[table]:
                 if (table, policy_name(cmd)) not in live:
                     entry['missing'].append('policy %s (%s) is missing' % (policy_name(cmd), cmd))
-            for role, t, privilege in _grants_needed():
-                if t == table and _role(db, role)[0] \
-                        and not _has_table_privilege(db, role, table, privilege):
-                    entry['missing'].append('%s lacks %s' % (role, privilege))
+            for role in ROLES + (PUBLIC,):
+                extra, lacking = drift.get((table, role), ([], []))
+                if extra:
+                    entry['missing'].append('%s holds %s' % (role, ', '.join(extra)))
+                if lacking and _role(db, role)[0]:
+                    entry['missing'].append('%s lacks %s' % (role, ', '.join(lacking)))
         tables.append(entry)
     for table in _missing_tables(db):
         missing.append('table %s is missing (run `hub db migrate`)' % table)

@@ -15,9 +15,22 @@ did (a row count, or an SQLSTATE such as 42501) with what the policies promise. 
 gets more than promised is a leak. The tables come from the catalog: a table the matrix does
 not know is reported as a failure, so a table added without policies cannot pass.
 
+The same run also checks what goes around the matrix's question ("can A reach B's rows through
+the tables?"), each as cases of its own:
+
+- privileges (kind 'privilege'): per table x API role (and PUBLIC), exactly what the policies are
+  written for; an extra one (TRUNCATE, REFERENCES, TRIGGER, UPDATE of an identity column, anything
+  on the migration history) is a leak and is counted in report['extra_privileges'];
+- hardening (kind 'audit'): TRUNCATE attempted by anon, a member and service_role; the migration
+  history read, changed and emptied by each API role; every identity column and every curation
+  column written by a tenant; a stale session-level claim; row-level security on every table
+  in public; each helper's owner, settings and body; the temporary-domain hijack attempted
+  against each SECURITY DEFINER helper in a fresh session; shipped template ids held by a tenant.
+
 `hub rls verify` and tests/test_rls_matrix.py both run this module.
 """
 import collections
+import contextlib
 import json
 import secrets
 
@@ -479,9 +492,52 @@ class Matrix:
                     [f['A']], _rows(0))
         self.attack('integrations', 'SELECT', 'legacy', 'legacy request.jwt.claim.sub only',
                     *self.select('integrations', 'integ_a'), _rows(1))
+        # organization_id is immutable for tenants, even between two of one's organizations.
         self.attack('integrations', 'UPDATE', 'multi', 'member of A and B moves a row to B',
                     *self.update('integrations', 'integ_a', "organization_id = '%s'" % f['B']),
-                    _rows(1))
+                    _error(DENIED))
+        # A session-level request.jwt.claim.sub (B's OWNER) left on the connection must not
+        # override the transaction's JSON claims (a_member).
+        self.attack('integrations', 'SELECT', 'stale', 'stale session claim.sub of B hides B',
+                    *self.select('integrations', 'integ_b'), _rows(0))
+        self.attack('integrations', 'SELECT', 'stale', 'stale session claim.sub of B, A shows',
+                    *self.select('integrations', 'integ_a'), _rows(1))
+
+    # -- hardening: what goes around the matrix ------------------------------------------------
+
+    def audit(self, table, command, actor, label, sql, params, expected):
+        self.add(table, command, actor, label, sql, params, expected, kind='audit')
+
+    def hardening(self, tables, history):
+        from hub import rls
+
+        f = self.f
+        for table in [t for t in tables if t in ROW] + ([history] if history else []):
+            for actor in ('anon', 'member', 'service'):
+                self.audit(table, 'TRUNCATE', actor, 'truncate %s' % table,
+                           'TRUNCATE public.%s' % table, [], _error(DENIED))
+        if history:
+            for actor in ('anon', 'member', 'service'):
+                for command, sql in (('SELECT', 'SELECT count(*) FROM public.%s'),
+                                     ('UPDATE', "UPDATE public.%s SET name = name"),
+                                     ('DELETE', 'DELETE FROM public.%s')):
+                    self.audit(history, command, actor, '%s the migration history'
+                               % command.lower(), sql % history, [], _error(DENIED))
+        for table in [t for t in tables if t in WRITER]:
+            actor = WRITER[table]
+            key = ROW[table][0]
+            immutable = rls.IDENTITY_COLUMNS + rls.IMMUTABLE_COLUMNS.get(table, ())
+            for column in [c for c in rls.model_columns(table) if c in immutable]:
+                self.audit(table, 'UPDATE', actor, 'update %s.%s' % (table, column),
+                           *self.update(table, key, '%s = %s' % (column, column)),
+                           _error(DENIED))
+            for column in rls.CURATION_COLUMNS.get(table, ()):
+                self.audit(table, 'UPDATE', actor, 'update %s.%s' % (table, column),
+                           *self.update(table, key, '%s = %s' % (column, column)),
+                           _error(DENIED))
+                values = new_row(f, table, 'A', 'a_member', **{column: CURATED[column]})
+                self.audit(table, 'INSERT', actor, 'insert %s with %s' % (table, column),
+                           *self.insert(table, values), _error(DENIED))
 
 
 # A blind UPDATE that demoted every OWNER would fail on the OWNER rule and show nothing.
@@ -512,6 +568,12 @@ def blind_writes(matrix, table):
                       sql, [], _rows(0))
 
 
+# Who may update the ROW of each table (so only a column privilege can refuse the update).
+WRITER = dict({t: 'member' for t in TENANT + CHILD + ('workflow_templates',)},
+              organizations='owner', users='owner', organization_members='owner')
+# Forged curation values.
+CURATED = {'is_featured': True, 'rating': 5, 'usage_count': 1000000}
+
 BUILDERS = dict({t: 'tenant_or_child' for t in TENANT + CHILD},
                 workflow_templates='workflow_templates', organizations='organizations',
                 users='users', organization_members='organization_members')
@@ -532,7 +594,16 @@ def build_cases(db, f, tables):
             blind_writes(matrix, table)
     if 'integrations' in tables:
         matrix.integrations_extra()
+    history = _history(db)
+    matrix.hardening(tables, history)
     return matrix.specs
+
+
+def _history(db):
+    from hub.migrate import HISTORY_TABLE
+
+    found = db.execute_sql('SELECT to_regclass(%s)', ('public.%s' % HISTORY_TABLE,)).fetchone()
+    return HISTORY_TABLE if found[0] is not None else None
 
 
 # -- running -----------------------------------------------------------------------------------
@@ -552,6 +623,14 @@ def _act(db, f, spec):
                        "'request.jwt.claim.sub', %s, true), set_config('request.jwt.claims', "
                        "'', true)", (f['a_member'],))
         return
+    elif actor == 'stale':
+        # is_local false: a session-level setting, as a pooled connection could carry it (the
+        # savepoint's rollback still takes it back).
+        db.execute_sql("SET LOCAL ROLE authenticated; SELECT set_config("
+                       "'request.jwt.claim.sub', %s, false), set_config('request.jwt.claims', "
+                       "%s, true)", (f['b_owner'], json.dumps(
+                           {'sub': f['a_member'], 'role': 'authenticated'})))
+        return
     else:
         role = 'authenticated'
         claims = {'sub': f[_ACTOR_USER[actor]], 'role': 'authenticated'}
@@ -564,13 +643,22 @@ def _act(db, f, spec):
 def _outcome(db, spec):
     from peewee import DatabaseError
 
+    if spec.command == 'TRUNCATE':
+        # A granted TRUNCATE would wait for every other session's lock on a live table.
+        db.execute_sql("SET LOCAL lock_timeout = '1s'")
     try:
         cursor = db.execute_sql(spec.sql, spec.params)
         if spec.command == 'SELECT':
             return _rows(cursor.fetchone()[0])
+        if spec.command == 'TRUNCATE':
+            return _rows(1)
         return _rows(cursor.rowcount)
     except DatabaseError as exc:
-        return _error(sqlstate(exc))
+        code = sqlstate(exc)
+        if spec.command == 'TRUNCATE' and code != DENIED:
+            # Past the privilege check (a foreign key or the lock stopped it): it is granted.
+            return _rows(1)
+        return _error(code)
 
 
 def sqlstate(exc):
@@ -622,20 +710,138 @@ def run(db, tables=None):
                 cases.append(Case(table, '-', '-', 'no isolation cases for this table: add its '
                                   'policies to hub.rls and its cases to hub.rls_matrix',
                                   ('cases', 1), ('cases', 0), False, False, 'matrix'))
+        cases += catalog_cases(db)
         txn.rollback()
+    cases += hijack_cases(db)
     return {'cases': cases, 'leaks': [c for c in cases if c.leak],
-            'failures': [c for c in cases if not c.ok], 'tables': tables}
+            'failures': [c for c in cases if not c.ok], 'tables': tables,
+            'extra_privileges': [c for c in cases if c.kind == 'privilege' and c.leak]}
+
+
+# -- hardening read from the catalog -------------------------------------------------------------
+
+AS_NEEDED = ('privileges', 'as the policies need')
+PINNED = ('helper', 'as hub.rls defines it')
+
+
+def _audit(table, command, actor, label, expected, actual, leak, kind='audit'):
+    return Case(table, command, actor, label, expected, actual, actual == expected, leak, kind)
+
+
+def catalog_cases(db):
+    """Privileges, RLS on every table, helpers, the trigger function, squatted shipped ids."""
+    from hub import rls
+
+    cases = []
+    drift = rls.privilege_drift(db)
+    tables = [t for t in rls.TABLES + ((_history(db),) if _history(db) else ())]
+    for table in tables:
+        for role in rls.ROLES + (rls.PUBLIC,):
+            extra, missing = drift.get((table, role), ([], []))
+            actual = AS_NEEDED
+            if extra or missing:
+                actual = ('privileges', '; '.join(
+                    (['extra ' + ', '.join(extra)] if extra else [])
+                    + (['missing ' + ', '.join(missing)] if missing else [])))
+            cases.append(_audit(table, 'GRANT', role, 'privileges of %s on %s' % (role, table),
+                                AS_NEEDED, actual, bool(extra), kind='privilege'))
+    for table, enabled in db.execute_sql("""
+            SELECT c.relname, c.relrowsecurity FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+            ORDER BY c.relname""").fetchall():
+        cases.append(_audit(table, '-', '-', 'row-level security on %s' % table, ('rls', 'on'),
+                            ('rls', 'on' if enabled else 'off'), not enabled))
+    report = rls.status(db)
+    for name in rls.HELPERS:
+        signature = '%s.%s()' % (rls.HELPER_SCHEMA, name)
+        problems = [m for m in report['missing'] if signature in m]
+        # Hijackable: not pinned, or owned by a superuser (what a hijack would run as).
+        risky = [m for m in problems if 'search_path' in m or 'owned by' in m]
+        cases.append(_audit('-', '-', '-', 'helper %s' % signature, PINNED,
+                            ('helper', '; '.join(problems)) if problems else PINNED,
+                            bool(risky)))
+    for label, needle in (('function %s' % rls.TRIGGER_FUNCTION, rls.TRIGGER_FUNCTION),
+                          ('role %s' % rls.DEFINER_ROLE, 'role %s' % rls.DEFINER_ROLE)):
+        problems = [m for m in report['missing'] if needle in m]
+        cases.append(_audit('-', '-', '-', label, PINNED,
+                            ('helper', '; '.join(problems)) if problems else PINNED,
+                            bool(problems)))
+    squatted = db.execute_sql(
+        'SELECT count(*) FROM public.workflow_templates WHERE id = ANY (%s) '
+        'AND organization_id IS NOT NULL', (_shipped_ids(),)).fetchone()[0]
+    cases.append(_audit('workflow_templates', '-', '-', 'shipped template ids held by a tenant',
+                        _rows(0), _rows(squatted), squatted > 0))
+    return cases
+
+
+def _shipped_ids():
+    from hub import marketplace
+    from hub.ids import stable_id
+
+    return [stable_id('template', p.name[:-len('.json')])
+            for p in marketplace.fixtures_dir().iterdir() if p.name.endswith('.json')]
+
+
+# -- the temporary-domain hijack, in a fresh session ---------------------------------------------
+
+HIJACK = """
+CREATE FUNCTION pg_temp.hub_audit_evil(value pg_catalog.text) RETURNS boolean LANGUAGE plpgsql
+AS $$ BEGIN
+    PERFORM pg_catalog.set_config('hub_audit.ran_as', current_user, true);
+    RETURN true;
+END $$;
+CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (pg_temp.hub_audit_evil(VALUE));
+CREATE DOMAIN pg_temp.jsonb AS pg_catalog.jsonb
+    CHECK (pg_temp.hub_audit_evil(VALUE::pg_catalog.text));
+"""
+
+
+def hijack_cases(db):
+    """As `authenticated`, shadow text and jsonb with temporary domains whose CHECK records who
+    runs it, then call each SECURITY DEFINER helper. A fresh session, because PL/pgSQL compiles
+    a function once per session: one this connection already ran would not look its types up
+    again. Everything is rolled back."""
+    import psycopg2
+
+    from hub import rls
+
+    cases = []
+    for name, (_, definer, _, _) in rls.HELPERS.items():
+        if not definer:
+            continue
+        signature = '%s.%s()' % (rls.HELPER_SCHEMA, name)
+        expected = ('ran as', 'nobody')
+        try:
+            with contextlib.closing(psycopg2.connect(dbname=db.database,
+                                                     **db.connect_params)) as conn:
+                with conn.cursor() as cur:
+                    cur.execute('SET LOCAL ROLE authenticated')
+                    cur.execute("SELECT set_config('request.jwt.claims', %s, true)",
+                                (json.dumps({'sub': 'hub-audit', 'role': 'authenticated'}),))
+                    cur.execute(HIJACK)
+                    cur.execute('SELECT %s' % signature)
+                    cur.execute("SELECT current_setting('hub_audit.ran_as', true)")
+                    ran_as = cur.fetchone()[0] or None
+                conn.rollback()
+            actual = ('ran as', ran_as or 'nobody')
+        except psycopg2.Error as exc:
+            # No TEMP privilege (the attack cannot start) is as good as a pinned helper.
+            actual = expected if exc.pgcode == DENIED else _error(exc.pgcode)
+        cases.append(_audit('-', 'EXECUTE', 'member', 'temp domain hijack of %s' % signature,
+                            expected, actual, actual[0] == 'ran as' and actual != expected))
+    return cases
 
 
 # -- printing ----------------------------------------------------------------------------------
 
 def _show(outcome):
     kind, value = outcome
-    if kind == 'rows':
+    if kind in ('rows', 'error'):
         return str(value)
-    if kind == 'error':
-        return value
-    return '-'
+    if kind == 'cases':
+        return '-'
+    return '%s %s' % (kind, value) if kind == 'ran as' else str(value)
 
 
 def format_report(report):
@@ -658,19 +864,22 @@ def format_report(report):
             cell = '' if c is None else _show(c.actual) + ('' if c.ok else '!')
             cells.append(cell.rjust(width))
         lines.append('%-22s %-7s %s' % (table, command, ' '.join(cells)))
-    lines += ['', 'callers: ' + '; '.join('%s = %s' % kv for kv in ACTORS.items()), '',
-              'attacks and special cases:']
-    for c in cases:
-        if c.kind != 'attack':
-            continue
-        mark = 'LEAK' if c.leak else ('ok' if c.ok else 'FAIL')
-        lines.append('  %-4s %-20s %-6s %-9s %-52s %s%s' % (
-            mark, c.table, c.command, c.actor, c.label, _show(c.actual),
-            '' if c.ok else ' (expected %s)' % _show(c.expected)))
+    lines += ['', 'callers: ' + '; '.join('%s = %s' % kv for kv in ACTORS.items())]
+    for kind, title in (('attack', 'attacks and special cases:'),
+                        ('audit', 'hardening (around the matrix):'),
+                        ('privilege', 'privileges of the API roles:')):
+        lines += ['', title]
+        for c in cases:
+            if c.kind != kind:
+                continue
+            mark = 'LEAK' if c.leak else ('ok' if c.ok else 'FAIL')
+            lines.append('  %-4s %-20s %-8s %-9s %-52s %s%s' % (
+                mark, c.table, c.command, c.actor, c.label, _show(c.actual),
+                '' if c.ok else ' (expected %s)' % _show(c.expected)))
     bad = [c for c in cases if not c.ok]
-    lines += ['', '%d cases on %d tables: %d leak(s), %d other failure(s)' % (
-        len(cases), len(report['tables']), len(report['leaks']),
-        len(bad) - len(report['leaks']))]
+    lines += ['', '%d cases on %d tables: %d leak(s), %d other failure(s), %d extra privilege(s)'
+              % (len(cases), len(report['tables']), len(report['leaks']),
+                 len(bad) - len(report['leaks']), len(report.get('extra_privileges', ())))]
     for c in bad:
         lines.append('  %s %s %s as %s (%s): expected %s, got %s' % (
             'LEAK' if c.leak else 'FAIL', c.table, c.command, c.actor, c.label,

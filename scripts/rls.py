@@ -1,9 +1,9 @@
 """`hub rls ...`: the row-level security policies that isolate tenants.
 
-    $ hub rls install             # roles, auth stand-in, helpers, grants, 48 policies (idempotent)
-    $ hub rls status              # per table: RLS on/forced, policies per command; exit 1 if incomplete
-    $ hub rls verify              # the isolation matrix, rolled back; exit 1 on any leak or mismatch
-    $ hub rls uninstall           # policies, helpers and grants gone, RLS off; roles stay
+    $ hub rls install     # roles, auth stand-in, helpers, exact grants, policies (idempotent)
+    $ hub rls status      # per table: RLS, policies, extra/missing privileges; exit 1 if not
+    $ hub rls verify      # matrix + hardening checks, rolled back; exit 1 on a leak or mismatch
+    $ hub rls uninstall   # policies, helpers and grants gone, RLS off; roles stay
 """
 import json
 
@@ -20,7 +20,11 @@ def rls():
 def install(session):
     """Create the roles, helpers, grants and policies that are missing (one transaction).
 
-    Running it again changes nothing. On Supabase the real roles and auth functions are used.
+    Leaves anon, authenticated and service_role exactly the privileges the policies are written
+    for, whatever default privileges the database had. Running it again changes nothing. On
+    Supabase the real roles and auth functions are used.
+
+        $ hub rls install
     """
     from hub import rls as hubrls
 
@@ -53,7 +57,13 @@ def uninstall(session):
 @click.option('--json', 'as_json', is_flag=True, help='Print the report as JSON.')
 @click.pass_obj
 def status(session, as_json):
-    """Show RLS and policies per table and what is missing; exit 1 if anything is."""
+    """Show RLS and policies per table and what differs; exit 1 if anything does.
+
+    Differences include an API role's extra or missing privilege, a table in public without
+    RLS, a reachable migration history, and a helper whose owner, settings or body changed.
+
+        $ hub rls status --json
+    """
     from hub import rls as hubrls
 
     report = hubrls.status(session.db)
@@ -84,7 +94,9 @@ def verify(session, as_json):
 
     Two organizations with rows in every table, each table x command x caller (member, admin,
     owner, another organization, a member of both, anon, no claims, service_role) and the
-    attacks: nothing is left in the database.
+    attacks; then the hardening checks (privileges per table and role, TRUNCATE, the migration
+    history, identity and curation columns, a stale claim, RLS on every table, the helpers and
+    the temp-domain hijack in a fresh session): nothing is left in the database.
 
     Example: hub rls verify --json | jq '.summary | {ok, leaks, failures}'
     """

@@ -107,6 +107,7 @@ def test_bad_input_gives_one_line_and_an_exit_code(server_url, empty_db_url, arg
         database.close()
 
 
+
 def test_status_exit_codes_and_json(empty_db_url):
     result = invoke(empty_db_url, 'db', 'status')
     assert result.exit_code == 1 and '0001_initial' in result.stdout and 'pending' in result.stdout

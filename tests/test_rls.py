@@ -33,7 +33,8 @@ def test_install_creates_every_piece_once(database):
     actions = rls.install(database)
     assert any(a.startswith('created policy hub_select on workflows') for a in actions)
     assert policies(database) == rls.expected_policies()
-    assert len(rls.expected_policies()) == 48
+    # 48 tenant policies (12 tables x 4 commands) and the helpers' owner's read of memberships.
+    assert len(rls.expected_policies()) == 49
     assert rls.install(database) == []  # idempotent: nothing to do the second time
     assert rls.installed(database)
     for role, bypass in rows(database, """SELECT rolname, rolbypassrls FROM pg_roles
@@ -44,13 +45,13 @@ def test_install_creates_every_piece_once(database):
         WHERE n.nspname = 'auth'""")} >= {'uid', 'jwt'}
 
 
-def test_helpers_are_security_definer_with_an_empty_search_path(secured):
+def test_helpers_are_security_definer_with_a_pinned_search_path(secured):
     found = {name: (definer, config) for name, definer, config in rows(secured, """
         SELECT p.proname, p.prosecdef, p.proconfig FROM pg_proc p
         JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'hub_private'""")}
     assert set(found) == set(rls.HELPERS)
     for name in ('org_ids', 'admin_org_ids', 'owner_org_ids', 'co_member_ids'):
-        assert found[name] == (True, ['search_path=""', 'enable_seqscan=off'])
+        assert found[name] == (True, ['search_path=pg_catalog, pg_temp', 'enable_seqscan=off'])
     # PUBLIC may neither create objects in the helpers' schema nor call them.
     assert rows(secured, "SELECT has_schema_privilege('public', 'hub_private', 'CREATE')") == [(False,)]
     assert rows(secured, "SELECT has_function_privilege('anon', 'hub_private.org_ids()', "
@@ -84,7 +85,11 @@ def test_uninstall_removes_what_install_made_and_is_a_no_op_otherwise(database):
     assert not rls.installed(database)
     assert rows(database, """SELECT count(*) FROM pg_class c JOIN pg_namespace n
                              ON n.oid = c.relnamespace WHERE n.nspname = 'public'
-                             AND (c.relrowsecurity OR c.relforcerowsecurity)""") == [(0,)]
+                             AND (c.relrowsecurity OR c.relforcerowsecurity)
+                             AND c.relname <> 'hub_migrations'""") == [(0,)]
+    # The migration history stays locked: uninstalling must not reopen it.
+    assert rows(database, "SELECT has_table_privilege('anon', 'public.hub_migrations', "
+                          "'SELECT')") == [(False,)]
     # With RLS off, a grant left behind would show every tenant's rows.
     assert rows(database, "SELECT has_table_privilege('authenticated', 'public.workflows', "
                           "'SELECT')") == [(False,)]
@@ -134,7 +139,8 @@ def test_status_names_each_missing_piece(secured):
     assert by_table['workflows']['missing'] == ['policy hub_insert (INSERT) is missing']
     assert by_table['workflows']['policies']['INSERT'] == []
     assert by_table['agent_teams']['missing'] == ['row-level security is disabled']
-    assert by_table['audit_log']['missing'] == ['no policies are defined for this table in hub.rls']
+    assert by_table['audit_log']['missing'] == ['no policies are defined for this table in hub.rls',
+                                                'row-level security is disabled']
     assert 'helper hub_private.org_ids() should be SECURITY DEFINER' in report['missing']
     assert by_table['integrations'] == {
         'table': 'integrations', 'rls_enabled': True, 'rls_forced': False,
@@ -199,7 +205,12 @@ def test_a_failed_statement_inside_as_user_leaves_the_transaction_usable(secured
     with secured.atomic():
         with pytest.raises(Exception, match='row-level security'):
             with rls.as_user(secured, ada):
-                secured.execute_sql("UPDATE integrations SET organization_id = 'elsewhere'")
+                # (organization_id is not the tenant's to update at all: a WITH CHECK refusal
+                # needs an INSERT into an organization one is not in.)
+                secured.execute_sql(
+                    "INSERT INTO integrations (id, organization_id, created_by, name, provider, "
+                    "credentials, config) VALUES ('x', 'elsewhere', %s, 'n', 'p', '{}', '{}')",
+                    (ada,))
         assert rows(secured, "SELECT current_setting('role')") == [('none',)]
         assert Workflow.select().count() == 1
 

@@ -79,19 +79,28 @@ def test_a_too_strict_policy_is_a_failure_not_a_leak(secured):
 
 
 def test_anon_with_supabase_style_grants_still_sees_nothing(secured):
-    # Supabase grants anon every table and relies on RLS: zero rows, INSERT refused.
+    # Granted after install (as Supabase's defaults would): every extra privilege is reported,
+    # and RLS still shows anon nothing: zero rows, INSERT refused, the history table empty.
     report = verify_after(secured, 'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES '
                                    'IN SCHEMA public TO anon')
-    assert report['failures'] == []
-    anon = {(c.command, c.actual) for c in report['cases'] if c.actor == 'anon'}
+    assert {(c.table, c.actor) for c in report['extra_privileges']} == {
+        (t, 'anon') for t in rls.TABLES + ('hub_migrations',)}
+    others = [c for c in report['failures'] if c.kind != 'privilege']
+    assert {(c.table, c.label, c.actual) for c in others} == {
+        ('hub_migrations', '%s the migration history' % cmd.lower(), ('rows', 0))
+        for cmd in ('SELECT', 'UPDATE', 'DELETE')}
+    anon = {(c.command, c.actual) for c in report['cases']
+            if c.actor == 'anon' and c.kind == 'matrix'}
     assert anon == {('SELECT', ('rows', 0)), ('UPDATE', ('rows', 0)), ('DELETE', ('rows', 0)),
                     ('INSERT', ('error', rls_matrix.DENIED))}
 
 
 def test_a_new_table_without_cases_fails_the_matrix(secured):
     report = verify_after(secured, 'CREATE TABLE public.audit_log (id text PRIMARY KEY)')
-    assert [c.table for c in report['failures']] == ['audit_log']
-    assert 'no isolation cases' in report['failures'][0].label
+    assert {c.table for c in report['failures']} == {'audit_log'}
+    assert {c.label for c in report['failures']} == {
+        'no isolation cases for this table: add its policies to hub.rls and its cases to '
+        'hub.rls_matrix', 'row-level security on audit_log'}
 
 
 def test_verify_needs_the_policies(database):

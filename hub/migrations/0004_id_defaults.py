@@ -44,14 +44,9 @@ BEGIN
     END LOOP;
 END
 $$;
-
--- The updated_at trigger function of 0001 resolves names through the caller's search_path;
--- pin it (Supabase's linter: function_search_path_mutable). It calls only pg_catalog's now().
-ALTER FUNCTION public.hub_touch_updated_at() SET search_path = pg_catalog, pg_temp;
 """
 
 DOWN = r"""
-ALTER FUNCTION public.hub_touch_updated_at() RESET search_path;
 DO $$
 DECLARE t regclass;
 BEGIN
