@@ -1,5 +1,4 @@
-"""Database-side ids: every table's `id` defaults to a new cuid-style text id (and the trigger
-function of 0001 gets a fixed search_path).
+"""Database-side ids: every table's `id` defaults to a new cuid-style text id.
 
 Clients that do not make ids themselves (supabase-js, PostgREST, psql) can insert without one;
 Prisma's client-side cuids and hub.ids' still fit, since the format is the same: 'c' and 24
