@@ -148,7 +148,9 @@ def test_an_owner_cannot_turn_a_membership_into_someone_elses(world):
         target = world['zed'] if assignment.startswith('user') else world['C']
         code, message = world.refused('ada', 'UPDATE organization_members SET %s WHERE id = %%s'
                                       % assignment, target, world['m_cy'])
-        assert code == DENIED and 'cannot change' in message
+        # Refused by the column grants (identity columns are not granted), and by the consent
+        # trigger behind them should a grant ever widen.
+        assert code == DENIED and ('cannot change' in message or 'permission denied' in message)
     assert world.memberships() == before
     assert world.profile('ada', 'zed') == []
     assert world.run('cy', 'SELECT count(*) FROM organizations WHERE id = %s', world['C']) == [(0,)]
@@ -218,7 +220,7 @@ def test_an_invitee_accepts_only_the_role_and_organization_they_were_invited_to(
     code, message = world.refused('zed', 'UPDATE organization_members SET accepted_at = now(), '
                                          'organization_id = %s WHERE id = %s', world['C'],
                                   invitation)
-    assert code == DENIED and 'cannot change' in message
+    assert code == DENIED and ('cannot change' in message or 'permission denied' in message)
     assert world.memberships() == before
     assert world.run('zed', 'UPDATE organization_members SET accepted_at = now() WHERE id = %s',
                      invitation) == 1
