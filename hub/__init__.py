@@ -19,7 +19,7 @@ __version__ = '0.1.0'
 _EXPORTS = {
     'connect': 'hub.db',
     'HubError': 'hub.errors', 'ConfigError': 'hub.errors', 'DatabaseUnavailable': 'hub.errors',
-    'MigrationError': 'hub.errors',
+    'MigrationError': 'hub.errors', 'DatabaseNewer': 'hub.errors', 'LockConflict': 'hub.errors',
 }
 _MODELS = ('Organization', 'User', 'OrganizationMember', 'WorkflowTemplate', 'Workflow',
            'AIAgent', 'AgentTeam', 'TeamMember', 'WorkflowExecution', 'AgentExecution',

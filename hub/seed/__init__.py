@@ -115,7 +115,7 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
     (hub.scenarios) to load instead of the random ones. Bad options, a missing HUB_SECRET_KEY,
     a malformed template and an unknown scenario raise before anything is written.
     """
-    from hub import crypto, marketplace, migrate, rls
+    from hub import crypto, marketplace
     from hub.db import bind
     from hub.seed.generate import SCALES, Context
 
@@ -130,13 +130,7 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
     notify = notify or (lambda message: None)
     result = SeedResult(seed, scale, orgs, as_of)
 
-    if migrate.pending(db):
-        result.migrated = migrate.migrate(db)
-        notify('applied migrations: %s' % ', '.join(result.migrated))
-    if not rls.installed(db):
-        rls.install(db)
-        result.rls_installed = True
-        notify('installed the row-level-security policies')
+    result.migrated, result.rls_installed = prepare(db, notify)
 
     db.execute_sql('SELECT pg_advisory_lock(%s)', (LOCK_KEY,))
     try:
@@ -174,6 +168,27 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
         if not db.connection().closed:  # a lost session has released its lock already
             db.execute_sql('SELECT pg_advisory_unlock(%s)', (LOCK_KEY,))
     return result
+
+
+def prepare(db, notify=None):
+    """Make `db` ready for seeding: apply pending migrations, install row-level security
+    when missing. Returns (migrations applied, whether RLS was installed now).
+
+    `hub db reset` calls it too, so a reset database is the one a seed starts from. Refuses
+    (DatabaseNewer) a database that holds a migration this code does not have.
+    """
+    from hub import migrate, rls
+
+    notify = notify or (lambda message: None)
+    migrate.ensure_known(db)
+    migrated = migrate.migrate(db) if migrate.pending(db) else []
+    if migrated:
+        notify('applied migrations: %s' % ', '.join(migrated))
+    installed = not rls.installed(db)
+    if installed:
+        rls.install(db)
+        notify('installed the row-level-security policies')
+    return migrated, installed
 
 
 def _load_scenario(db, result, name, doc):
