@@ -62,11 +62,10 @@ def unknown(rows):
 
 def newer_message(names):
     """The one line that says the database is ahead of this code, naming its migrations."""
+    verb, it = ('is', 'it') if len(names) == 1 else ('are', 'them')
     return ('the database is newer than this code: %s %s applied but this version of hub does '
             'not have %s; upgrade hub (or use the checkout that applied %s) before writing to '
-            'this database' % (', '.join(names), 'is' if len(names) == 1 else 'are',
-                               'it' if len(names) == 1 else 'them',
-                               'it' if len(names) == 1 else 'them'))
+            'this database' % (', '.join(names), verb, it, it))
 
 
 def ensure_known(db, directory=MIGRATIONS_DIR, rows=None):
