@@ -157,16 +157,19 @@ def reset(session, yes, reseed):
         crypto.key_for(db)  # a seed that cannot encrypt must fail before anything is dropped
     if not yes:
         confirm('drop all NeuroFlow Hub data in %s?' % hubdb.redact(session.url))
-    say = lambda message: click.echo(message, err=True)  # noqa: E731
     for name in migrations.reset(db):
         click.echo('applied %s' % name)
-    seeder.prepare(db, say)
+    seeder.prepare(db, _note)
     if reseed:
-        result = seeder.seed_database(db, notify=say)
+        result = seeder.seed_database(db, notify=_note)
         click.echo('seeded %d organizations (%s rows, seed %d)'
                    % (result.added, '{:,}'.format(result.total_rows), result.seed))
     else:
-        say('the database is empty, migrated and secured; next: `hub seed`')
+        _note('the database is empty, migrated and secured; next: `hub seed`')
+
+
+def _note(message):
+    click.echo(message, err=True)
 
 
 @db.command()

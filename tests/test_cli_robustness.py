@@ -7,6 +7,7 @@ the exit code, the one stderr line, and that nothing changed where something was
 """
 import contextlib
 import datetime
+import json
 import os
 import subprocess
 import sys
@@ -202,8 +203,9 @@ def test_rollback_asks_on_stderr_before_dropping_rows(seeded_url, answer):
     assert code == 1 and out == ''
     line = one_line(err)
     rows = sum(n for table, n in before['rows'].items() if table != 'hub_migrations')
+    templates = before['rows']['workflow_templates']  # the largest table of a tiny seed
     assert line.startswith('reverting 0001_initial drops 12 tables holding {:,} rows ('
-                           'workflow_templates {:,}, '.format(rows, before['rows']['workflow_templates']))
+                           'workflow_templates {:,}, '.format(rows, templates))
     assert line.endswith('; continue? [y/N]: Aborted.')
     assert state(seeded_url) == before
 
@@ -275,10 +277,12 @@ def test_reset_with_seed_seeds_again(seeded_url):
     assert query(seeded_url, 'SELECT count(*) FROM organizations')[0][0] == 5
 
 
-def test_reset_with_seed_and_no_key_drops_nothing(seeded_url, monkeypatch):
+def test_reset_with_seed_and_no_key_drops_nothing(seeded_url, monkeypatch, tmp_path):
     before = state(seeded_url)
     monkeypatch.delenv('HUB_SECRET_KEY')
-    code, out, err = hub('--database-url', seeded_url, 'db', 'reset', '-y', '--seed')
+    # Another HUB_HOME: even the embedded server's database is then "not this project's".
+    code, out, err = hub('--database-url', seeded_url, 'db', 'reset', '-y', '--seed',
+                         env={'HUB_HOME': str(tmp_path / 'elsewhere')})
     assert code == 2 and 'HUB_SECRET_KEY is not set' in one_line(err)
     assert state(seeded_url) == before
 
@@ -314,8 +318,10 @@ def test_a_session_killed_during_seed_is_one_line(db_url, key):
         out, err = child.communicate(timeout=60)
     assert child.returncode == 1 and out == ''
     line = one_line(err)
-    assert line.startswith('Error: lost the connection to the database while loading '
-                           '(terminating connection due to administrator command)'), err
+    assert line.startswith('Error: lost the connection to the database while loading ('), err
+    # libpq reports what it saw first: the server's notice, or the closed socket.
+    assert ('(terminating connection due to administrator command)' in line
+            or '(server closed the connection unexpectedly)' in line), line
 
 
 class Holder:
@@ -328,34 +334,75 @@ class Holder:
             self.cur.execute(sql)
 
     def release(self):
+        self.conn.cancel()  # a statement still waiting in another thread ends now
         self.conn.rollback()
         self.conn.close()
 
 
-def waiting(url, app):
-    return query(url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
-                      "AND wait_event_type = 'Lock'", (app,))[0][0]
+@contextlib.contextmanager
+def blocked(url, app, *args):
+    """`hub ARGS` as a child (application_name `app`), once it waits for a lock; ends it and
+    its session however the test goes."""
+    child = subprocess.Popen([sys.executable, '-m', 'hub', '--database-url', _with_app(url, app),
+                              *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: child.poll() is not None or query(url, """
+            SELECT count(*) FROM pg_stat_activity WHERE application_name = %s
+            AND wait_event_type = 'Lock'""", (app,))[0][0], 'hub %s to wait for a lock' % args[0])
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.communicate()
+        # A backend waiting for a lock does not notice its client is gone.
+        query(url, 'SELECT pg_terminate_backend(pid) FROM pg_stat_activity '
+                   'WHERE application_name = %s', (app,))
 
 
-def test_a_deadlock_with_another_session_is_named_and_reverts_nothing(seeded_url):
+def finish(child):
+    out, err = child.communicate(timeout=60)
+    return child.returncode, out, err
+
+
+@pytest.fixture(scope='session')
+def server_timers(server_url):
+    """Whether the server's timeouts fire (they do not when it runs under libfaketime)."""
+    with contextlib.closing(psycopg2.connect(server_url)) as conn, conn.cursor() as cur:
+        cur.execute("SET statement_timeout = '50ms'")
+        try:
+            cur.execute('SELECT pg_sleep(1)')
+        except psycopg2.errors.QueryCanceled:
+            return True
+    return False
+
+
+@pytest.fixture
+def timers(server_timers):
+    if not server_timers:
+        pytest.skip("the server's timers do not fire (it runs under faketime): no deadlock "
+                    "detection, no lock_timeout")
+
+
+def cancel(url, app):
+    query(url, 'SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = %s',
+          (app,))
+
+
+def test_a_deadlock_with_another_session_is_named_and_reverts_nothing(seeded_url, timers):
     before = state(seeded_url)
     # The other session writes organizations (dropped last) and then reads integrations (dropped
     # first): the rollback, waiting first, is the one PostgreSQL aborts.
     other = Holder(seeded_url, 'LOCK TABLE organizations IN ROW EXCLUSIVE MODE')
-    child = subprocess.Popen([sys.executable, '-m', 'hub', '--database-url',
-                              _with_app(seeded_url, 'hub_rollback'), 'db', 'rollback', '--all',
-                              '-y'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: child.poll() is not None or waiting(seeded_url, 'hub_rollback'),
-                  'the rollback to wait for a lock')
-        reader = threading.Thread(target=other.cur.execute,
-                                  args=('SELECT count(*) FROM integrations',))
-        reader.start()
-        out, err = child.communicate(timeout=60)
-        reader.join(timeout=60)
+        with blocked(seeded_url, 'hub_rollback', 'db', 'rollback', '--all', '-y') as child:
+            reader = threading.Thread(target=other.cur.execute,
+                                      args=('SELECT count(*) FROM integrations',))
+            reader.start()
+            code, out, err = finish(child)
+            reader.join(timeout=60)
     finally:
         other.release()
-    assert child.returncode == 1 and out == ''
+    assert code == 1 and out == ''
     line = one_line(err)
     # Which step meets the lock first (removing RLS or the migration) is PostgreSQL's to pick.
     assert line.startswith('Error: could not '), line
@@ -365,7 +412,7 @@ def test_a_deadlock_with_another_session_is_named_and_reverts_nothing(seeded_url
     assert state(seeded_url) == before
 
 
-def test_a_lock_timeout_in_rollback_is_named(seeded_url, databases):
+def test_a_lock_timeout_in_rollback_is_named(seeded_url, timers):
     before = state(seeded_url)
     name = hubdb._parse(seeded_url)['database']
     query(seeded_url, "ALTER DATABASE %s SET lock_timeout = '300ms'" % name)
@@ -374,24 +421,43 @@ def test_a_lock_timeout_in_rollback_is_named(seeded_url, databases):
         code, out, err = hub('--database-url', seeded_url, 'db', 'rollback', '--all', '-y')
     finally:
         other.release()
-    assert code == 1 and 'lock timeout' in one_line(err) and 'another session' in err
+    assert code == 1 and 'another session holds locks' in one_line(err)
+    assert '(lock timeout: a lock was not granted within lock_timeout)' in err
     assert state(seeded_url) == before
 
 
-def test_a_seed_that_meets_a_lock_is_one_line_and_commits_nothing(seeded_url, key):
-    name = hubdb._parse(seeded_url)['database']
-    query(seeded_url, "ALTER DATABASE %s SET lock_timeout = '300ms'" % name)
+def test_a_canceled_rollback_is_named_and_reverts_nothing(seeded_url):
+    before = state(seeded_url)
+    other = Holder(seeded_url, 'SELECT count(*) FROM workflows')
+    try:
+        with blocked(seeded_url, 'hub_rollback', 'db', 'rollback', '--all', '-y') as child:
+            cancel(seeded_url, 'hub_rollback')
+            code, out, err = finish(child)
+    finally:
+        other.release()
+    assert code == 1 and out == ''
+    line = one_line(err)
+    assert line.startswith('Error: could not ') and 'another session holds locks' in line
+    assert '(statement canceled by statement_timeout or pg_cancel_backend)' in line
+    assert 'fix the migration' not in line
+    assert state(seeded_url) == before
+
+
+def test_a_seed_stuck_behind_a_lock_is_one_line_and_commits_nothing(seeded_url, key):
     before = state(seeded_url)
     other = Holder(seeded_url, 'LOCK TABLE workflow_executions IN SHARE MODE')
     try:
-        code, out, err = hub('--database-url', seeded_url, 'seed', '--orgs', '3', '--scale',
-                             'tiny', '--quiet', '--as-of', AS_OF.isoformat())
+        with blocked(seeded_url, 'hub_seed', 'seed', '--orgs', '3', '--scale', 'tiny',
+                     '--quiet', '--as-of', AS_OF.isoformat()) as child:
+            cancel(seeded_url, 'hub_seed')
+            code, out, err = finish(child)
     finally:
         other.release()
-    assert code == 1
+    assert code == 1 and out == ''
     line = one_line(err)
     assert line.startswith('Error: another session held locks on the tables being loaded '
-                           '(lock timeout'), line
+                           '(statement canceled'), line
+    assert 'the organizations committed so far stay' in line
     assert state(seeded_url) == before
 
 
@@ -400,7 +466,6 @@ def test_a_seed_that_meets_a_lock_is_one_line_and_commits_nothing(seeded_url, ke
 def test_status_json_times_carry_their_offset(db_url):
     code, out, _ = hub('--database-url', db_url, 'db', 'status', '--json')
     assert code == 0
-    import json
     [row] = json.loads(out)
     applied = datetime.datetime.fromisoformat(row['applied'])
     assert applied.utcoffset() is not None
