@@ -426,17 +426,25 @@ def test_a_lock_timeout_in_rollback_is_named(seeded_url, timers):
     assert state(seeded_url) == before
 
 
-def test_a_canceled_rollback_is_named_and_reverts_nothing(seeded_url):
-    before = state(seeded_url)
-    other = Holder(seeded_url, 'SELECT count(*) FROM workflows')
+def canceled_while_waiting(url, lock, *args):
+    """Run `hub ARGS` while another session holds `lock`; cancel it once it waits (57014, as
+    statement_timeout would); returns (exit code, the one stderr line)."""
+    other = Holder(url, lock)
     try:
-        with blocked(seeded_url, 'hub_rollback', 'db', 'rollback', '--all', '-y') as child:
-            cancel(seeded_url, 'hub_rollback')
+        with blocked(url, 'hub_waiting', *args) as child:
+            cancel(url, 'hub_waiting')
             code, out, err = finish(child)
     finally:
         other.release()
-    assert code == 1 and out == ''
-    line = one_line(err)
+    assert out == ''
+    return code, one_line(err)
+
+
+def test_a_canceled_rollback_is_named_and_reverts_nothing(seeded_url):
+    before = state(seeded_url)
+    code, line = canceled_while_waiting(seeded_url, 'SELECT count(*) FROM workflows',
+                                        'db', 'rollback', '--all', '-y')
+    assert code == 1
     assert line.startswith('Error: could not ') and 'another session holds locks' in line
     assert '(statement canceled by statement_timeout or pg_cancel_backend)' in line
     assert 'fix the migration' not in line
@@ -445,16 +453,10 @@ def test_a_canceled_rollback_is_named_and_reverts_nothing(seeded_url):
 
 def test_a_seed_stuck_behind_a_lock_is_one_line_and_commits_nothing(seeded_url, key):
     before = state(seeded_url)
-    other = Holder(seeded_url, 'LOCK TABLE workflow_executions IN SHARE MODE')
-    try:
-        with blocked(seeded_url, 'hub_seed', 'seed', '--orgs', '3', '--scale', 'tiny',
-                     '--quiet', '--as-of', AS_OF.isoformat()) as child:
-            cancel(seeded_url, 'hub_seed')
-            code, out, err = finish(child)
-    finally:
-        other.release()
-    assert code == 1 and out == ''
-    line = one_line(err)
+    code, line = canceled_while_waiting(
+        seeded_url, 'LOCK TABLE workflow_executions IN SHARE MODE',
+        'seed', '--orgs', '3', '--scale', 'tiny', '--quiet', '--as-of', AS_OF.isoformat())
+    assert code == 1
     assert line.startswith('Error: another session held locks on the tables being loaded '
                            '(statement canceled'), line
     assert 'the organizations committed so far stay' in line
