@@ -21,6 +21,7 @@ _EXPORTS = {
     'HubError': 'hub.errors', 'ConfigError': 'hub.errors', 'DatabaseUnavailable': 'hub.errors',
     'MigrationError': 'hub.errors', 'KeyMismatch': 'hub.errors', 'ShellError': 'hub.errors',
     'SnapshotError': 'hub.errors', 'TemplateIdTaken': 'hub.errors',
+    'DatabaseNewer': 'hub.errors', 'LockConflict': 'hub.errors',
 }
 _MODELS = ('Organization', 'User', 'OrganizationMember', 'WorkflowTemplate', 'Workflow',
            'AIAgent', 'AgentTeam', 'TeamMember', 'WorkflowExecution', 'AgentExecution',

@@ -35,6 +35,20 @@ class TemplateIdTaken(HubError):
     """A shipped template's id is held by an organization's row; a load never adopts it."""
 
 
+class DatabaseNewer(MigrationError):
+    """The database holds a migration this version of hub does not have (written by a newer one).
+
+    Every command that writes refuses such a database (hub.migrate.ensure_known): the code
+    would write rows in a shape the newer schema may not accept, or revert what it cannot.
+    """
+
+
+class LockConflict(HubError):
+    """Another session held the locks this work needed: a deadlock, a lock or statement
+    timeout, a canceled statement or a serialization failure. Nothing of the transaction was
+    kept; running the command again once the other one has finished succeeds."""
+
+
 class SchemaDrift(HubError):
     """The live database does not match the models."""
 
@@ -58,3 +72,17 @@ def pg_error(exc):
     """
     original = getattr(exc, 'orig', None)
     return original if isinstance(original, BaseException) else exc
+
+
+#: SQLSTATEs that mean "another session got in the way", not "this SQL is wrong".
+CONTENTION = {
+    '40P01': 'deadlock detected',
+    '55P03': 'lock timeout: a lock was not granted within lock_timeout',
+    '57014': 'statement canceled by statement_timeout or pg_cancel_backend',
+    '40001': 'serialization failure',
+}
+
+
+def contention(exc):
+    """What went wrong when `exc` (peewee or psycopg2) is a lock conflict, else None."""
+    return CONTENTION.get(getattr(pg_error(exc), 'pgcode', None))

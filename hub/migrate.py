@@ -12,6 +12,11 @@ Built on `playhouse.migrations.Runner`: one transaction per migration, a history
 reads the history again under it, so concurrent `hub db migrate` runs queue up and each migration
 is applied exactly once; the lock ends with the transaction, so a transaction pooler (pgbouncer,
 Supavisor) can never leave it behind on a pooled connection.
+
+A database that holds a migration this code does not have (applied by a newer hub) is refused
+by every function here that writes, and by `ensure_known` for other writers:
+
+    >>> hub.migrate.ensure_known(database)      # DatabaseNewer when the database is ahead
 """
 import contextlib
 import re
@@ -21,7 +26,7 @@ from peewee import DatabaseError
 from playhouse.migrations import MigrationError as RunnerError
 from playhouse.migrations import Runner
 
-from hub.errors import ConfigError, MigrationError
+from hub.errors import ConfigError, DatabaseNewer, LockConflict, MigrationError, contention
 
 MIGRATIONS_DIR = Path(__file__).with_name('migrations')
 HISTORY_TABLE = 'hub_migrations'
@@ -55,6 +60,32 @@ def pending(db, directory=MIGRATIONS_DIR):
     return [m.name for m in status(db, directory) if m.applied is None]
 
 
+def unknown(rows):
+    """Names of the applied migrations in `rows` (from `status`) that have no file here."""
+    return [m.name for m in rows if m.applied and m.path is None]
+
+
+def newer_message(names):
+    """The one line that says the database is ahead of this code, naming its migrations."""
+    verb, it = ('is', 'it') if len(names) == 1 else ('are', 'them')
+    return ('the database is newer than this code: %s %s applied but this version of hub does '
+            'not have %s; upgrade hub (or use the checkout that applied %s) before writing to '
+            'this database' % (', '.join(names), verb, it, it))
+
+
+def ensure_known(db, directory=MIGRATIONS_DIR, rows=None):
+    """Raise DatabaseNewer when `db` holds a migration this code does not know.
+
+    Call it before writing: this code's models, policies and migrations describe the schema
+    of its own files, and writing into (or reverting) a newer one can break it. Every
+    function here that writes calls it, as do hub.seed.seed_database and the CLI's writing
+    commands. `rows` reuses a `status()` result.
+    """
+    names = unknown(status(db, directory) if rows is None else rows)
+    if names:
+        raise DatabaseNewer(newer_message(names))
+
+
 def _resolve_target(rows, target):
     """Accept '0001_initial', '0001' or '1' for the same migration."""
     if target is None:
@@ -73,7 +104,9 @@ def _resolve_target(rows, target):
 def migrate(db, target=None, directory=MIGRATIONS_DIR):
     """Apply pending migrations (up to and including `target`); returns the names applied."""
     run = runner(db, directory)
-    rows = [m for m in run.status() if m.path is not None]
+    rows = run.status()
+    ensure_known(db, rows=rows)
+    rows = [m for m in rows if m.path is not None]
     target = _resolve_target(rows, target)
     plan = []
     for m in rows:
@@ -91,9 +124,46 @@ def migrate(db, target=None, directory=MIGRATIONS_DIR):
 
 
 def rollback(db, target=None, all=False, directory=MIGRATIONS_DIR):
-    """Revert the latest migration, or back through `target`, or `all`; returns the names."""
+    """Revert the latest migration, or back through `target`, or `all`; returns the names.
+
+    Reverting every applied migration also removes what `hub rls install` added (policies,
+    the helper schema, the auth stand-in), so nothing of ours is left behind.
+    """
     run = runner(db, directory)
-    applied = [m for m in run.status() if m.applied]
+    return _revert(db, run, _rollback_plan(db, run, target, all))
+
+
+class RollbackPlan:
+    """What `rollback` would do: `names` in order, and `dropped` {table: rows} it would lose."""
+
+    def __init__(self, names, dropped):
+        self.names, self.dropped = names, dropped
+
+    @property
+    def rows(self):
+        return sum(self.dropped.values())
+
+
+def plan_rollback(db, target=None, all=False, directory=MIGRATIONS_DIR):
+    """The RollbackPlan of `rollback(db, target, all)`, found by reverting in a transaction
+    that is rolled back: exact for any migration, and nothing changes."""
+    run = runner(db, directory)
+    with _locked(db):
+        names = _rollback_plan(db, run, target, all)
+        before = _tables(db)
+        with db.atomic() as dry_run:
+            _revert(db, run, names)
+            gone = [table for table in before if table not in set(_tables(db))]
+            dry_run.rollback()
+        dropped = {table: db.execute_sql('SELECT count(*) FROM %s' % table).fetchone()[0]
+                   for table in gone}
+    return RollbackPlan(names, dropped)
+
+
+def _rollback_plan(db, run, target, all):
+    rows = run.status()
+    ensure_known(db, rows=rows)
+    applied = [m for m in rows if m.applied]
     if not applied:
         raise MigrationError('nothing to roll back: no migration is applied; '
                              'run `hub db migrate` first')
@@ -103,14 +173,33 @@ def rollback(db, target=None, all=False, directory=MIGRATIONS_DIR):
         target = applied[-1].name
     else:
         target = _resolve_target(applied, target)
-    plan = [m.name for m in reversed(applied) if m.idx >= _idx(applied, target)]
+    return [m.name for m in reversed(applied) if m.idx >= _idx(applied, target)]
+
+
+def _revert(db, run, names):
+    """Revert `names` (newest first); with the first migration goes row-level security."""
+    applied = [m.name for m in run.status() if m.applied]
+    if set(names) >= set(applied):
+        from hub import rls
+
+        # Its helpers and the auth stand-in outlive the tables otherwise.
+        with _conflicts('remove row-level security'), _locked(db):
+            rls.uninstall(db)
 
     def down(name):
         with _locked(db):
             if name not in {m.name for m in run.status() if m.applied}:
                 return []  # another run reverted it meanwhile
             return run.down(name)
-    return _apply(down, plan)
+    return _apply(down, names)
+
+
+def _tables(db):
+    """Every table of the database (schema-qualified where needed), in creation order."""
+    return [r[0] for r in db.execute_sql("""
+        SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname !~ '^pg_' ORDER BY c.oid""").fetchall()]
 
 
 def reset(db, directory=MIGRATIONS_DIR):
@@ -122,7 +211,9 @@ def reset(db, directory=MIGRATIONS_DIR):
 
     run = runner(db, directory)
     with _locked(db):
-        rls.uninstall(db)
+        ensure_known(db, directory)
+        with _conflicts('remove row-level security'):
+            rls.uninstall(db)
         applied = [m.name for m in reversed(run.status()) if m.applied]
         _apply(run.down, applied)
         db.execute_sql('DROP TABLE IF EXISTS %s' % HISTORY_TABLE)
@@ -133,15 +224,33 @@ def _idx(rows, name):
     return next(m.idx for m in rows if m.name == name)
 
 
+@contextlib.contextmanager
+def _conflicts(doing):
+    """Lock conflicts inside become a LockConflict that says so (they are not bugs)."""
+    try:
+        yield
+    except DatabaseError as exc:
+        what = contention(exc)
+        if what is None:
+            raise
+        raise LockConflict('could not %s: another session holds locks on the same tables (%s); '
+                           'nothing was changed; run it again when the other command (a '
+                           '`hub seed`, an import, an open transaction) has finished'
+                           % (doing, what)) from None
+
+
 def _apply(step, names):
     """Run `step` one migration at a time, so errors can name it; returns the names it did.
 
-    `step(name)` returns the names it applied or reverted (Runner.up/down do).
+    `step(name)` (named up or down) returns the names it applied or reverted, as Runner.up and
+    Runner.down do.
     """
+    verb = 'apply' if step.__name__ == 'up' else 'revert'
     done = []
     for name in names:
         try:
-            done.extend(step(name))
+            with _conflicts('%s %s' % (verb, name)):
+                done.extend(step(name))
         except RunnerError as exc:
             raise MigrationError('%s: %s' % (name, str(exc).rstrip('.'))) from None
         except DatabaseError as exc:

@@ -1,8 +1,9 @@
 """`hub db ...`: where the database is, its migrations, its documentation and its drift.
 
     $ hub db migrate              # apply what is pending
-    $ hub db status               # exit 1 while something is pending
-    $ hub db rollback --all
+    $ hub db status               # exit 1 while something is pending or unknown to this code
+    $ hub db rollback --all -y    # asks first when tables holding rows would be dropped
+    $ hub db reset -y --seed      # empty, migrated, secured, then seeded again
     $ hub db check                # models vs live database, exit 1 on any difference
     $ hub db docs -o docs/schema.md
     $ psql "$(hub db url)"
@@ -12,7 +13,7 @@ import os
 
 import click
 
-from hub.cli.output import emit
+from hub.cli.output import check_output, confirm, emit, yes_option
 
 
 @click.group()
@@ -54,7 +55,10 @@ def stop():
 @click.argument('target', required=False)
 @click.pass_obj
 def migrate(session, target):
-    """Apply pending migrations, up to and including TARGET (a name like 0001_initial, or 1)."""
+    """Apply pending migrations, up to and including TARGET (a name like 0001_initial, or 1).
+
+    Example: hub db migrate
+    """
     from hub import migrate as migrations
 
     applied = migrations.migrate(session.db, target)
@@ -68,51 +72,114 @@ def migrate(session, target):
 @click.option('--json', 'as_json', is_flag=True, help='Print the list as JSON.')
 @click.pass_obj
 def status(session, as_json):
-    """List migrations, applied and pending; exit 1 when something is pending."""
+    """List migrations, applied and pending; exit 1 when something is pending, or when the
+    database holds a migration this version of hub does not have.
+
+    Times are when each migration was applied (in --json with their UTC offset).
+    Example: hub db status --json
+    """
     from hub import migrate as migrations
 
     rows = migrations.status(session.db)
     if as_json:
-        click.echo(json.dumps([{'name': m.name, 'applied': m.applied.isoformat() if m.applied else None,
-                                'file': m.path is not None} for m in rows], indent=2))
+        click.echo(json.dumps([{'name': m.name, 'applied': _aware(m.applied).isoformat()
+                                if m.applied else None, 'file': m.path is not None}
+                               for m in rows], indent=2))
     else:
         for m in rows:
             state = 'applied %s' % m.applied.strftime('%Y-%m-%d %H:%M:%S') if m.applied else 'pending'
             if m.path is None:
                 state += ' (file missing)'
             click.echo('%s  %s' % (m.name.ljust(32), state))
+    unknown = migrations.unknown(rows)
+    if unknown:
+        click.echo(migrations.newer_message(unknown), err=True)
+        raise click.exceptions.Exit(1)
     pending = [m.name for m in rows if m.applied is None]
     if pending:
         click.echo('%d pending: run `hub db migrate`' % len(pending), err=True)
         raise click.exceptions.Exit(1)
 
 
+def _aware(applied):
+    # The history stores the local time of the process that applied the migration, without a
+    # zone (playhouse's Runner uses datetime.now()): read it as this machine's local time.
+    return applied if applied.tzinfo else applied.astimezone()
+
+
 @db.command()
 @click.argument('target', required=False)
 @click.option('--all', 'everything', is_flag=True, help='Revert every applied migration.')
+@yes_option('Do not ask, even when tables holding rows would be dropped.')
 @click.pass_obj
-def rollback(session, target, everything):
-    """Revert the latest migration, or every migration back through TARGET, or --all."""
+def rollback(session, target, everything, yes):
+    """Revert the latest migration, or every migration back through TARGET, or --all.
+
+    Asks first (on stderr) when tables holding rows would be dropped, naming them; --yes
+    skips the question. Reverting every migration also removes row-level security (policies,
+    helpers, the auth stand-in). Example: hub db rollback --all --yes
+    """
+    from hub import db as hubdb
     from hub import migrate as migrations
 
     if target and everything:
         raise click.UsageError('give a TARGET or --all, not both')
+    if not yes:
+        plan = migrations.plan_rollback(session.db, target, all=everything)
+        if plan.rows:
+            confirm('reverting %s drops %s in %s; continue?' % (
+                ', '.join(plan.names), _losses(plan), hubdb.redact(session.url)))
     for name in migrations.rollback(session.db, target, all=everything):
         click.echo('reverted %s' % name)
 
 
+def _losses(plan):
+    """'12 tables holding 2,345 rows (users 64, organizations 3, and 10 more)'."""
+    full = sorted((name for name, rows in plan.dropped.items() if rows),
+                  key=lambda name: -plan.dropped[name])
+    listed = ['%s %s' % (name, '{:,}'.format(plan.dropped[name])) for name in full[:4]]
+    if len(plan.dropped) > len(listed):
+        listed.append('%d more' % (len(plan.dropped) - len(listed)))
+    count = len(plan.dropped)
+    return '%d table%s holding %s rows (%s)' % (count, '' if count == 1 else 's',
+                                                 '{:,}'.format(plan.rows), ', '.join(listed))
+
+
 @db.command()
-@click.option('--yes', is_flag=True, help='Do not ask for confirmation.')
+@yes_option()
+@click.option('--seed', 'reseed', is_flag=True,
+              help='Seed again afterwards, with the defaults of `hub seed`.')
 @click.pass_obj
-def reset(session, yes):
-    """Drop every table, type and policy of ours, then migrate again from scratch."""
+def reset(session, yes, reseed):
+    """Drop every table, type and policy of ours, migrate again and install row-level security.
+
+    The result is what `hub seed` starts from (the marketplace and the organizations are
+    loaded by `hub seed`); with --seed it runs too, as `hub seed` with its defaults would.
+    Asks first on stderr; --yes skips the question. Example: hub db reset -y --seed
+    """
+    from hub import crypto
     from hub import db as hubdb
     from hub import migrate as migrations
+    from hub import seed as seeder
 
+    db = session.db
+    if reseed:
+        crypto.key_for(db)  # a seed that cannot encrypt must fail before anything is dropped
     if not yes:
-        click.confirm('drop all NeuroFlow Hub data in %s?' % hubdb.redact(session.url), abort=True)
-    for name in migrations.reset(session.db):
+        confirm('drop all NeuroFlow Hub data in %s?' % hubdb.redact(session.url))
+    for name in migrations.reset(db):
         click.echo('applied %s' % name)
+    seeder.prepare(db, _note)
+    if reseed:
+        result = seeder.seed_database(db, notify=_note)
+        click.echo('seeded %d organizations (%s rows, seed %d)'
+                   % (result.added, '{:,}'.format(result.total_rows), result.seed))
+    else:
+        _note('the database is empty, migrated and secured; next: `hub seed`')
+
+
+def _note(message):
+    click.echo(message, err=True)
 
 
 @db.command()
@@ -120,9 +187,15 @@ def reset(session, yes):
               help='Write to this file instead of stdout (e.g. docs/schema.md).')
 @click.pass_obj
 def docs(session, output):
-    """Write Markdown documentation of the live schema, with a Mermaid ER diagram."""
+    """Write Markdown documentation of the live schema, with a Mermaid ER diagram.
+
+    Refuses (exit 1) a database that is not migrated, writing nothing.
+    Example: hub db docs -o docs/schema.md
+    """
     from hub import schema
 
+    if output:
+        check_output(output)
     emit(schema.docs(session.db), output)
     if output:
         click.echo('wrote %s' % output, err=True)

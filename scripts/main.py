@@ -2,9 +2,12 @@
 
     $ hub db migrate
     $ hub --database-url postgresql://postgres@127.0.0.1:5432/postgres db status
+    $ hub db status --database-url postgresql://postgres@127.0.0.1:5432/postgres
     $ DATABASE_URL=postgresql://... hub seed --orgs 5
 
 Command modules import the library inside their functions, so `hub --help` stays fast.
+Every command also accepts --database-url after its name (added here, once, to all of them),
+and the commands in WRITING refuse a database newer than this code before they write.
 """
 import importlib
 import logging
@@ -21,6 +24,20 @@ class Failure(click.ClickException):
     def __init__(self, message, exit_code=1):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+#: Commands (paths under `hub`; a group covers all of its commands) that write. On first use of
+#: the database they refuse one that holds a migration this code lacks (DatabaseNewer), before
+#: any question or write. The library functions behind most of them check too; this covers
+#: every command, including those whose library functions do not. Add new writing commands.
+WRITING = (('db', 'migrate'), ('db', 'rollback'), ('db', 'reset'), ('seed',),
+           ('templates', 'load'), ('import',), ('rls', 'install'), ('rls', 'uninstall'),
+           ('secrets',))
+
+
+def writes(path):
+    """True when the command at `path` (('db', 'migrate')) is one of WRITING."""
+    return any(tuple(path[:len(prefix)]) == prefix for prefix in WRITING)
 
 
 class Session:
@@ -42,7 +59,16 @@ class Session:
     def db(self):
         if self._db is None:
             from hub import db
-            self._db = db.bind(db.open_database(self.url))
+            database = db.bind(db.open_database(self.url))
+            ctx = click.get_current_context(silent=True)
+            if ctx is not None and writes(ctx.command_path.split()[1:]):
+                from hub import migrate
+                try:
+                    migrate.ensure_known(database)
+                except BaseException:
+                    database.close()
+                    raise
+            self._db = database
         return self._db
 
     def close(self):
@@ -74,14 +100,34 @@ class HubGroup(click.Group):
             message = _database_error_message(exc)
             if message is None:
                 raise
+            from hub.errors import contention
+            what = contention(exc)
+            if what is not None:
+                raise Failure('another session held locks this command needed (%s: %s); nothing '
+                              'of the interrupted transaction was kept; run the command again '
+                              'when the other one has finished' % (what, message), 1) from None
             if 'does not exist' in message and ('relation' in message or 'type' in message):
                 message += '; run `hub db migrate` first'
             raise Failure('database error: %s' % message, 1) from None
 
 
+URL_HELP = 'PostgreSQL URL. Default: $DATABASE_URL, else the embedded server in ./.hub.'
+
+
+def _store_url(ctx, param, value):
+    # Given after a command name: it wins over one given before (the nearer the command).
+    if value is not None:
+        ctx.find_object(Session).url_option = value
+
+
+def database_url_option():
+    """`--database-url URL` for a command, stored into the Session like `hub --database-url`."""
+    return click.Option(['--database-url'], metavar='URL', envvar=None, expose_value=False,
+                        callback=_store_url, help=URL_HELP)
+
+
 @click.group(cls=HubGroup, context_settings={'help_option_names': ['-h', '--help']})
-@click.option('--database-url', metavar='URL', envvar=None,
-              help='PostgreSQL URL. Default: $DATABASE_URL, else the embedded server in ./.hub.')
+@click.option('--database-url', metavar='URL', envvar=None, help=URL_HELP)
 @click.option('-v', '--verbose', is_flag=True, help='Log every SQL statement (the peewee logger).')
 @click.version_option(package_name='neuroflow-hub', prog_name='hub')
 @click.pass_context
@@ -102,10 +148,22 @@ def _register():
     # Each module defines `commands`; they import the library lazily, inside the commands.
     for name in ('db', 'rls', 'seed', 'templates', 'snapshot', 'shell', 'secrets'):
         for command in importlib.import_module('hub.cli.%s' % name).commands:
+            _accept_url(command)
             cli.add_command(command)
 
 
+def _accept_url(command):
+    """Give `command` and every command under it a --database-url option of its own."""
+    if not any('--database-url' in p.opts for p in command.params):
+        command.params.append(database_url_option())
+    for sub in getattr(command, 'commands', {}).values():
+        _accept_url(sub)
+
+
 _register()
+
+
+_NO_ARGS = getattr(click.exceptions, 'NoArgsIsHelpError', ())  # click >= 8.2
 
 
 def main(argv=None):
@@ -113,6 +171,11 @@ def main(argv=None):
     try:
         # Without standalone mode click returns the code of an Exit raised by a command.
         code = cli.main(args=argv, prog_name='hub', standalone_mode=False)
+    except _NO_ARGS as exc:
+        # Bare `hub` or `hub db` asks what there is: the help, on stdout, and success (as docker
+        # does, and click before 8.2 did).
+        click.echo(exc.ctx.get_help())
+        sys.exit(0)
     except click.UsageError as exc:
         # click's own rendering spends three lines (usage, hint, error); keep it to one.
         where = exc.ctx.command_path if exc.ctx is not None else 'hub'

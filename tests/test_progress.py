@@ -6,7 +6,6 @@ import re
 import subprocess
 import sys
 
-import pytest
 from click.testing import CliRunner
 
 from hub import db as hubdb

@@ -118,7 +118,7 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
     a key other than the one the stored credentials use (KeyMismatch; unless `reset`), a
     malformed template and an unknown scenario raise before anything is written.
     """
-    from hub import crypto, marketplace, migrate, rls
+    from hub import crypto, marketplace
     from hub.db import bind
     from hub.seed.generate import SCALES, Context
 
@@ -135,17 +135,11 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
     notify = notify or (lambda message: None)
     result = SeedResult(seed, scale, orgs, as_of)
 
-    if migrate.pending(db):
-        result.migrated = migrate.migrate(db)
-        notify('applied migrations: %s' % ', '.join(result.migrated))
+    result.migrated, result.rls_installed = prepare(db, notify)
     from hub.seed import auth
 
     with db.atomic():  # setup: one transaction under the lock
         _lock(db)
-        if not rls.installed(db):
-            rls.install(db)
-            result.rls_installed = True
-            notify('installed the row-level-security policies')
         if not reset:
             # Again under the lock: `hub secrets rotate` may have committed since the check above.
             crypto.ensure_one_key(db, credentials.kid, 'the key in %s' % credentials.source)
@@ -206,6 +200,30 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
 
 def _lock(db):
     db.execute_sql('SELECT pg_advisory_xact_lock(%s)', (LOCK_KEY,))
+
+
+def prepare(db, notify=None):
+    """Make `db` ready for seeding: apply pending migrations, install row-level security
+    when missing. Returns (migrations applied, whether RLS was installed now).
+
+    `hub db reset` calls it too, so a reset database is the one a seed starts from. Refuses
+    (DatabaseNewer) a database that holds a migration this code does not have.
+    """
+    from hub import migrate, rls
+
+    notify = notify or (lambda message: None)
+    migrate.ensure_known(db)
+    migrated = migrate.migrate(db) if migrate.pending(db) else []
+    if migrated:
+        notify('applied migrations: %s' % ', '.join(migrated))
+    with db.atomic():  # under the seed lock: concurrent seeds install it once
+        _lock(db)
+        installed = not rls.installed(db)
+        if installed:
+            rls.install(db)
+    if installed:
+        notify('installed the row-level-security policies')
+    return migrated, installed
 
 
 def _load_scenario(db, result, name, doc):

@@ -25,6 +25,7 @@ import pickle
 import queue
 import signal
 import struct
+import sys
 import threading
 
 from hub.errors import HubError
@@ -76,18 +77,38 @@ def load_batches(db, batches, use_process=None, stats=None, guard=None, after=No
 
 
 def _committed(db, copy):
-    """Run `copy()` in a transaction; a lost connection becomes one clear HubError."""
+    """Run `copy()` in a transaction; a lost connection or a lock conflict becomes one clear
+    HubError."""
+    from hub.errors import LockConflict, contention
+
     try:
         with db.atomic():
             return copy()
     except Exception as exc:
         if not db.connection().closed:
-            raise
+            what = contention(exc)
+            if what is None:
+                raise
+            raise LockConflict('another session held locks on the tables being loaded (%s): the '
+                               'organizations committed so far stay, the batch in progress was '
+                               'rolled back; run the same command again when the other command '
+                               'has finished' % what) from None
         # Rolling back on a dead connection fails too and hides why: say what happened.
-        first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        first = _first_line(_origin(exc))
         raise HubError('lost the connection to the database while loading (%s): the '
                        'organizations committed so far stay, the batch in progress was rolled '
                        'back; run the same command again to add the rest' % first) from None
+
+
+def _origin(exc):
+    """The first exception of the chain `exc` ended (the one a failed rollback hides)."""
+    while exc.__context__ is not None and not exc.__suppress_context__:
+        exc = exc.__context__
+    return exc
+
+
+def _first_line(exc):
+    return (str(exc).strip() or type(exc).__name__).splitlines()[0]
 
 
 class _Source:
@@ -109,12 +130,31 @@ class _Source:
 
 def _copy(cursor, table, chunks):
     source = _Source(chunks)
+    # When the server ends the session during COPY, psycopg2 (2.9) meets two errors in a row,
+    # fails to decode the second while the first is pending and prints that SystemError, with
+    # the first as its cause, through sys.excepthook (PyErr_Print) before raising the second:
+    # nine lines of noise. Keep them instead, and raise the first: it says what happened.
+    printed = []
+    hook, sys.excepthook = sys.excepthook, lambda kind, value, tb: printed.append(value)
     try:
         cursor.copy_expert(_sql(table), source, size=CHUNK_BYTES)
     except Exception:
         if source.interrupted is not None:
             raise source.interrupted from None
+        cause = next((_root(value) for value in printed), None)
+        if cause is not None:
+            raise cause from None
         raise
+    finally:
+        sys.excepthook = hook
+    for value in printed:  # not ours to hide when the COPY itself went well
+        hook(type(value), value, value.__traceback__)
+
+
+def _root(exc):
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
 
 
 # -- a forked generator process -------------------------------------------------------------------
