@@ -25,6 +25,7 @@ from hub.cli.main import WRITING, cli
 from hub.errors import DatabaseNewer
 from hub.scenarios import scenarios_dir
 from hub.seed import content_hashes, seed_database
+from tests.test_migrations import ALL
 
 AS_OF = datetime.date(2025, 1, 31)
 FUTURE = '0999_from_a_newer_hub'
@@ -204,8 +205,9 @@ def test_rollback_asks_on_stderr_before_dropping_rows(seeded_url, answer):
     line = one_line(err)
     rows = sum(n for table, n in before['rows'].items() if table != 'hub_migrations')
     templates = before['rows']['workflow_templates']  # the largest table of a tiny seed
-    assert line.startswith('reverting 0001_initial drops 12 tables holding {:,} rows ('
-                           'workflow_templates {:,}, '.format(rows, templates))
+    assert line.startswith('reverting %s drops 12 tables holding {:,} rows ('
+                           'workflow_templates {:,}, '.format(rows, templates)
+                           % ', '.join(reversed(ALL)))
     assert line.endswith('; continue? [y/N]: Aborted.')
     assert state(seeded_url) == before
 
@@ -214,13 +216,13 @@ def test_rollback_asks_on_stderr_before_dropping_rows(seeded_url, answer):
 def test_rollback_of_everything_leaves_nothing_of_ours(seeded_url, flag):
     assert rls.installed(hubdb.open_database(seeded_url))
     code, out, err = hub('--database-url', seeded_url, 'db', 'rollback', '--all', flag)
-    assert (code, out, err) == (0, 'reverted 0001_initial\n', '')
+    assert (code, out, err) == (0, ''.join('reverted %s\n' % n for n in reversed(ALL)), '')
     assert our_leftovers(seeded_url) == []
 
 
 def test_rollback_of_empty_tables_does_not_ask(db_url):
     code, out, err = hub('--database-url', db_url, 'db', 'rollback')
-    assert (code, out, err) == (0, 'reverted 0001_initial\n', '')
+    assert (code, out, err) == (0, 'reverted %s\n' % ALL[-1], '')
 
 
 def walk(command, path=()):
@@ -248,7 +250,7 @@ def test_reset_leaves_what_hub_seed_starts_from(seeded_url, db_url, databases,
                                                 migrated_template, key):
     code, out, err = hub('--database-url', seeded_url, 'db', 'reset', '-y')
     assert code == 0, err
-    assert out == 'applied 0001_initial\n'
+    assert out == ''.join('applied %s\n' % n for n in ALL)
     assert err.strip().splitlines()[-1] == ('the database is empty, migrated and secured; '
                                             'next: `hub seed`')
     after = state(seeded_url)
@@ -468,11 +470,14 @@ def test_a_seed_stuck_behind_a_lock_is_one_line_and_commits_nothing(seeded_url, 
 def test_status_json_times_carry_their_offset(db_url):
     code, out, _ = hub('--database-url', db_url, 'db', 'status', '--json')
     assert code == 0
-    [row] = json.loads(out)
-    applied = datetime.datetime.fromisoformat(row['applied'])
-    assert applied.utcoffset() is not None
-    # The template database was migrated by this test session, minutes ago at most.
-    assert abs(datetime.datetime.now(datetime.timezone.utc) - applied) < datetime.timedelta(hours=1)
+    rows = json.loads(out)
+    assert [row['name'] for row in rows] == ALL
+    for row in rows:
+        applied = datetime.datetime.fromisoformat(row['applied'])
+        assert applied.utcoffset() is not None
+        # The template database was migrated by this test session, minutes ago at most.
+        now = datetime.datetime.now(datetime.timezone.utc)
+        assert abs(now - applied) < datetime.timedelta(hours=1)
 
 
 def test_docs_before_migrating_refuses_and_writes_nothing(empty_db_url, tmp_path):
