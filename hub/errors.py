@@ -57,6 +57,10 @@ class KeyMismatch(ConfigError):
     """The secret key given is not the one the database's credentials are encrypted with."""
 
 
+class GraphError(HubError):
+    """A workflow graph breaks a rule of `hub.graph`; the message names the path of the bad field."""
+
+
 class ShellError(HubError):
     """`hub shell --as` cannot keep the tenant's identity or the session's transaction as asked."""
 

@@ -16,7 +16,8 @@ layers, and the first problem found is reported as one line naming the file and 
 of the bad field (`lead-qualification.json: nodes[2].position.x: expected a number`):
 
 1. its shape, against `TEMPLATE_SCHEMA` (a JSON Schema);
-2. its graph, with `hub.graph.validate` (ids, types, DAG from a trigger, left-to-right layout);
+2. its graph, with `hub.graph.validate` (ids, types, handles, DAG from a trigger, a layout with
+   no edge through a node, no crossing, Yes above No);
 3. marketplace rules the graph module does not know: every `{{name}}` names a declared
    variable, every `{{node.field}}` names a node upstream of where it is used, and a condition
    node has exactly one "true" and one "false" outgoing edge (`sourceHandle`).
@@ -86,6 +87,8 @@ TEMPLATE_SCHEMA = {
                     'position': {
                         'type': 'object', 'required': ['x', 'y'], 'additionalProperties': False,
                         'properties': {'x': {'type': 'number'}, 'y': {'type': 'number'}}},
+                    'sourcePosition': {'enum': [graph.SOURCE_POSITION]},
+                    'targetPosition': {'enum': [graph.TARGET_POSITION]},
                     'data': {
                         'type': 'object', 'required': ['label'],
                         'properties': {'label': dict(_NOT_BLANK, maxLength=80)}},

@@ -4,6 +4,7 @@
     $ hub templates list --category sales
     $ hub templates list --json | jq '.[].name'
     $ hub templates validate --dir ./my-templates   # check files without a database
+    $ hub templates show proposal-generator --svg proposal.svg
 """
 import json
 
@@ -15,7 +16,7 @@ _DIR = click.option('--dir', 'directory', metavar='PATH',
 
 @click.group()
 def templates():
-    """Marketplace workflow templates: validate, load, list."""
+    """Marketplace workflow templates: validate, load, list, show."""
 
 
 @templates.command()
@@ -72,6 +73,31 @@ def list_(session, category, as_json):
             row['difficulty'], row['estimated_time'] if row['estimated_time'] is not None else '-',
             row['usage_count']))
     click.echo('%d templates (* featured)' % len(rows), err=True)
+
+
+@templates.command()
+@click.argument('name')
+@_DIR
+@click.option('--svg', 'svg_file', metavar='FILE', type=click.Path(dir_okay=False, writable=True),
+              help='Also write the template\'s picture (SVG, from its stored positions) to FILE.')
+def show(name, directory, svg_file):
+    """Print one template's summary: facts, variables and its nodes in execution order.
+
+    NAME is a file stem or a template name, in any case. No database is needed. An unknown
+    NAME exits 2 with the close matches.
+
+    \b
+    Example:
+        hub templates show "sales proposal generator" --svg proposal.svg
+    """
+    from hub import gallery
+
+    row = gallery.find(name, directory)
+    if svg_file:  # first, so a bad path fails before anything is printed
+        gallery.write_picture(row, svg_file)
+    click.echo(gallery.summary(row))
+    if svg_file:
+        click.echo('wrote %s' % svg_file, err=True)
 
 
 def _json_default(value):

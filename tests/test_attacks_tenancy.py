@@ -259,7 +259,7 @@ def test_an_admin_may_still_change_the_role_of_an_invitation(world):
 def test_operations_count_only_accepted_members(world):
     world.invite('ada', 'zed')
     nodes = [graph.node('t', 'trigger', {'label': 'Start'}, 0, 0),
-             graph.node('o', 'output', {'label': 'Done'}, 280, 0)]
+             graph.node('o', 'end', {'label': 'Done'}, 280, 0)]
     template = WorkflowTemplate.create(name='Flow', description='d', category='SALES',
                                        nodes=nodes, edges=[graph.edge('t', 'o')], is_public=True)
     with pytest.raises(RuleViolation, match='invited to organization .* has not accepted yet'):

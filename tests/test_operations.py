@@ -16,7 +16,7 @@ T0 = datetime.datetime(2026, 11, 1, 9, tzinfo=datetime.timezone.utc)
 DONE = T0 + datetime.timedelta(minutes=3)
 NODES = [graph.node('t', 'trigger', {'label': 'Start'}, 0, 0),
          graph.node('a', 'agent', {'label': 'Think'}, 280, 0),
-         graph.node('o', 'output', {'label': 'Done'}, 560, 0)]
+         graph.node('o', 'end', {'label': 'Done'}, 560, 0)]
 EDGES = [graph.edge('t', 'a'), graph.edge('a', 'o')]
 
 

@@ -116,7 +116,7 @@ def _delete(key):
 
 
 def _cycle(doc):
-    doc['edges'].append({'id': 'back', 'source': 'done', 'target': 'form'})
+    doc['edges'].append({'id': 'back', 'source': 'notify', 'target': 'enrich'})
 
 
 def _one_branch(doc):
@@ -151,8 +151,7 @@ CASES = [
      "{{score.score}}: 'score' is not a node upstream of 'enrich'"),
     (_set(['nodes', 7, 'data', 'result'], '{{ score.score | round }}'), 'nodes[7].data.result: '
      '{{ score.score | round }} is not a reference; use {{variable}} or {{node_id.field}}'),
-    (_one_branch, 'nodes[3]: condition \'is_hot\' needs two outgoing edges, sourceHandle "true" '
-     "and \"false\"; got ['true']"),
+    (_one_branch, "nodes[3]: condition 'is_hot' has no 'false' edge; connect its No branch"),
 ]
 
 

@@ -79,7 +79,7 @@ CATEGORY_ICONS = {'SALES': '🎯', 'SUPPORT': '🛟', 'MARKETING': '📣', 'DATA
 
 # Per node type: (min ms, max ms) and how a run of it fails.
 NODE_TIMING = {
-    'trigger': (2, 25), 'webhook': (2, 25), 'schedule': (1, 10), 'output': (1, 12),
+    'trigger': (2, 25), 'webhook': (2, 25), 'schedule': (1, 10), 'end': (1, 12),
     'condition': (1, 15), 'filter': (2, 40), 'transform': (2, 60), 'code': (20, 900),
     'loop': (80, 4000), 'http': (90, 1800), 'slack': (150, 700), 'gmail': (300, 1400),
     'email': (250, 1200), 'crm': (200, 1600), 'sheets': (250, 1500), 'notion': (200, 1300),

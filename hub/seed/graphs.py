@@ -22,7 +22,7 @@ from collections import defaultdict
 from hub import graph as hub_graph
 
 # A step is (type, label, data) for one node, ('condition', label, expression, yes, no) for a
-# branch (yes/no are step lists; a branch ending in an output stops there, otherwise both
+# branch (yes/no are step lists; a branch ending in an end node stops there, otherwise both
 # branches meet again at the next step), or ('parallel', branches) to fan out and meet again.
 RECIPES = (
     dict(key='lead', name='Inbound lead qualification', category='SALES',
@@ -36,9 +36,9 @@ RECIPES = (
                 ('condition', 'Hot lead?', '{{score}} >= {{min_score}}',
                  [('crm', 'Create deal', {'action': 'create', 'object': 'deal'}),
                   ('notify', 'Alert sales', {'channel': '{{sales_channel}}'}),
-                  ('output', 'Routed to sales', {})],
+                  ('end', 'Routed to sales', {})],
                  [('email', 'Start nurture sequence', {'sequence': 'Nurture 30 days'}),
-                  ('output', 'Nurtured', {})])]),
+                  ('end', 'Nurtured', {})])]),
     dict(key='triage', name='Support ticket triage', category='SUPPORT',
          tags=('support', 'zendesk', 'triage'),
          description='Classifies each new ticket, pages on-call for outages, drafts replies.',
@@ -47,11 +47,11 @@ RECIPES = (
          steps=[('agent:support', 'Classify ticket', {'prompt': 'Classify urgency and topic.'}),
                 ('condition', 'Urgent?', "{{urgency}} == 'high'",
                  [('notify', 'Page on-call', {'channel': '{{oncall_channel}}'}),
-                  ('output', 'Escalated', {})],
+                  ('end', 'Escalated', {})],
                  [('agent:support', 'Draft reply', {'prompt': 'Draft a reply citing the docs.'}),
                   ('http', 'Post reply to Zendesk', {'method': 'PUT',
                                                      'url': 'https://{{subdomain}}.zendesk.com/api/v2/tickets'}),
-                  ('output', 'Answered', {})])]),
+                  ('end', 'Answered', {})])]),
     dict(key='kpi', name='Weekly KPI digest', category='ANALYTICS',
          tags=('analytics', 'reporting', 'weekly'),
          description='Every Monday: queries the warehouse, summarizes the week, shares it.',
@@ -61,7 +61,7 @@ RECIPES = (
                 ('agent:analyst', 'Summarize the week', {'prompt': 'Explain what moved and why.'}),
                 ('parallel', [[('slack', 'Post digest', {'channel': '{{digest_channel}}'})],
                               [('gmail', 'Email leadership', {'to': 'leadership@'})]]),
-                ('output', 'Digest sent', {})]),
+                ('end', 'Digest sent', {})]),
     dict(key='blog', name='Blog post pipeline', category='CONTENT',
          tags=('content', 'blog', 'seo'),
          description='Researches a topic, drafts and edits a post, saves it to Notion.',
@@ -71,7 +71,7 @@ RECIPES = (
                 ('team', 'Draft and edit', {'task': 'Write {{word_count}} words, {{tone}} tone'}),
                 ('notion', 'Save draft', {'database': 'Content calendar'}),
                 ('notify', 'Tell the editor', {'channel': '#content'}),
-                ('output', 'Draft ready', {})]),
+                ('end', 'Draft ready', {})]),
     dict(key='invoices', name='Invoice reconciliation', category='DATA_PROCESSING',
          tags=('finance', 'stripe', 'sheets'),
          description='Matches Stripe payouts with the finance sheet and explains mismatches.',
@@ -84,8 +84,8 @@ RECIPES = (
                 ('condition', 'Mismatches?', '{{mismatches}} > 0',
                  [('agent:ops', 'Explain mismatches', {'prompt': 'Explain each mismatch.'}),
                   ('gmail', 'Email finance', {'to': 'finance@'}),
-                  ('output', 'Reported', {})],
-                 [('output', 'All matched', {})])]),
+                  ('end', 'Reported', {})],
+                 [('end', 'All matched', {})])]),
     dict(key='followup', name='Meeting follow-up', category='COMMUNICATION',
          tags=('meetings', 'crm', 'email'),
          description='After each customer call: summary, CRM notes and a recap email.',
@@ -95,7 +95,7 @@ RECIPES = (
                 ('crm', 'Log notes', {'action': 'update', 'object': 'contact'}),
                 ('delay', 'Wait before sending', {'seconds': 300}),
                 ('gmail', 'Send recap', {'to': '{{attendees}}'}),
-                ('output', 'Followed up', {})]),
+                ('end', 'Followed up', {})]),
     dict(key='churn', name='Churn risk alerts', category='ANALYTICS',
          tags=('customer-success', 'churn', 'alerts'),
          description='Daily: finds accounts with falling usage and drafts a check-in.',
@@ -106,8 +106,8 @@ RECIPES = (
                 ('agent:success', 'Assess risk', {'prompt': 'Rate churn risk; suggest a step.'}),
                 ('condition', 'High risk?', "{{risk}} == 'high'",
                  [('notify', 'Alert the CSM', {'channel': '#cs-alerts'}),
-                  ('output', 'Escalated', {})],
-                 [('output', 'Logged', {})])]),
+                  ('end', 'Escalated', {})],
+                 [('end', 'Logged', {})])]),
     dict(key='launch', name='Product launch social posts', category='MARKETING',
          tags=('marketing', 'social', 'launch'),
          description='Plans a launch, writes posts per channel and schedules them.',
@@ -119,7 +119,7 @@ RECIPES = (
                 ('delay', 'Wait for approval window', {'seconds': 600}),
                 ('http', 'Schedule in Buffer', {'method': 'POST',
                                                 'url': 'https://api.bufferapp.com/1/updates/create.json'}),
-                ('output', 'Scheduled', {})]),
+                ('end', 'Scheduled', {})]),
     dict(key='review', name='Pull request review bot', category='AUTOMATION',
          tags=('engineering', 'github', 'code-review'),
          description='Reviews each pull request and comments or asks for changes.',
@@ -134,7 +134,7 @@ RECIPES = (
                   ('notify', 'Ping the author', {'channel': '#eng-reviews'})],
                  [('http', 'Approve', {'method': 'POST',
                                        'url': 'https://api.github.com/repos/{{repo}}/reviews'})]),
-                ('output', 'Reviewed', {})]),
+                ('end', 'Reviewed', {})]),
     dict(key='hygiene', name='CRM hygiene', category='AUTOMATION',
          tags=('crm', 'data-quality', 'weekly'),
          description='Weekly: finds duplicate contacts, merges them and reports the changes.',
@@ -145,7 +145,7 @@ RECIPES = (
                 ('loop', 'For each duplicate group', {'over': '{{groups}}'}),
                 ('crm', 'Merge contacts', {'action': 'merge', 'object': 'contact'}),
                 ('agent:ops', 'Write change report', {'prompt': 'List every merge.'}),
-                ('output', 'Cleaned', {})]),
+                ('end', 'Cleaned', {})]),
     dict(key='nps', name='NPS feedback analysis', category='ANALYTICS',
          tags=('nps', 'feedback', 'sentiment'),
          description='Scores NPS comments, logs them to a sheet and alerts on detractors.',
@@ -155,8 +155,8 @@ RECIPES = (
                 ('sheets', 'Append to NPS log', {'range': 'NPS!A:E'}),
                 ('condition', 'Detractor?', '{{score}} <= {{detractor_max}}',
                  [('notify', 'Alert success team', {'channel': '#nps-detractors'}),
-                  ('output', 'Alerted', {})],
-                 [('output', 'Logged', {})])]),
+                  ('end', 'Alerted', {})],
+                 [('end', 'Logged', {})])]),
     dict(key='intake', name='Document intake', category='DATA_PROCESSING',
          tags=('documents', 'extraction', 'ocr'),
          description='Extracts fields from emailed PDFs and stores them in the database.',
@@ -167,7 +167,7 @@ RECIPES = (
                 ('agent:researcher', 'Extract fields', {'prompt': 'Extract vendor, total, date.'}),
                 ('transform', 'Normalize amounts', {'expression': 'total * 100'}),
                 ('database', 'Insert document', {'query': 'INSERT INTO documents ...'}),
-                ('output', 'Stored', {})]),
+                ('end', 'Stored', {})]),
     dict(key='incident', name='Incident status updates', category='COMMUNICATION',
          tags=('incidents', 'status-page', 'comms'),
          description='Turns incident updates into customer-facing messages on every channel.',
@@ -179,7 +179,7 @@ RECIPES = (
                               [('email', 'Email affected customers', {'list': 'affected'})],
                               [('http', 'Update status page', {'method': 'PATCH',
                                                                'url': 'https://api.statuspage.io/v1/incidents'})]]),
-                ('output', 'Published', {})]),
+                ('end', 'Published', {})]),
     dict(key='competitors', name='Competitor watch', category='MARKETING',
          tags=('competitive-intel', 'research'),
          description='Weekly scan of competitor pages, compared and summarized in Notion.',
@@ -188,7 +188,7 @@ RECIPES = (
          steps=[('http', 'Fetch competitor pages', {'method': 'GET', 'url': 'https://{{site}}'}),
                 ('agent:researcher', 'Compare changes', {'prompt': 'What changed and why.'}),
                 ('notion', 'Write brief', {'database': 'Competitive intel'}),
-                ('output', 'Brief written', {})]),
+                ('end', 'Brief written', {})]),
 )
 
 REGIONS = ('', '', '', ' (EMEA)', ' (NA)', ' (APAC)', ' v2', ' - enterprise', ' - SMB')
@@ -241,7 +241,7 @@ def _steps(steps, preds, nodes, edges, rng, binding, counter):
         else:
             node_type, data = _resolve(kind, step[2], rng, binding)
             node_id = _add(nodes, edges, preds, node_type, step[1], data, counter)
-            preds = [] if node_type == 'output' else [(node_id, None)]
+            preds = [] if node_type in hub_graph.END_TYPES else [(node_id, None)]
     return preds
 
 
