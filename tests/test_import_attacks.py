@@ -17,7 +17,7 @@ from hub.ids import new_id, stable_id
 from tests.rows import make_tenant
 
 NODES = [graph.node('t', 'trigger', {'label': 'Start'}, 0, 0),
-         graph.node('o', 'output', {'label': 'Done'}, 280, 0)]
+         graph.node('o', 'end', {'label': 'Done'}, 280, 0)]
 EDGES = [graph.edge('t', 'o')]
 SHIPPED = stable_id('template', 'lead-qualification')
 

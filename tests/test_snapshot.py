@@ -27,7 +27,7 @@ SHIPPED = stable_id('template', 'lead-qualification')
 def valid_graphs(database, org_id):
     """Imports validate workflow graphs as hub.graph does; the minimal rows have none."""
     nodes = [graph.node('t', 'trigger', {'label': 'Start'}, 0, 0),
-             graph.node('o', 'output', {'label': 'Done'}, 280, 0)]
+             graph.node('o', 'end', {'label': 'Done'}, 280, 0)]
     for table in ('workflows', 'workflow_templates'):
         database.execute_sql('UPDATE %s SET nodes = %%s, edges = %%s WHERE organization_id = %%s'
                              % table, (json.dumps(nodes), json.dumps([graph.edge('t', 'o')]),

@@ -92,9 +92,9 @@ CASES = {
     'graph with an unknown node type': (
         lambda d: d['tables']['workflows'][0]['nodes'][1].__setitem__('type', 'shell'),
         "tables.workflows[0].nodes[1].type: unknown node type 'shell'"),
-    'graph with a cycle': (
+    'graph with an edge back out of its end': (
         lambda d: d['tables']['workflows'][0]['edges'].append({'id': 'back', 'source': 'o', 'target': 't'}),
-        'tables.workflows[0].edges: the graph has a cycle'),
+        "tables.workflows[0].edges[1]: 'o' is an end node; nothing runs after it"),
     'graph node id that is an object': (
         lambda d: d['tables']['workflows'][0]['edges'][0].__setitem__('source', {'x': 1}),
         'tables.workflows[0].nodes: node ids, types and edge ends must be strings'),
