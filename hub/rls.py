@@ -26,7 +26,7 @@ organizations, as an initPlan (`organization_id = ANY ((SELECT hub_private.org_i
 evaluated once per statement, then matched against the (organization_id, ...) indexes. The
 helper's owner bypasses RLS, so reading organization_members inside it cannot recurse into
 organization_members' own policies. Why this shape and not the spec's per-row EXISTS: see
-scripts/bench_rls.py and the README section on row-level security.
+benchmarks/bench_rls.py and the README section on row-level security.
 
 Roles `anon`, `authenticated` and `service_role` and the `auth` schema are created only where
 missing (Supabase has them); roles are cluster-wide, so `uninstall` leaves them in place.
