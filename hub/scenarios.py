@@ -8,7 +8,7 @@
     ('c...', {...})
 
 Each file is an organization snapshot (hub.snapshot's format), built with the operations in
-hub.workflows, hub.agents and hub.teams by scripts/make_scenarios.py, so it keeps every rule the
+hub.workflows, hub.agents and hub.teams by tools/make_scenarios.py, so it keeps every rule the
 seeder keeps. Loading one twice adds nothing the second time.
 """
 from importlib import resources

@@ -3,7 +3,7 @@
 The server is the one the CLI would use: $DATABASE_URL, else the embedded default in ./.hub.
 The session creates one migrated template database (hub_test_<random>); each test that asks for
 `database` or `db_url` gets its own copy of it (CREATE DATABASE ... TEMPLATE, milliseconds), and
-every database made here is dropped at the end.
+every database made here is dropped at the end (tools/throwaway.py makes and drops them).
 """
 import contextlib
 import json
@@ -14,12 +14,7 @@ import pytest
 
 from hub import db as hubdb
 from hub import migrate
-
-
-def _admin(url):
-    conn = psycopg2.connect(hubdb.with_database(url, hubdb._parse(url)['database']))
-    conn.autocommit = True
-    return conn
+from tools.throwaway import Databases, admin_connection as _admin
 
 
 @pytest.fixture(scope='session')
@@ -28,37 +23,9 @@ def server_url():
     return hubdb.resolve_url()
 
 
-class Databases:
-    """Creates and drops throwaway databases on the server under test."""
-
-    def __init__(self, server_url):
-        self.server_url = server_url
-        self.created = []
-
-    def create(self, template=None, prefix='hub_test'):
-        name = '%s_%s' % (prefix, uuid.uuid4().hex[:12])
-        with contextlib.closing(_admin(self.server_url)) as conn, conn.cursor() as cur:
-            cur.execute('CREATE DATABASE %s%s' % (name, ' TEMPLATE %s' % template if template else ''))
-        self.created.append(name)
-        return name
-
-    def url(self, name):
-        return hubdb.with_database(self.server_url, name)
-
-    def drop(self, name):
-        with contextlib.closing(_admin(self.server_url)) as conn, conn.cursor() as cur:
-            cur.execute('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
-        if name in self.created:
-            self.created.remove(name)
-
-    def drop_all(self):
-        for name in list(self.created):
-            self.drop(name)
-
-
 @pytest.fixture(scope='session')
 def databases(server_url):
-    dbs = Databases(server_url)
+    dbs = Databases(server_url, prefix='hub_test')
     yield dbs
     dbs.drop_all()
 
@@ -350,7 +317,7 @@ def supabase_databases():
     if not url:
         _required('HUB_REQUIRE_SUPABASE', 'no Supabase-shaped cluster: build one with '
                                           'tools/supabase_cluster.sh and set HUB_SUPABASE_URL')
-    dbs = Databases(url)
+    dbs = Databases(url, prefix='hub_test')
     try:
         with contextlib.closing(_admin(url)) as conn, conn.cursor() as cur:
             cur.execute('SELECT rolsuper FROM pg_roles WHERE rolname = current_user')

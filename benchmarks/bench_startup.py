@@ -1,6 +1,6 @@
 """How fast `hub --help` starts, as a ratio against `python -c "import peewee"` in the same run.
 
-    $ python scripts/bench_startup.py            # 30 runs of each, medians and the ratio
+    $ .venv/bin/python -m benchmarks.bench_startup     # 30 runs of each, medians and the ratio
 
 `hub --help` must not import Faker, the embedded server, psycopg2 or the seeder; the command
 modules import the library inside their functions. A ratio near 1 means the CLI costs no more

@@ -1,8 +1,8 @@
 """Benchmark `hub seed` against PostgreSQL's own COPY of the same rows and a naive seeder.
 
-    $ python scripts/bench_seed.py                     # embedded server, >= 1,000,000 rows
-    $ DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres python scripts/bench_seed.py
-    $ python scripts/bench_seed.py --orgs 260 --small-orgs 60 --scale medium --repeat 2
+    $ python -m benchmarks.bench_seed                  # embedded server, >= 1,000,000 rows
+    $ DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres python -m benchmarks.bench_seed
+    $ python -m benchmarks.bench_seed --orgs 260 --small-orgs 60 --scale medium --repeat 2
 
 On one server and a throwaway database of its own (dropped at the end), it measures:
 
@@ -27,7 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
+
+from tools.throwaway import Databases
 
 AS_OF = '2025-01-31'
 
@@ -53,21 +54,15 @@ def main(argv=None):
     print('server: %s' % hubdb.redact(server))
     admin = hubdb.open_database(server)
     version = admin.execute_sql('SHOW server_version').fetchone()[0]
+    admin.close()
     print('PostgreSQL %s, %d CPUs' % (version, os.cpu_count()))
-    names = []
 
-    def fresh():
-        name = 'hub_bench_%s' % uuid.uuid4().hex[:10]
-        admin.execute_sql('CREATE DATABASE %s' % name)
-        names.append(name)
-        return hubdb.with_database(server, name)
-
-    try:
-        small = run_seed(fresh(), args.small_orgs, args.scale)
+    with Databases(server, prefix='hub_bench') as dbs:
+        small = run_seed(dbs.url(dbs.create()), args.small_orgs, args.scale)
         runs = []
         for _ in range(args.repeat):
-            drop(admin, names.pop())  # one database at a time: the disk is shared too
-            url = fresh()
+            dbs.drop_all()  # one database at a time: the disk is shared too
+            url = dbs.url(dbs.create())
             runs.append(run_seed(url, args.orgs, args.scale))
         big = min(runs, key=lambda run: run['wall'])
         rows = big['summary']['total_rows']
@@ -79,10 +74,6 @@ def main(argv=None):
             naive_per_row = naive(database, args.naive_rows)
         finally:
             database.close()
-    finally:
-        for name in names:
-            drop(admin, name)
-        admin.close()
 
     load = min(run['summary']['seconds'] for run in runs)
     wall = big['wall']
@@ -111,10 +102,6 @@ def main(argv=None):
 
 def per_s(rows, seconds):
     return '{:,.0f}'.format(rows / seconds)
-
-
-def drop(admin, name):
-    admin.execute_sql('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
 
 
 def run_seed(url, orgs, scale):

@@ -1,22 +1,26 @@
 """Rebuild fixtures/scenarios/*.json: curated organizations made with the operations API.
 
-    $ python scripts/make_scenarios.py          # on a throwaway database of the server in use
+    $ python -m tools.make_scenarios               # on a throwaway database of the server in use
+    $ python -m tools.make_scenarios --out /tmp/s  # somewhere else, to compare before committing
+
+Run from the repository root (the default folder is the checkout's, never site-packages).
 
 Each scenario is written as a story with hub.workflows / hub.agents / hub.teams, so it obeys the
 same rules as the seeder and any script, then exported with hub.snapshot. Rerunning it makes new
 ids and timestamps: commit the result only when a scenario really changes.
 """
+import argparse
 import datetime
-import uuid
 from pathlib import Path
-
-import psycopg2
 
 from hub import agents, db as hubdb, marketplace, migrate, snapshot, teams, workflows
 from hub.ids import stable_id
 from hub.models import (AgentTeam, AIAgent, ExecutionStatus as S, MemberRole, Organization,
                         OrganizationMember, TeamRole, User, WorkflowTemplate)
+from tools.throwaway import throwaway_database
 
+# The repository's copy, which the package installs as hub.fixtures.scenarios: this tool runs
+# from a checkout, never from an installed package.
 OUT = Path(__file__).resolve().parents[1] / 'fixtures' / 'scenarios'
 AS_OF = datetime.datetime(2026, 11, 2, 9, 0, tzinfo=datetime.timezone.utc)
 
@@ -117,27 +121,25 @@ def content_pipeline():
 SCENARIOS = {'support-escalation': support_escalation, 'content-pipeline': content_pipeline}
 
 
-def main():
-    server = hubdb.resolve_url()
-    name = 'hub_scenarios_%s' % uuid.uuid4().hex[:8]
-    admin = psycopg2.connect(server)
-    admin.autocommit = True
-    admin.cursor().execute('CREATE DATABASE %s' % name)
-    try:
-        database = hubdb.bind(hubdb.open_database(hubdb.with_database(server, name)))
-        migrate.migrate(database)
-        marketplace.load(database, timestamp=AS_OF - datetime.timedelta(weeks=26))
-        OUT.mkdir(exist_ok=True)
-        for scenario, build in SCENARIOS.items():
-            with database.atomic():
-                org = build()
-            (OUT / ('%s.json' % scenario)).write_text(
-                snapshot.dumps(snapshot.export_organization(database, org.id)))
-            print('wrote', OUT / ('%s.json' % scenario))
-        database.close()
-    finally:
-        admin.cursor().execute('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
-        admin.close()
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--out', type=Path, default=OUT,
+                        help='folder to write the scenarios to (default: %s)' % OUT)
+    out = parser.parse_args(argv).out
+    with throwaway_database(hubdb.resolve_url(), prefix='hub_scenarios') as url:
+        database = hubdb.bind(hubdb.open_database(url))
+        try:
+            migrate.migrate(database)
+            marketplace.load(database, timestamp=AS_OF - datetime.timedelta(weeks=26))
+            out.mkdir(parents=True, exist_ok=True)
+            for scenario, build in SCENARIOS.items():
+                with database.atomic():
+                    org = build()
+                (out / ('%s.json' % scenario)).write_text(
+                    snapshot.dumps(snapshot.export_organization(database, org.id)))
+                print('wrote', out / ('%s.json' % scenario))
+        finally:
+            database.close()
 
 
 if __name__ == '__main__':

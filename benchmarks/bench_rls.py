@@ -1,8 +1,8 @@
 """What row-level security costs a tenant: RLS time / explicit-filter time, in the same run.
 
-    $ python scripts/bench_rls.py                          # $DATABASE_URL's server, else embedded
-    $ python scripts/bench_rls.py --executions 600000 --orgs 300 --runs 60
-    $ DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres python scripts/bench_rls.py
+    $ python -m benchmarks.bench_rls                       # $DATABASE_URL's server, else embedded
+    $ python -m benchmarks.bench_rls --executions 600000 --orgs 300 --runs 60
+    $ DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres python -m benchmarks.bench_rls
 
 Builds a throwaway database on the server (dropped at the end, also on Ctrl-C): --orgs
 single-member organizations with 10 workflows each, five users who belong to 3 organizations,
@@ -29,16 +29,14 @@ organizations (baseline: the owner with `organization_id IN (...)`); the spec's 
 import argparse
 import contextlib
 import json
-import os
 import re
 import statistics
 import sys
 import time
-import uuid
 
 import psycopg2
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.throwaway import throwaway_database
 
 QUERIES = {
     'count by status': 'SELECT status, count(*) FROM workflow_executions{where} GROUP BY status',
@@ -143,26 +141,6 @@ def parse_args(argv=None):
     if args.orgs < 20 or args.executions < args.orgs * 10 or args.runs < 5:
         parser.error('need --orgs >= 20, --executions >= 10 x orgs, --runs >= 5')
     return args
-
-
-@contextlib.contextmanager
-def throwaway_database(server_url, keep=False):
-    from hub import db as hubdb
-
-    name = 'hub_bench_rls_%s' % uuid.uuid4().hex[:10]
-    admin = psycopg2.connect(server_url)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute('CREATE DATABASE %s' % name)
-        yield hubdb.with_database(server_url, name)
-    finally:
-        if keep:
-            print('kept database %s' % name, file=sys.stderr)
-        else:
-            with admin.cursor() as cur:
-                cur.execute('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
-        admin.close()
 
 
 def build(url, orgs, executions):
@@ -294,7 +272,7 @@ def main(argv=None):
 
     args = parse_args(argv)
     server = args.database_url or hubdb.resolve_url()
-    with throwaway_database(server, keep=args.keep) as url:
+    with throwaway_database(server, prefix='hub_bench_rls', keep=args.keep) as url:
         conn = build(url, args.orgs, args.executions)
         try:
             with conn.cursor() as cur:

@@ -1,7 +1,7 @@
 """Export and import of the largest seeded organization, against plain COPY of the same rows.
 
-    $ python scripts/bench_snapshot.py                 # server from $DATABASE_URL, else embedded
-    $ python scripts/bench_snapshot.py --orgs 2 --scale large
+    $ python -m benchmarks.bench_snapshot              # server from $DATABASE_URL, else embedded
+    $ python -m benchmarks.bench_snapshot --orgs 2 --scale large
 
 On two throwaway databases of the server in use: seeds `--orgs` organizations, exports the
 largest with hub.snapshot (JSON text), imports it into the second database (one transaction),
@@ -11,27 +11,14 @@ Prints rows/s each way and the ratios snapshot / COPY. Drops its databases at th
 """
 import argparse
 import io
+import os
 import time
-import uuid
 
 import psycopg2
 
 from hub import db as hubdb
 from hub import migrate, seed, snapshot
-
-
-def create(server, name):
-    conn = psycopg2.connect(server)
-    conn.autocommit = True
-    conn.cursor().execute('CREATE DATABASE %s' % name)
-    conn.close()
-
-
-def drop(server, name):
-    conn = psycopg2.connect(server)
-    conn.autocommit = True
-    conn.cursor().execute('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
-    conn.close()
+from tools.throwaway import Databases
 
 
 def copy_round_trip(source, target, doc):
@@ -63,12 +50,14 @@ def main():
     parser.add_argument('--scale', default='large')
     args = parser.parse_args()
 
+    from cryptography.fernet import Fernet
+
+    # The seeder encrypts integration credentials; a throwaway key does for a throwaway database.
+    os.environ.setdefault('HUB_SECRET_KEY', Fernet.generate_key().decode())
     server = hubdb.resolve_url()
-    names = ['hub_bench_snap_%s_%s' % (kind, uuid.uuid4().hex[:6]) for kind in ('src', 'dst', 'copy')]
-    try:
-        for name in names:
-            create(server, name)
-        source = hubdb.bind(hubdb.open_database(hubdb.with_database(server, names[0])))
+    with Databases(server, prefix='hub_bench_snap') as dbs:
+        names = [dbs.create() for _ in ('source', 'snapshot import', 'COPY')]
+        source = hubdb.bind(hubdb.open_database(dbs.url(names[0])))
         seed.seed_database(source, orgs=args.orgs, scale=args.scale, seed=42)
         org_id = source.execute_sql(
             'SELECT organization_id FROM workflow_executions GROUP BY 1 '
@@ -80,15 +69,15 @@ def main():
         doc = snapshot.loads(text)
         rows = sum(len(r) for r in doc['tables'].values()) + len(doc['system_templates'])
 
-        target = hubdb.open_database(hubdb.with_database(server, names[1]))
+        target = hubdb.open_database(dbs.url(names[1]))
         migrate.migrate(target)
         started = time.perf_counter()
         snapshot.import_organization(target, snapshot.loads(text))
         import_seconds = time.perf_counter() - started
         assert snapshot.dumps(snapshot.export_organization(target, org_id)) == text
 
-        copy_target = psycopg2.connect(hubdb.with_database(server, names[2]))
-        migrate.migrate(hubdb.open_database(hubdb.with_database(server, names[2])))
+        copy_target = psycopg2.connect(dbs.url(names[2]))
+        migrate.migrate(hubdb.open_database(dbs.url(names[2])))
         copy_out, copy_in = copy_round_trip(source.connection(), copy_target, doc)
         copy_target.close()
 
@@ -102,9 +91,6 @@ def main():
                  '{:,.0f}'.format(rows / copy_in), import_seconds / copy_in))
         source.close()
         target.close()
-    finally:
-        for name in names:
-            drop(server, name)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,92 @@
+"""Throwaway databases: created under a unique name on a PostgreSQL server, dropped afterwards.
+
+    $ python -c "
+    from tools.throwaway import throwaway_database
+    with throwaway_database('postgresql://postgres@127.0.0.1:5432/postgres') as url:
+        print(url)      # postgresql://postgres@127.0.0.1:5432/hub_tmp_3f2a9c0d1e4b
+    "
+
+(run from the repository root; needs a server). The one place that creates and drops the
+databases of the benchmarks (benchmarks/), tools/make_scenarios.py and the test fixtures
+(tests/conftest.py): names are `<prefix>_<random>`, so parallel runs on a shared server never
+collide, and only databases made here are ever dropped. Not part of the installed package.
+"""
+import contextlib
+import sys
+import uuid
+
+import psycopg2
+from psycopg2 import sql
+
+from hub import db as hubdb
+
+
+def admin_connection(server_url):
+    """An autocommit connection to the database `server_url` names (CREATE/DROP DATABASE
+    cannot run inside a transaction)."""
+    conn = psycopg2.connect(hubdb.with_database(server_url, hubdb._parse(server_url)['database']))
+    conn.autocommit = True
+    return conn
+
+
+class Databases:
+    """Creates and drops throwaway databases on one server; `drop_all` (or leaving the `with`
+    block) drops every one still standing.
+
+        with Databases(server_url) as dbs:
+            name = dbs.create(prefix='hub_bench')           # empty
+            copy = dbs.create(template=name)                # CREATE DATABASE ... TEMPLATE
+            url = dbs.url(copy)
+    """
+
+    def __init__(self, server_url, prefix='hub_tmp'):
+        self.server_url = server_url
+        self.prefix = prefix
+        self.created = []
+
+    def create(self, template=None, prefix=None):
+        """Create an empty database (or a copy of `template`); returns its name."""
+        name = '%s_%s' % (prefix or self.prefix, uuid.uuid4().hex[:12])
+        statement = sql.SQL('CREATE DATABASE {}').format(sql.Identifier(name))
+        if template:
+            statement += sql.SQL(' TEMPLATE {}').format(sql.Identifier(template))
+        with contextlib.closing(admin_connection(self.server_url)) as conn, conn.cursor() as cur:
+            cur.execute(statement)
+        self.created.append(name)
+        return name
+
+    def url(self, name):
+        return hubdb.with_database(self.server_url, name)
+
+    def drop(self, name):
+        """Drop `name`, even with sessions still connected to it (FORCE)."""
+        with contextlib.closing(admin_connection(self.server_url)) as conn, conn.cursor() as cur:
+            cur.execute(sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)')
+                        .format(sql.Identifier(name)))
+        if name in self.created:
+            self.created.remove(name)
+
+    def drop_all(self):
+        for name in list(self.created):
+            self.drop(name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.drop_all()
+
+
+@contextlib.contextmanager
+def throwaway_database(server_url, prefix='hub_tmp', template=None, keep=False):
+    """The URL of a new database on `server_url`'s server, dropped when the block ends (also on
+    an exception or Ctrl-C); with keep=True it stays, and its name goes to stderr."""
+    dbs = Databases(server_url, prefix)
+    name = dbs.create(template=template)
+    try:
+        yield dbs.url(name)
+    finally:
+        if keep:
+            print('kept database %s' % name, file=sys.stderr)
+        else:
+            dbs.drop(name)
