@@ -20,6 +20,7 @@ _EXPORTS = {
     'connect': 'hub.db',
     'HubError': 'hub.errors', 'ConfigError': 'hub.errors', 'DatabaseUnavailable': 'hub.errors',
     'MigrationError': 'hub.errors', 'KeyMismatch': 'hub.errors', 'ShellError': 'hub.errors',
+    'SchemaDrift': 'hub.errors',
 }
 _MODELS = ('Organization', 'User', 'OrganizationMember', 'WorkflowTemplate', 'Workflow',
            'AIAgent', 'AgentTeam', 'TeamMember', 'WorkflowExecution', 'AgentExecution',
