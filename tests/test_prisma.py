@@ -354,3 +354,23 @@ def test_prisma_client_counts_every_model_and_creates_with_the_database_defaults
     execution = created['execution']
     assert (execution['status'], execution['cost'], execution['logs']) == ('PENDING', '0', [])
     assert execution['workflow']['creator']['id'] == created['user']['id']
+
+
+def test_supabase_shaped_database_gives_the_same_schema_and_an_empty_diff(
+        npm_dir, supabase_db_url, txn, tmp_path):
+    from hub import db as hubdb
+    from hub import migrate, rls
+
+    database = hubdb.open_database(supabase_db_url)  # as its non-superuser owner
+    try:
+        migrate.migrate(database)
+        rls.install(database)
+        text = prisma.schema(database)
+    finally:
+        database.close()
+    assert text == prisma.schema(txn)
+    target = tmp_path / 'schema.prisma'
+    target.write_text(text)
+    result = diff(npm_dir, supabase_db_url, target)
+    assert (result.returncode, result.stdout.strip()) == (0, '-- This is an empty migration.'), \
+        result.stdout + result.stderr
