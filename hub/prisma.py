@@ -22,7 +22,7 @@ import re
 
 from peewee import ForeignKeyField
 
-from hub import models, schema as live
+from hub import models, rls, schema as live
 from hub.errors import ConfigError, SchemaDrift
 
 #: Named relations: {peewee field name: relation name pattern}. Prisma needs no name for these,
@@ -290,8 +290,6 @@ def _block_attributes(table, fields):
 
 def _comments(table, own):
     """What the table does that Prisma cannot express, as // comments above the model."""
-    from hub import rls
-
     lines = []
     for name, definition in table.checks:
         lines.append('// Prisma cannot express CHECK %s: %s' % (name, definition))

@@ -264,7 +264,7 @@ def npm_dir():
 
 def node(npm_dir, *args, check=True):
     env = dict(os.environ, HUB_PRISMA_DIR=str(npm_dir), CHECKPOINT_DISABLE='1',
-               PRISMA_HIDE_UPDATE_MESSAGE='1', PRISMA_ENGINES_CHECKSUM_IGNORE_MISSING='1')
+               PRISMA_HIDE_UPDATE_MESSAGE='1')
     # Prisma downloads its schema-engine binary unless told where one is; validate and
     # generate never run it, and nothing here may migrate the database.
     env.setdefault('PRISMA_SCHEMA_ENGINE_BINARY', str(HERE / 'schema-engine-stub'))
