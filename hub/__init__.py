@@ -22,7 +22,7 @@ _EXPORTS = {
     'MigrationError': 'hub.errors', 'KeyMismatch': 'hub.errors', 'ShellError': 'hub.errors',
     'SnapshotError': 'hub.errors', 'TemplateIdTaken': 'hub.errors',
     'DatabaseNewer': 'hub.errors', 'LockConflict': 'hub.errors',
-    'GraphError': 'hub.errors',
+    'GraphError': 'hub.errors', 'SchemaDrift': 'hub.errors',
 }
 _MODELS = ('Organization', 'User', 'OrganizationMember', 'WorkflowTemplate', 'Workflow',
            'AIAgent', 'AgentTeam', 'TeamMember', 'WorkflowExecution', 'AgentExecution',

@@ -6,6 +6,7 @@
     $ hub db reset -y --seed      # empty, migrated, secured, then seeded again
     $ hub db check                # models vs live database, exit 1 on any difference
     $ hub db docs -o docs/schema.md
+    $ hub db prisma -o prisma/schema.prisma
     $ psql "$(hub db url)"
 """
 import json
@@ -214,6 +215,29 @@ def check(session):
         click.echo('%d difference(s) between hub.models and the database' % len(diffs), err=True)
         raise click.exceptions.Exit(1)
     click.echo('no differences: the database matches hub.models', err=True)
+
+
+@db.command('prisma')
+@click.option('-o', '--output', type=click.Path(dir_okay=False, writable=True),
+              help='Write to this file instead of stdout (e.g. prisma/schema.prisma).')
+@click.option('--ids', type=click.Choice(['database', 'cuid']), default='database',
+              show_default=True,
+              help='database: ids come from the database default (Prisma\'s diff stays empty); '
+                   'cuid: Prisma Client makes them (@default(cuid())).')
+@click.pass_obj
+def prisma_schema(session, output, ids):
+    """Write a schema.prisma for Prisma Client, generated from the models and the migrated database.
+
+    Models, relations and enums carry the platform's names (AIAgent, creator, "WorkflowCreator").
+    Prisma only reads the database: never run `prisma migrate dev` or `prisma db push` on it.
+    Exit 1 when the database differs from the models (run `hub db migrate`, `hub db check`).
+    Example: hub db prisma -o prisma/schema.prisma && npx prisma generate
+    """
+    from hub import prisma
+
+    emit(prisma.schema(session.db, ids=ids), output)
+    if output:
+        click.echo('wrote %s' % output, err=True)
 
 
 commands = [db]
