@@ -3,5 +3,5 @@ package. Run each from the repository root as a module, so it can import tools.t
 
     $ .venv/bin/python -m benchmarks.bench_startup     # hub --help vs python -c "import peewee"
 
-What each measures, its options and the figures: the README, section Benchmarks.
+What each measures, its options and the figures: docs/benchmarks.md.
 """

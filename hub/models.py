@@ -30,7 +30,7 @@ from hub.db import database
 from hub.ids import new_id
 
 
-# -- enums: exactly the spec's labels; the PostgreSQL type names are snake_case ---------------
+# -- enums: exactly the platform's (Prisma) labels; the PostgreSQL type names are snake_case ---------------
 
 class AgentStatus(str, enum.Enum):
     IDLE = 'IDLE'
@@ -105,7 +105,7 @@ class PgEnumField(EnumFieldMixin, Field):
 
 
 class JsonbArrayField(Field):
-    """A jsonb[] column holding a list of JSON documents (the spec's `Json[]`)."""
+    """A jsonb[] column holding a list of JSON documents (Prisma's `Json[]`)."""
 
     field_type = 'JSONB[]'
 
@@ -177,7 +177,7 @@ class OrganizationMember(BaseModel):
         indexes = ((('organization', 'user'), True),)
 
 
-# -- the spec's nine tables -------------------------------------------------------------------
+# -- the platform's nine tables ---------------------------------------------------------------
 
 class WorkflowTemplate(Timestamped):
     name = CharField(max_length=100)

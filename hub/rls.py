@@ -26,7 +26,7 @@ organizations can make it do.
 Every policy asks one SECURITY DEFINER helper in the schema `hub_private` for the caller's
 organizations, as an initPlan (`organization_id = ANY ((SELECT hub_private.org_ids())::text[])`):
 evaluated once per statement, then matched against the (organization_id, ...) indexes (why
-this shape and not the spec's per-row EXISTS: benchmarks/bench_rls.py and the README). The
+this shape and not a per-row EXISTS: benchmarks/bench_rls.py and docs/benchmarks.md). The
 helpers belong to a NOLOGIN role, `hub_rls_definer`, whose only rights are USAGE on the two
 schemas and SELECT on organization_members through a policy of its own (USING true), so reading
 organization_members inside them cannot recurse into the tenants' policies. They run with

@@ -38,7 +38,7 @@ def check_transition(execution_id, current, new):
             'COMPLETED, FAILED or CANCELLED' % (execution_id, current.value, new.value))
 
 
-#: The `duration` columns are PostgreSQL `integer` milliseconds (the spec's Prisma `Int`), so
+#: The `duration` columns are PostgreSQL `integer` milliseconds (Prisma's `Int`), so
 #: a run can last at most 2**31 - 1 ms, about 24.8 days.
 MAX_DURATION_MS = 2 ** 31 - 1
 

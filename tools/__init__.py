@@ -1,1 +1,2 @@
-"""Developer tools that are not installed with the package (see tools/README.md)."""
+"""Developer tools, not installed with the package: run them from the repository root as
+`python -m tools.<name>` (command_reference, graph_docs, layout_templates, make_scenarios, ...)."""

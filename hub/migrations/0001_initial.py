@@ -1,7 +1,7 @@
 """The NeuroFlow Hub schema: 8 enum types, 12 tables, their keys, checks and triggers.
 
 Frozen SQL on purpose: a migration must build the same schema forever, whatever hub.models
-becomes. Decisions (DESIGN.md): snake_case columns, text cuid ids, organization_id on every
+becomes. Decisions (docs/schema-decisions.md): snake_case columns, text cuid ids, organization_id on every
 tenant table with composite foreign keys to the parent's (organization_id, id), native enums,
 timestamptz, defaults and CHECKs in the database, updated_at kept by a trigger.
 """
