@@ -96,8 +96,13 @@ def _number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def validate(nodes, edges):
-    """Every rule the graph breaks, as 'path: problem' strings ([] when valid)."""
+def validate(nodes, edges, layout=True):
+    """Every rule the graph breaks, as 'path: problem' strings ([] when valid).
+
+    `layout=False` checks the structure only: what a graph must be to run. The layout rules
+    (no edge through a node, no crossing, Yes above No) hold for what this project ships and
+    generates; a user's own graph (an import, a private template) may be drawn as they like.
+    """
     errors = []
     if not isinstance(nodes, list):
         return ['nodes: expected an array']
@@ -116,7 +121,7 @@ def validate(nodes, edges):
         if problem:
             errors.append('%s.id: %s' % (where, problem))
         errors.extend(_node_problems(item, where))
-        if not problem:
+        if not problem and isinstance(item.get('type'), str):  # else only its own error counts
             by_id[node_id] = item
     edge_ids = set()
     adjacency = defaultdict(list)
@@ -132,7 +137,7 @@ def validate(nodes, edges):
         edge_ids.add(edge_id)
         ends_ok = True
         for end in ('source', 'target'):
-            if item.get(end) not in by_id:
+            if not isinstance(item.get(end), str) or item.get(end) not in by_id:
                 errors.append('%s.%s: no node has id %r' % (where, end, item.get(end)))
                 ends_ok = False
         if ends_ok:
@@ -152,7 +157,8 @@ def validate(nodes, edges):
     for i, item in enumerate(nodes):
         if item['id'] not in reached:
             errors.append('nodes[%d]: %r is not reachable from a trigger' % (i, item['id']))
-    errors.extend(layout_problems(nodes, edges))
+    if layout:
+        errors.extend(layout_problems(nodes, edges))
     return errors
 
 
@@ -167,9 +173,10 @@ def _id_problem(value, seen, kind):
 def _node_problems(item, where):
     errors = []
     node_type = item.get('type')
-    if node_type not in NODE_TYPES:
+    if not isinstance(node_type, str) or node_type not in NODE_TYPES:
         errors.append('%s.type: unknown node type %r; use one of %s'
                       % (where, node_type, ', '.join(sorted(NODE_TYPES))))
+        node_type = None
     position = item.get('position')
     if not isinstance(position, dict) or not (_number(position.get('x'))
                                               and _number(position.get('y'))):
@@ -387,9 +394,9 @@ def _reachable(starts, adjacency):
     return seen
 
 
-def check(nodes, edges, where='workflow'):
+def check(nodes, edges, where='workflow', layout=True):
     """Raise GraphError naming the first broken rule (prefixed with `where`)."""
-    errors = validate(nodes, edges)
+    errors = validate(nodes, edges, layout)
     if errors:
         raise GraphError('%s: %s' % (where, errors[0]))
 

@@ -51,7 +51,7 @@ def instantiate_template(template, organization, creator, name=None):
     if not (template.is_public or template.organization_id == org_id):
         raise RuleViolation('template %r is private to another organization; '
                             'organization %r cannot use it' % (template.id, org_id))
-    graph.check(template.nodes, template.edges, where='template %r' % template.id)
+    graph.check(template.nodes, template.edges, where='template %r' % template.id, layout=False)
     with database.atomic():
         _require_member(org_id, user_id)
         workflow = Workflow.create(

@@ -1,4 +1,5 @@
 """Migrations: apply, revert, reapply to the same schema, fail cleanly, run concurrently."""
+import json
 import os
 import shutil
 import subprocess
@@ -113,3 +114,24 @@ def test_concurrent_migrate_runs_apply_each_migration_once(empty_db_url):
         assert schema.check(database) == []
     finally:
         database.close()
+
+
+def test_0005_renames_stored_output_nodes_to_end_and_back(empty_database):
+    from tests.rows import make_tenant
+
+    migrate.migrate(empty_database, '0004')
+    ids = make_tenant(empty_database, 'acme')
+    old = [{'id': 't', 'type': 'trigger', 'data': {'label': 'Start'}},
+           {'id': 'o', 'type': 'output', 'data': {'label': 'Done', 'type': 'output'}}]
+    empty_database.execute_sql('UPDATE workflows SET nodes = %s WHERE id = %s',
+                               (json.dumps(old), ids['workflow']))
+
+    def stored():
+        return empty_database.execute_sql('SELECT nodes FROM workflows WHERE id = %s',
+                                          (ids['workflow'],)).fetchone()[0]
+    migrate.migrate(empty_database, '0005')
+    new = stored()
+    assert [n['type'] for n in new] == ['trigger', 'end']
+    assert new[1]['data'] == {'label': 'Done', 'type': 'output'}   # only the node's own type
+    migrate.rollback(empty_database, '0005')
+    assert stored() == old

@@ -135,3 +135,17 @@ def test_cli_round_trip(database, db_url, acme, tmp_path, other_database):
     result = CliRunner().invoke(cli, ['--database-url', db_url, 'import', str(target), '--as-new',
                                       '--link-users'])
     assert result.exit_code == 0 and result.stdout.strip() != acme['org']
+
+
+def test_a_users_own_layout_and_old_end_nodes_are_accepted(database, other_database, acme):
+    """Layout rules bind what this project ships and generates, not a user's own drawing; and
+    snapshots made before 'end' replaced React Flow's built-in 'output' type still load."""
+    doc = snapshot.export_organization(database, acme['org'])
+    [workflow] = doc['tables']['workflows']
+    workflow['nodes'][1]['type'] = 'output'
+    workflow['nodes'][1]['position'] = {'x': 0, 'y': 0}   # drawn on top of the trigger
+    assert graph.validate(workflow['nodes'], workflow['edges'])      # the layout rules object
+    org_id, _ = snapshot.import_organization(other_database, snapshot.loads(snapshot.dumps(doc)))
+    [(nodes,)] = other_database.execute_sql('SELECT nodes FROM workflows WHERE organization_id = %s',
+                                            (org_id,)).fetchall()
+    assert nodes[1]['type'] == 'end' and nodes[1]['position'] == {'x': 0, 'y': 0}

@@ -95,9 +95,12 @@ CASES = {
     'graph with an edge back out of its end': (
         lambda d: d['tables']['workflows'][0]['edges'].append({'id': 'back', 'source': 'o', 'target': 't'}),
         "tables.workflows[0].edges[1]: 'o' is an end node; nothing runs after it"),
-    'graph node id that is an object': (
+    'graph edge end that is an object': (
         lambda d: d['tables']['workflows'][0]['edges'][0].__setitem__('source', {'x': 1}),
-        'tables.workflows[0].nodes: node ids, types and edge ends must be strings'),
+        "tables.workflows[0].edges[0].source: no node has id {'x': 1}"),
+    'graph node type that is an array': (
+        lambda d: d['tables']['workflows'][0]['nodes'][1].__setitem__('type', ['end']),
+        "tables.workflows[0].nodes[1].type: unknown node type ['end']"),
     'graph too large': (
         lambda d: d['tables']['workflow_templates'][0].__setitem__(
             'nodes', [{'id': 'n%d' % i, 'type': 'code', 'position': {'x': 0, 'y': 0}, 'data': {}}
