@@ -111,7 +111,8 @@ class HubGroup(click.Group):
             raise Failure('database error: %s' % message, 1) from None
 
 
-URL_HELP = 'PostgreSQL URL. Default: $DATABASE_URL, else the embedded server in ./.hub.'
+URL_HELP = ("PostgreSQL URL. Default: $DATABASE_URL, else the project's embedded server "
+            '($HUB_HOME, else the nearest .hub here or above).')
 
 
 def _store_url(ctx, param, value):
