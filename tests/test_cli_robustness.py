@@ -513,3 +513,27 @@ def test_database_url_after_the_command_wins(db_url, server_url):
 def test_every_command_accepts_database_url():
     for path, command in walk(cli):
         assert any('--database-url' in p.opts for p in command.params), path
+
+
+@pytest.mark.parametrize('ctrl_c', [True, False], ids=['ctrl-c', 'another-session'])
+def test_a_canceled_copy_after_ctrl_c_is_an_interrupt_not_a_lock(database, ctrl_c):
+    """psycopg2 can swallow a Ctrl-C that lands between two reads of a COPY; the server then
+    answers 57014 (canceled). That is the user's interrupt, not another session's lock."""
+    import signal
+
+    from hub.errors import LockConflict
+    from hub.seed import loader
+
+    def copy():
+        if ctrl_c:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)
+            except KeyboardInterrupt:
+                pass  # swallowed, as inside copy_expert
+        database.execute_sql('SELECT pg_cancel_backend(pg_backend_pid())')
+
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt if ctrl_c else LockConflict):
+        loader._committed(database, copy)
+    assert signal.getsignal(signal.SIGINT) is before

@@ -76,15 +76,50 @@ def load_batches(db, batches, use_process=None, stats=None, guard=None, after=No
     return _load_from_thread(db, batches, hooks)
 
 
+class _Interrupts:
+    """Notes a Ctrl-C while a batch loads, then lets it raise KeyboardInterrupt as usual.
+
+    A Ctrl-C that lands between two of psycopg2's calls to the COPY source's read() aborts the
+    COPY before our code sees it: the server answers 57014 (query canceled), which must not be
+    reported as another session's lock. Only the main thread can own a signal handler.
+    """
+
+    def __init__(self):
+        self.seen = False
+        self.previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def _note(self, signum, frame):
+        if self.previous is signal.SIG_IGN:
+            return
+        self.seen = True
+        if callable(self.previous):
+            self.previous(signum, frame)
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if threading.current_thread() is threading.main_thread():
+            # None: a handler installed outside Python; Python's own is the closest we can do.
+            signal.signal(signal.SIGINT, self.previous if self.previous is not None
+                          else signal.default_int_handler)
+
+
 def _committed(db, copy):
     """Run `copy()` in a transaction; a lost connection or a lock conflict becomes one clear
-    HubError."""
+    HubError, a Ctrl-C stays a KeyboardInterrupt."""
     from hub.errors import LockConflict, contention
 
+    interrupts = _Interrupts()
     try:
-        with db.atomic():
+        with interrupts, db.atomic():
             return copy()
     except Exception as exc:
+        if interrupts.seen:
+            raise KeyboardInterrupt from None
         if not db.connection().closed:
             what = contention(exc)
             if what is None:
