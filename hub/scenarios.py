@@ -4,12 +4,14 @@
     >>> from hub import scenarios
     >>> scenarios.names()
     ['content-pipeline', 'support-escalation']
-    >>> scenarios.load(hub.connect(), 'support-escalation')   # what `hub seed --scenario` runs
+    >>> scenarios.load(hub.connect(), 'support-escalation')   # `hub seed --scenario`, minus Auth
     ('c...', {...})
 
 Each file is an organization snapshot (hub.snapshot's format), built with the operations in
 hub.workflows, hub.agents and hub.teams by tools/make_scenarios.py, so it keeps every rule the
-seeder keeps. Loading one twice adds nothing the second time.
+seeder keeps. Loading one twice adds nothing the second time. On a database with Supabase
+Auth, `hub seed --scenario` also gives the users uuid ids and Auth rows (hub.seed.auth);
+`load` alone keeps the snapshot's ids.
 """
 from importlib import resources
 from pathlib import Path
@@ -41,9 +43,28 @@ def load(db, name):
     return load_document(db, read(name))
 
 
-def load_document(db, doc):
-    """Load a scenario already read with `read`; None when its organization is present."""
+def load_document(db, doc, user_id=None):
+    """Load a scenario already read with `read`; None when its organization is present.
+
+    `user_id(snapshot user id) -> id` renames the scenario's users first (`hub seed` gives them
+    uuids on a database with Supabase Auth); every reference to them follows.
+    """
     if db.execute_sql('SELECT 1 FROM organizations WHERE id = %s',
                       (doc['organization_id'],)).fetchone():
         return None
+    if user_id is not None:
+        doc = rename_users(doc, user_id)
     return snapshot.import_organization(db, doc)
+
+
+def rename_users(doc, user_id):
+    """A copy of `doc` whose users are `user_id(id)`, in users.id and every column naming one.
+
+    A user id is a unique random string, so a column value equal to one is a reference to that
+    user (organization_members.user_id, created_by, ...), whatever the column's name.
+    """
+    names = {u['id']: user_id(u['id']) for u in doc['tables']['users']}
+    tables = {table: [{k: names.get(v, v) if isinstance(v, str) else v for k, v in row.items()}
+                      for row in rows]
+              for table, rows in doc['tables'].items()}
+    return dict(doc, tables=tables)

@@ -143,9 +143,11 @@ def test_database_ids_have_the_cuid_format(txn):
     assert set(''.join(i[1:] for i in ids)) == set('0123456789abcdefghijklmnopqrstuvwxyz')
 
 
-def test_seeded_users_are_supabase_auth_users(seeded):
-    users = query(seeded, 'SELECT id, email FROM users ORDER BY id')
-    accounts = query(seeded, """
+def check_users_sign_in(url):
+    """Every user of `url` is a confirmed Auth user (same id and e-mail) with the dev password
+    and an e-mail identity, and nobody else is; returns the users' (id, email)."""
+    users = query(url, 'SELECT id, email FROM users ORDER BY id')
+    accounts = query(url, """
         SELECT u.id::text, u.email, u.email_confirmed_at IS NOT NULL, u.aud, u.role,
                u.encrypted_password = extensions.crypt(%s, u.encrypted_password),
                u.encrypted_password LIKE '$2a$10$%%',
@@ -156,7 +158,47 @@ def test_seeded_users_are_supabase_auth_users(seeded):
     assert users and [(i, e) for i, e, *_ in accounts] == users
     assert all(rest == [True, 'authenticated', 'authenticated', True, True, 1]
                for _, _, *rest in accounts)
+    return users
+
+
+def test_seeded_users_are_supabase_auth_users(seeded):
+    users = check_users_sign_in(seeded)
     assert query(seeded, 'SELECT count(*) FROM organization_members')[0][0] >= len(users)
+
+
+AUTH_ROWS = "SELECT md5(string_agg(t::text, ',' ORDER BY t.id)) FROM %s t"
+AUTH_TABLES = ('auth.users', 'auth.identities', 'public.users')
+
+
+def test_scenario_users_are_supabase_auth_users(supabase_databases, supabase_db_url, secret):
+    from hub import scenarios
+
+    url = supabase_db_url
+    doc = scenarios.read('content-pipeline')
+    result = hub(url, 'seed', '--scenario', 'content-pipeline', '-q')
+    assert result.returncode == 0, result.stderr
+    # uuids derived from the snapshot's ids, through every reference to them.
+    expected = sorted((auth.scenario_user_id(u['id']), u['email']) for u in doc['tables']['users'])
+    assert check_users_sign_in(url) == expected
+    ids = {i for i, _ in expected}
+    for table, column in (('organization_members', 'user_id'), ('workflows', 'created_by'),
+                          ('ai_agents', 'created_by'), ('agent_teams', 'created_by')):
+        values = {v for (v,) in query(url, 'SELECT %s FROM %s' % (column, table)) if v}
+        assert values and values <= ids, table
+    before = [query(url, AUTH_ROWS % table) for table in AUTH_TABLES]
+    again = hub(url, 'seed', '--scenario', 'content-pipeline')
+    assert again.returncode == 0 and 'already loaded' in again.stderr, again.stderr
+    assert [query(url, AUTH_ROWS % table) for table in AUTH_TABLES] == before
+    # Another database gets the same rows: deterministic.
+    other = supabase_databases.url(supabase_databases.create(template='supabase_template',
+                                                             prefix='hub_supa'))
+    assert hub(other, 'seed', '--scenario', 'content-pipeline', '-q').returncode == 0
+    assert [query(other, AUTH_ROWS % table) for table in AUTH_TABLES] == before
+    result = hub(url, 'seed', '--reset', '--yes', '--orgs', '1', '--scale', 'tiny',
+                 '--as-of', AS_OF, '-q')
+    assert result.returncode == 0, result.stderr
+    assert not ids & {i for (i,) in query(url, 'SELECT id::text FROM auth.users')}
+    check_users_sign_in(url)
 
 
 def test_seeded_auth_users_are_deterministic_and_reset_removes_them(supabase_databases, seeded):
@@ -164,9 +206,8 @@ def test_seeded_auth_users_are_deterministic_and_reset_removes_them(supabase_dat
                                                              prefix='hub_supa'))
     result = hub(other, 'seed', '--orgs', '2', '--scale', 'tiny', '--as-of', AS_OF, '-q')
     assert result.returncode == 0, result.stderr
-    rows = "SELECT md5(string_agg(t::text, ',' ORDER BY t.id)) FROM %s t"
-    for table in ('auth.users', 'auth.identities', 'public.users'):
-        assert query(other, rows % table) == query(seeded, rows % table), table
+    for table in AUTH_TABLES:
+        assert query(other, AUTH_ROWS % table) == query(seeded, AUTH_ROWS % table), table
     # A user that signed up through GoTrue is not the seeder's to remove.
     execute(seeded, "INSERT INTO auth.users (id, aud, role, email) VALUES "
                     "('00000000-0000-4000-8000-000000000001', 'authenticated', 'authenticated', "
@@ -180,11 +221,16 @@ def test_seeded_auth_users_are_deterministic_and_reset_removes_them(supabase_dat
 
 
 def test_plain_postgresql_seeds_cuid_users_and_no_auth_rows(database, secret):
-    from hub import seed
+    from hub import scenarios, seed
 
     seed.seed_database(database, orgs=1, scale='tiny', as_of=AS_OF)
     assert all(CUID.match(i) for (i,) in database.execute_sql('SELECT id FROM users'))
     assert not auth.available(database)
+    # A scenario's users keep the snapshot's ids.
+    seed.seed_database(database, scenario='support-escalation')
+    doc = scenarios.read('support-escalation')
+    assert {u['id'] for u in doc['tables']['users']} <= {
+        i for (i,) in database.execute_sql('SELECT id FROM users')}
 
 
 def test_supabase_linter_finds_no_warning_or_error(seeded):

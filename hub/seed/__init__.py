@@ -153,7 +153,7 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
         result.templates = marketplace.load(db, templates_dir,
                                             timestamp=_utc(ctx.anchor - 26 * 7 * 86400000))
         if scenario_doc is not None:
-            return _load_scenario(db, result, scenario, scenario_doc)
+            return _load_scenario(db, result, scenario, scenario_doc, with_auth)
         ctx.templates = system_templates(db)
         hashed = auth.password_hash(db, seed) if with_auth else None
 
@@ -226,17 +226,21 @@ def prepare(db, notify=None):
     return migrated, installed
 
 
-def _load_scenario(db, result, name, doc):
+def _load_scenario(db, result, name, doc, with_auth):
     from hub import scenarios
+    from hub.seed import auth
 
     started = time.perf_counter()
-    loaded = scenarios.load_document(db, doc)
+    # With Supabase Auth, the scenario's users become Auth users as seeded ones do: uuid ids.
+    loaded = scenarios.load_document(db, doc, auth.scenario_user_id if with_auth else None)
     result.scenario = name
     if loaded is None:
         result.kept = 1
     else:
         result.added = 1
         result.rows = loaded[1]
+        if with_auth:
+            auth.add_users(db, [loaded[0]], auth.password_hash(db, result.seed), result.seed)
     result.orgs = 1
     result.seconds = time.perf_counter() - started
     return result

@@ -13,8 +13,12 @@ GoTrue's e-mail sign-in reads. Rows are marked (`raw_app_meta_data.hub_seed`) so
 --reset` removes exactly these. The bcrypt hash comes from pgcrypto's `crypt()` (Supabase
 installs it in `extensions`) with a salt derived from the seed, so two runs write identical rows.
 On plain PostgreSQL (no `auth.users`) nothing here runs.
+
+Curated scenarios (`hub seed --scenario`) ship cuid user ids; `scenario_user_id` gives each a
+uuid derived from it alone, so every load of a scenario names its users alike.
 """
 import hashlib
+import uuid
 
 from hub.errors import HubError
 
@@ -25,6 +29,8 @@ BCRYPT_COST = 10
 MARK = 'hub_seed'
 # GoTrue's single-tenant instance id.
 INSTANCE_ID = '00000000-0000-0000-0000-000000000000'
+# Fixed forever: scenario users' Auth ids derive from it (changing it renames them).
+SCENARIO_NAMESPACE = uuid.UUID('6d1c7f4e-2b0a-5e53-9c1e-0f6a8b3d5a21')
 _BCRYPT64 = './ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
 
 
@@ -33,6 +39,11 @@ def available(db):
     cursor = db.execute_sql("SELECT to_regclass('auth.users') IS NOT NULL "
                             "AND to_regclass('auth.identities') IS NOT NULL")
     return cursor.fetchone()[0]
+
+
+def scenario_user_id(snapshot_id):
+    """The uuid (as text) a scenario's user `snapshot_id` gets on a database with auth.users."""
+    return str(uuid.uuid5(SCENARIO_NAMESPACE, snapshot_id))
 
 
 def salt(seed):
