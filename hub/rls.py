@@ -48,7 +48,7 @@ import contextlib
 import hashlib
 import json
 
-from hub.errors import HubError
+from hub.errors import RlsError  # noqa: F401  (hub.rls.RlsError, as before)
 
 HELPER_SCHEMA = 'hub_private'
 #: Owns the helpers: NOLOGIN, never a superuser, cluster-wide like anon/authenticated.
@@ -61,10 +61,6 @@ COMMANDS = ('SELECT', 'INSERT', 'UPDATE', 'DELETE')
 AUTH_MARK = 'created by hub rls install (plain PostgreSQL stand-in for Supabase auth)'
 #: The claim that narrows a caller to one of their organizations.
 ORG_CLAIM = 'organization_id'
-
-
-class RlsError(HubError):
-    """Row-level security cannot be installed or checked as asked."""
 
 
 # -- the helpers -------------------------------------------------------------------------------
