@@ -303,9 +303,9 @@ def rotate(db, old_keys, new_key):
         # A running `hub seed` holds this lock: it finishes first (and a seed that starts later
         # sees the new key id and refuses an old key), so no row is written under the old key
         # after the check below.
-        from hub.seed import LOCK_KEY
+        from hub import locks
 
-        db.execute_sql('SELECT pg_advisory_xact_lock(%s)', (LOCK_KEY,))
+        locks.hold(db, locks.SEED)
         # Writers of other programs wait too: no credential lands between reading and updating.
         db.execute_sql('LOCK TABLE integrations IN SHARE ROW EXCLUSIVE MODE')
         changes, missing = [], {}

@@ -1,4 +1,4 @@
-"""Row-level security for the 12 tables: install, uninstall, inspect and verify tenant isolation.
+"""Row-level security for the 12 tables: install, uninstall, inspect (hub.rls_matrix verifies).
 
     >>> import hub.db, hub.rls
     >>> from hub.models import Workflow
@@ -9,9 +9,8 @@
     ...     names = [w.name for w in Workflow.select()]   # only that user's organizations
     >>> hub.rls.status(database)['complete']
     True
-    >>> report = hub.rls.verify(database)      # the isolation matrix, rolled back
-    >>> len(report['cases']), report['leaks']
-    (..., [])
+
+The isolation matrix that checks all this is hub.rls_matrix.verify (`hub rls verify`).
 
 Identity is the PostgREST/Supabase convention: role `authenticated` plus
 `request.jwt.claims = {"sub": "<users.id>", "role": "authenticated"}`, trusted as the gateway
@@ -316,7 +315,7 @@ def writable_columns(table, command, live=None):
 
 
 def _history_table():
-    from hub.migrate import HISTORY_TABLE
+    from hub.catalog import HISTORY_TABLE
 
     return HISTORY_TABLE
 
@@ -791,7 +790,7 @@ def _install_policies(db):
 def uninstall(db):
     """Remove our policies, helpers and auth stand-in; disable RLS; revoke table access.
 
-    A no-op on a database where nothing is installed (hub.migrate.reset calls it first).
+    A no-op on a database where nothing is installed (hub.lifecycle.reset calls it first).
     Roles stay: they are cluster-wide and other databases may use them.
     """
     actions = []
@@ -860,7 +859,7 @@ def status(db):
     {'complete': bool, 'missing': [str], 'tables': [{'table', 'rls_enabled', 'rls_forced',
     'policies': {cmd: [names]}, 'missing': [str], 'extra': [str]}]}
     """
-    from hub.schema import live_tables
+    from hub.catalog import live_tables
 
     missing = []
     for role in ROLES:
@@ -1011,16 +1010,3 @@ def as_anon(db):
 def as_service(db):
     """`with as_service(db):` queries run as service_role, which bypasses the policies."""
     return as_role(db, 'service_role', {'role': 'service_role'})
-
-
-# -- verify ------------------------------------------------------------------------------------
-
-def verify(db):
-    """Run the isolation matrix against this database in a transaction that is rolled back.
-
-    Returns {'cases': [Case], 'leaks': [Case], 'failures': [Case], 'tables': [names]}; a leak is
-    a case where a caller could read or change what they must not.
-    """
-    from hub import rls_matrix
-
-    return rls_matrix.run(db)
