@@ -291,12 +291,14 @@ def rotate(db, old_keys, new_key):
     from cryptography.fernet import MultiFernet
 
     from hub.errors import KeyMismatch
+    from hub.migrate import ensure_known
 
     new = Credentials(new_key, source='the new key')
     boxes = {box.kid: box for box in (Credentials(k, source='the old key')
                                       for k in parse_keys(old_keys, 'the old key(s)'))}
     boxes[new.kid] = new
     result = {'rotated': 0, 'unchanged': 0, 'from': {}, 'to': new.kid}
+    ensure_known(db)  # a newer schema may store credentials differently
     if not _has_integrations(db):
         return result
     with db.atomic():

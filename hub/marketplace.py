@@ -350,9 +350,11 @@ def sync(db, directory=None, timestamp=None):
     """`load`, reporting {'total', 'inserted', 'updated', 'unchanged'}."""
     from peewee import SQL, EXCLUDED, Expression, Tuple
 
+    from hub.migrate import ensure_known
     from hub.models import WorkflowTemplate as T
 
     rows = read_fixtures(directory)
+    ensure_known(db)  # a newer schema may not take rows of this shape
     # One instant for the whole load: a template's created_at equals its first updated_at.
     stamp = timestamp or datetime.datetime.now(datetime.timezone.utc)
     rows = [dict(row, created_at=stamp, updated_at=stamp) for row in rows]

@@ -78,9 +78,10 @@ def ensure_known(db, directory=MIGRATIONS_DIR, rows=None):
 
     Call it before writing: this code's models, policies and migrations describe the schema
     of its own files, and writing into (or reverting) a newer one can break it. Every
-    function here that writes calls it, as do hub.lifecycle, hub.seed.seed_database and the
-    CLI's writing commands. `rows` reuses
-    a `status()` result.
+    function here that writes calls it, as do hub.lifecycle, hub.seed.seed_database, the
+    library's other writers (rls.install and uninstall, marketplace.sync,
+    snapshot.import_organization, crypto.rotate) and the CLI's writing commands. `rows`
+    reuses a `status()` result.
     """
     names = unknown(status(db, directory) if rows is None else rows)
     if names:

@@ -515,7 +515,11 @@ def install(db):
     """Create what is missing (roles, auth, helpers, grants, policies) in one transaction.
 
     Idempotent: returns the list of actions taken, [] when everything was already in place.
+    Refuses (DatabaseNewer) a database migrated by a newer hub, whose tables it may not know.
     """
+    from hub.migrate import ensure_known
+
+    ensure_known(db)
     missing = _missing_tables(db)
     if missing:
         raise RlsError('cannot install row-level security: table(s) %s missing; run `hub db '
@@ -791,8 +795,12 @@ def uninstall(db):
     """Remove our policies, helpers and auth stand-in; disable RLS; revoke table access.
 
     A no-op on a database where nothing is installed (hub.lifecycle.reset calls it first).
-    Roles stay: they are cluster-wide and other databases may use them.
+    Roles stay: they are cluster-wide and other databases may use them. Refuses (DatabaseNewer)
+    a database migrated by a newer hub.
     """
+    from hub.migrate import ensure_known
+
+    ensure_known(db)
     actions = []
     with db.atomic():
         live = _live_policies(db)

@@ -689,7 +689,7 @@ def verify(db, tables=None):
 
     if not rls.installed(db):
         raise RlsError('row-level security is not installed in this database; run '
-                           '`hub rls install` first')
+                       '`hub rls install` first')
     missing = [t for t in rls.TABLES if t not in live_tables(db)]
     if missing:
         raise RlsError('table(s) %s missing; run `hub db migrate` first' % ', '.join(missing))
@@ -703,8 +703,8 @@ def verify(db, tables=None):
             except Exception as exc:
                 cause = str(getattr(exc, '__cause__', None) or exc).strip().splitlines()[0]
                 raise RlsError('cannot act as the %s caller (%s); connect as a superuser or '
-                                   'grant anon, authenticated, service_role to this user'
-                                   % (spec.actor, cause)) from None
+                               'grant anon, authenticated, service_role to this user'
+                               % (spec.actor, cause)) from None
             actual = _outcome(db, spec)
             db.execute_sql('ROLLBACK TO SAVEPOINT hub_rls_case; RELEASE SAVEPOINT hub_rls_case')
             ok = actual == spec.expected

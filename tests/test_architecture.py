@@ -14,6 +14,8 @@ import inspect
 import pkgutil
 from pathlib import Path
 
+import pytest
+
 import hub
 from hub import errors
 
@@ -168,3 +170,63 @@ def test_the_old_homes_of_the_moved_exceptions_still_work():
     assert rls.RlsError is errors.RlsError is hub.RlsError
     assert marketplace.FixtureError is errors.FixtureError is hub.FixtureError
 
+
+def _error_of(db, sql):
+    with pytest.raises(Exception) as caught:
+        with db.atomic():  # a savepoint: the test's transaction survives the error
+            db.execute_sql(sql)
+    return caught.value
+
+
+def test_the_cli_tells_a_missing_table_or_type_by_sqlstate_not_by_text(txn):
+    """`run hub db migrate first` follows 42P01 and a missing type, never a missing role (42704
+    as well, where migrating would not help)."""
+    from hub.cli.main import _missing_schema
+
+    assert _missing_schema(_error_of(txn, 'SELECT 1 FROM public.hub_no_such_table'))
+    assert _missing_schema(_error_of(txn, "SELECT 'x'::public.hub_no_such_type"))
+    assert not _missing_schema(_error_of(txn, 'ALTER ROLE hub_no_such_role_x9 NOLOGIN'))
+    assert not _missing_schema(_error_of(txn, 'SELECT 1/0'))
+
+
+# -- the "newer database" guard, now that the writers can reach hub.migrate without a cycle ------
+
+from tests.test_cli_robustness import newer, state  # noqa: E402,F401  (a fixture and its check)
+
+
+def test_every_library_writer_refuses_a_database_newer_than_the_code(newer):
+    """Not only the CLI's WRITING list: a script calling the library is refused as well."""
+    from cryptography.fernet import Fernet
+
+    from hub import crypto, lifecycle, marketplace, rls, snapshot
+    from hub import db as hubdb
+    from hub.errors import DatabaseNewer
+
+    url, secret = newer
+    before = state(url)
+    database = hubdb.bind(hubdb.open_database(url))
+    try:
+        org = database.execute_sql('SELECT id FROM organizations LIMIT 1').fetchone()[0]
+        doc = snapshot.export_organization(database, org)
+        calls = {
+            'lifecycle.prepare': lambda: lifecycle.prepare(database),
+            'lifecycle.reset': lambda: lifecycle.reset(database),
+            'lifecycle.rollback': lambda: lifecycle.rollback(database, all=True),
+            'rls.install': lambda: rls.install(database),
+            'rls.uninstall': lambda: rls.uninstall(database),
+            'marketplace.sync': lambda: marketplace.sync(database),
+            'snapshot.import_organization':
+                lambda: snapshot.import_organization(database, doc, as_new=True, link_users=True),
+            'crypto.rotate': lambda: crypto.rotate(database, secret, Fernet.generate_key()),
+        }
+        accepted = []
+        for name, call in calls.items():
+            try:
+                call()
+            except DatabaseNewer:
+                continue
+            accepted.append(name)
+        assert accepted == []
+    finally:
+        database.close()
+    assert state(url) == before
