@@ -22,7 +22,8 @@ _EXPORTS = {
     'MigrationError': 'hub.errors', 'KeyMismatch': 'hub.errors', 'ShellError': 'hub.errors',
     'SnapshotError': 'hub.errors', 'TemplateIdTaken': 'hub.errors',
     'DatabaseNewer': 'hub.errors', 'LockConflict': 'hub.errors',
-    'GraphError': 'hub.errors', 'SchemaDrift': 'hub.errors',
+    'GraphError': 'hub.errors', 'SchemaDrift': 'hub.errors', 'RlsError': 'hub.errors',
+    'FixtureError': 'hub.errors', 'RuleViolation': 'hub.errors',
 }
 _MODELS = ('Organization', 'User', 'OrganizationMember', 'WorkflowTemplate', 'Workflow',
            'AIAgent', 'AgentTeam', 'TeamMember', 'WorkflowExecution', 'AgentExecution',

@@ -291,21 +291,23 @@ def rotate(db, old_keys, new_key):
     from cryptography.fernet import MultiFernet
 
     from hub.errors import KeyMismatch
+    from hub.migrate import ensure_known
 
     new = Credentials(new_key, source='the new key')
     boxes = {box.kid: box for box in (Credentials(k, source='the old key')
                                       for k in parse_keys(old_keys, 'the old key(s)'))}
     boxes[new.kid] = new
     result = {'rotated': 0, 'unchanged': 0, 'from': {}, 'to': new.kid}
+    ensure_known(db)  # a newer schema may store credentials differently
     if not _has_integrations(db):
         return result
     with db.atomic():
         # A running `hub seed` holds this lock: it finishes first (and a seed that starts later
         # sees the new key id and refuses an old key), so no row is written under the old key
         # after the check below.
-        from hub.seed import LOCK_KEY
+        from hub import locks
 
-        db.execute_sql('SELECT pg_advisory_xact_lock(%s)', (LOCK_KEY,))
+        locks.hold(db, locks.SEED)
         # Writers of other programs wait too: no credential lands between reading and updating.
         db.execute_sql('LOCK TABLE integrations IN SHARE ROW EXCLUSIVE MODE')
         changes, missing = [], {}

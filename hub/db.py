@@ -175,6 +175,8 @@ def open_database(url, autoconnect=True):
 
 
 def _explain(url, message):
+    # Matched by text, not SQLSTATE: a failed connect gives psycopg2 no result to read a code
+    # from (pgcode is None whether the server refused the login or was never reached).
     place = where(url)
     fatal = re.search(r'FATAL:\s*(.+)', message)
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]

@@ -69,6 +69,18 @@ class SnapshotError(HubError):
     """A snapshot that cannot be read or loaded: '<file>: <where>: <problem>'; nothing written."""
 
 
+class RlsError(HubError):
+    """Row-level security cannot be installed or checked as asked."""
+
+
+class FixtureError(HubError):
+    """A template fixture is malformed: '<file>: <json path>: <problem>' on one line."""
+
+
+class RuleViolation(HubError):
+    """An operation would break an invariant (a transition, a team rule, a tenant boundary)."""
+
+
 def pg_error(exc):
     """The psycopg2 error behind a peewee one (peewee keeps it as `.orig`), or `exc` itself.
 

@@ -42,7 +42,7 @@ from importlib import resources
 from pathlib import Path
 
 from hub import graph
-from hub.errors import ConfigError, HubError, TemplateIdTaken
+from hub.errors import ConfigError, FixtureError, TemplateIdTaken
 from hub.ids import stable_id
 
 CATEGORIES = ('SALES', 'SUPPORT', 'MARKETING', 'DATA_PROCESSING', 'AUTOMATION', 'ANALYTICS',
@@ -116,10 +116,6 @@ _TYPE_NAMES = {'number': 'a number', 'integer': 'an integer', 'string': 'a strin
                'null': 'null'}
 _REFERENCE = re.compile(r'{{(.*?)}}')
 _REFERENCE_BODY = re.compile(r'^\s*([A-Za-z_]\w*)((?:\.\w+|\[\d+\])*)\s*$')
-
-
-class FixtureError(HubError):
-    """A template fixture is malformed: '<file>: <json path>: <problem>' on one line."""
 
 
 def fixtures_dir():
@@ -354,9 +350,11 @@ def sync(db, directory=None, timestamp=None):
     """`load`, reporting {'total', 'inserted', 'updated', 'unchanged'}."""
     from peewee import SQL, EXCLUDED, Expression, Tuple
 
+    from hub.migrate import ensure_known
     from hub.models import WorkflowTemplate as T
 
     rows = read_fixtures(directory)
+    ensure_known(db)  # a newer schema may not take rows of this shape
     # One instant for the whole load: a template's created_at equals its first updated_at.
     stamp = timestamp or datetime.datetime.now(datetime.timezone.utc)
     rows = [dict(row, created_at=stamp, updated_at=stamp) for row in rows]

@@ -26,12 +26,12 @@ from peewee import DatabaseError
 from playhouse.migrations import MigrationError as RunnerError
 from playhouse.migrations import Runner
 
+from hub import locks
+from hub.catalog import HISTORY_TABLE
 from hub.errors import ConfigError, DatabaseNewer, LockConflict, MigrationError, contention
 
 MIGRATIONS_DIR = Path(__file__).with_name('migrations')
-HISTORY_TABLE = 'hub_migrations'
-# Any fixed 64-bit number works; this one spells "hubmigr" so it is recognisable in pg_locks.
-LOCK_KEY = 0x6875626d696772
+LOCK_KEY = locks.MIGRATE
 
 
 def runner(db, directory=MIGRATIONS_DIR):
@@ -46,7 +46,7 @@ def _locked(db):
     lock would stay on the pooled server connection after we are gone.
     """
     with db.atomic():
-        db.execute_sql('SELECT pg_advisory_xact_lock(%s)', (LOCK_KEY,))
+        locks.hold(db, LOCK_KEY)
         yield
 
 
@@ -78,8 +78,10 @@ def ensure_known(db, directory=MIGRATIONS_DIR, rows=None):
 
     Call it before writing: this code's models, policies and migrations describe the schema
     of its own files, and writing into (or reverting) a newer one can break it. Every
-    function here that writes calls it, as do hub.seed.seed_database and the CLI's writing
-    commands. `rows` reuses a `status()` result.
+    function here that writes calls it, as do hub.lifecycle, hub.seed.seed_database, the
+    library's other writers (rls.install and uninstall, marketplace.sync,
+    snapshot.import_organization, crypto.rotate) and the CLI's writing commands. `rows`
+    reuses a `status()` result.
     """
     names = unknown(status(db, directory) if rows is None else rows)
     if names:
@@ -123,14 +125,15 @@ def migrate(db, target=None, directory=MIGRATIONS_DIR):
     return _apply(up, plan)
 
 
-def rollback(db, target=None, all=False, directory=MIGRATIONS_DIR):
+def rollback(db, target=None, all=False, directory=MIGRATIONS_DIR, teardown=None):
     """Revert the latest migration, or back through `target`, or `all`; returns the names.
 
-    Reverting every applied migration also removes what `hub rls install` added (policies,
-    the helper schema, the auth stand-in), so nothing of ours is left behind.
+    When every applied migration goes, `teardown(db)` runs first, under the migration lock:
+    hub.lifecycle.rollback passes what removes row-level security, which this module does
+    not know about.
     """
     run = runner(db, directory)
-    return _revert(db, run, _rollback_plan(db, run, target, all))
+    return _revert(db, run, _rollback_plan(db, run, target, all), teardown)
 
 
 class RollbackPlan:
@@ -144,15 +147,15 @@ class RollbackPlan:
         return sum(self.dropped.values())
 
 
-def plan_rollback(db, target=None, all=False, directory=MIGRATIONS_DIR):
-    """The RollbackPlan of `rollback(db, target, all)`, found by reverting in a transaction
-    that is rolled back: exact for any migration, and nothing changes."""
+def plan_rollback(db, target=None, all=False, directory=MIGRATIONS_DIR, teardown=None):
+    """The RollbackPlan of `rollback(db, target, all, teardown=teardown)`, found by reverting in
+    a transaction that is rolled back: exact for any migration, and nothing changes."""
     run = runner(db, directory)
     with _locked(db):
         names = _rollback_plan(db, run, target, all)
         before = _tables(db)
         with db.atomic() as dry_run:
-            _revert(db, run, names)
+            _revert(db, run, names, teardown)
             gone = [table for table in before if table not in set(_tables(db))]
             dry_run.rollback()
         dropped = {table: db.execute_sql('SELECT count(*) FROM %s' % table).fetchone()[0]
@@ -176,15 +179,12 @@ def _rollback_plan(db, run, target, all):
     return [m.name for m in reversed(applied) if m.idx >= _idx(applied, target)]
 
 
-def _revert(db, run, names):
-    """Revert `names` (newest first); with the first migration goes row-level security."""
+def _revert(db, run, names, teardown=None):
+    """Revert `names` (newest first); `teardown(db)` first when they are all that is applied."""
     applied = [m.name for m in run.status() if m.applied]
-    if set(names) >= set(applied):
-        from hub import rls
-
-        # Its helpers and the auth stand-in outlive the tables otherwise.
-        with _conflicts('remove row-level security'), _locked(db):
-            rls.uninstall(db)
+    if teardown is not None and set(names) >= set(applied):
+        with conflicts('take the migration lock'), _locked(db):
+            teardown(db)
 
     def down(name):
         with _locked(db):
@@ -202,18 +202,17 @@ def _tables(db):
           AND n.nspname !~ '^pg_' ORDER BY c.oid""").fetchall()]
 
 
-def reset(db, directory=MIGRATIONS_DIR):
-    """Drop everything of ours (policies included) and migrate again from scratch.
+def reset(db, directory=MIGRATIONS_DIR, teardown=None):
+    """Revert every migration, `teardown(db)` first, and migrate again from scratch.
 
-    One transaction: a failure leaves the database as it was.
+    One transaction: a failure leaves the database as it was. hub.lifecycle.reset passes
+    what removes row-level security as `teardown`.
     """
-    from hub import rls
-
     run = runner(db, directory)
     with _locked(db):
         ensure_known(db, directory)
-        with _conflicts('remove row-level security'):
-            rls.uninstall(db)
+        if teardown is not None:
+            teardown(db)
         applied = [m.name for m in reversed(run.status()) if m.applied]
         _apply(run.down, applied)
         db.execute_sql('DROP TABLE IF EXISTS %s' % HISTORY_TABLE)
@@ -225,8 +224,9 @@ def _idx(rows, name):
 
 
 @contextlib.contextmanager
-def _conflicts(doing):
-    """Lock conflicts inside become a LockConflict that says so (they are not bugs)."""
+def conflicts(doing):
+    """Lock conflicts inside become a LockConflict that says so (they are not bugs): 'could
+    not <doing>: another session holds locks ...'."""
     try:
         yield
     except DatabaseError as exc:
@@ -249,7 +249,7 @@ def _apply(step, names):
     done = []
     for name in names:
         try:
-            with _conflicts('%s %s' % (verb, name)):
+            with conflicts('%s %s' % (verb, name)):
                 done.extend(step(name))
         except RunnerError as exc:
             raise MigrationError('%s: %s' % (name, str(exc).rstrip('.'))) from None

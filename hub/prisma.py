@@ -22,7 +22,7 @@ import re
 
 from peewee import ForeignKeyField
 
-from hub import models, rls, schema as live
+from hub import catalog, models, rls, schema as live_schema
 from hub.errors import ConfigError, SchemaDrift
 
 #: Named relations: {peewee field name: relation name pattern}. Prisma needs no name for these,
@@ -63,7 +63,7 @@ def schema(db, ids='database'):
     """
     if ids not in IDS:
         raise ConfigError('unknown id mode "%s"; use %s' % (ids, ' or '.join(IDS)))
-    diffs = live.check(db)
+    diffs = live_schema.check(db)
     if diffs:
         raise SchemaDrift('the database differs from hub.models (%d difference(s), first: %s); '
                           'run `hub db migrate`, then `hub db check`' % (len(diffs), diffs[0]))
@@ -136,14 +136,14 @@ class _Table:
     def __init__(self, db, model, ids):
         self.model, self.ids = model, ids
         self.name = table = model._meta.table_name
-        self.columns = live.live_columns(db, table)
-        self.indexes = live.live_indexes(db, table)
-        self.foreign_keys = {fk[1]: fk for fk in live.live_foreign_keys(db, table)}
-        self.checks = live.live_checks(db, table)
-        self.triggers = live.live_triggers(db, table)
+        self.columns = catalog.live_columns(db, table)
+        self.indexes = catalog.live_indexes(db, table)
+        self.foreign_keys = {fk[1]: fk for fk in catalog.live_foreign_keys(db, table)}
+        self.checks = catalog.live_checks(db, table)
+        self.triggers = catalog.live_triggers(db, table)
         self.primary_key = db.execute_sql(
             "SELECT conname FROM pg_constraint WHERE contype = 'p' AND conrelid = %s::regclass",
-            ('%s.%s' % (live.SCHEMA, table),)).fetchone()[0]
+            ('%s.%s' % (catalog.SCHEMA, table),)).fetchone()[0]
         fields = {f.column_name: f for f in model._meta.sorted_fields}
         self.fields = [fields[name] for name, *_ in self.columns]
 
@@ -295,7 +295,7 @@ def _comments(table, own):
         lines.append('// Prisma cannot express CHECK %s: %s' % (name, definition))
     for name, definition in table.triggers:
         lines.append('// Prisma cannot express trigger %s: %s' % (
-            name, definition.replace('%s.' % live.SCHEMA, '')))
+            name, definition.replace('%s.' % catalog.SCHEMA, '')))
     policies = sorted(name for t, name, _ in rls.expected_policies() if t == table.name)
     if policies:
         lines.append('// Prisma cannot express row-level security: `hub rls install` adds the '

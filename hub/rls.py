@@ -1,4 +1,4 @@
-"""Row-level security for the 12 tables: install, uninstall, inspect and verify tenant isolation.
+"""Row-level security for the 12 tables: install, uninstall, inspect (hub.rls_matrix verifies).
 
     >>> import hub.db, hub.rls
     >>> from hub.models import Workflow
@@ -9,9 +9,8 @@
     ...     names = [w.name for w in Workflow.select()]   # only that user's organizations
     >>> hub.rls.status(database)['complete']
     True
-    >>> report = hub.rls.verify(database)      # the isolation matrix, rolled back
-    >>> len(report['cases']), report['leaks']
-    (..., [])
+
+The isolation matrix that checks all this is hub.rls_matrix.verify (`hub rls verify`).
 
 Identity is the PostgREST/Supabase convention: role `authenticated` plus
 `request.jwt.claims = {"sub": "<users.id>", "role": "authenticated"}`, trusted as the gateway
@@ -48,7 +47,7 @@ import contextlib
 import hashlib
 import json
 
-from hub.errors import HubError
+from hub.errors import RlsError  # noqa: F401  (hub.rls.RlsError, as before)
 
 HELPER_SCHEMA = 'hub_private'
 #: Owns the helpers: NOLOGIN, never a superuser, cluster-wide like anon/authenticated.
@@ -61,10 +60,6 @@ COMMANDS = ('SELECT', 'INSERT', 'UPDATE', 'DELETE')
 AUTH_MARK = 'created by hub rls install (plain PostgreSQL stand-in for Supabase auth)'
 #: The claim that narrows a caller to one of their organizations.
 ORG_CLAIM = 'organization_id'
-
-
-class RlsError(HubError):
-    """Row-level security cannot be installed or checked as asked."""
 
 
 # -- the helpers -------------------------------------------------------------------------------
@@ -320,7 +315,7 @@ def writable_columns(table, command, live=None):
 
 
 def _history_table():
-    from hub.migrate import HISTORY_TABLE
+    from hub.catalog import HISTORY_TABLE
 
     return HISTORY_TABLE
 
@@ -520,7 +515,11 @@ def install(db):
     """Create what is missing (roles, auth, helpers, grants, policies) in one transaction.
 
     Idempotent: returns the list of actions taken, [] when everything was already in place.
+    Refuses (DatabaseNewer) a database migrated by a newer hub, whose tables it may not know.
     """
+    from hub.migrate import ensure_known
+
+    ensure_known(db)
     missing = _missing_tables(db)
     if missing:
         raise RlsError('cannot install row-level security: table(s) %s missing; run `hub db '
@@ -795,9 +794,13 @@ def _install_policies(db):
 def uninstall(db):
     """Remove our policies, helpers and auth stand-in; disable RLS; revoke table access.
 
-    A no-op on a database where nothing is installed (hub.migrate.reset calls it first).
-    Roles stay: they are cluster-wide and other databases may use them.
+    A no-op on a database where nothing is installed (hub.lifecycle.reset calls it first).
+    Roles stay: they are cluster-wide and other databases may use them. Refuses (DatabaseNewer)
+    a database migrated by a newer hub.
     """
+    from hub.migrate import ensure_known
+
+    ensure_known(db)
     actions = []
     with db.atomic():
         live = _live_policies(db)
@@ -864,7 +867,7 @@ def status(db):
     {'complete': bool, 'missing': [str], 'tables': [{'table', 'rls_enabled', 'rls_forced',
     'policies': {cmd: [names]}, 'missing': [str], 'extra': [str]}]}
     """
-    from hub.schema import live_tables
+    from hub.catalog import live_tables
 
     missing = []
     for role in ROLES:
@@ -1015,16 +1018,3 @@ def as_anon(db):
 def as_service(db):
     """`with as_service(db):` queries run as service_role, which bypasses the policies."""
     return as_role(db, 'service_role', {'role': 'service_role'})
-
-
-# -- verify ------------------------------------------------------------------------------------
-
-def verify(db):
-    """Run the isolation matrix against this database in a transaction that is rolled back.
-
-    Returns {'cases': [Case], 'leaks': [Case], 'failures': [Case], 'tables': [names]}; a leak is
-    a case where a caller could read or change what they must not.
-    """
-    from hub import rls_matrix
-
-    return rls_matrix.run(db)

@@ -1,8 +1,8 @@
 """The isolation matrix: every table x command x caller, with the exact outcome PostgreSQL gives.
 
-    >>> import hub.db, hub.rls, hub.rls_matrix
+    >>> import hub.db, hub.rls_matrix
     >>> database = hub.db.open_database(hub.db.resolve_url())
-    >>> report = hub.rls.verify(database)       # = hub.rls_matrix.run(database), rolled back
+    >>> report = hub.rls_matrix.verify(database)  # rolled back
     >>> print(hub.rls_matrix.format_report(report))
     >>> [case.label for case in report['leaks']]
     []
@@ -27,13 +27,16 @@ the tables?"), each as cases of its own:
   in public; each helper's owner, settings and body; the temporary-domain hijack attempted
   against each SECURITY DEFINER helper in a fresh session; shipped template ids held by a tenant.
 
-`hub rls verify` and tests/test_rls_matrix.py both run this module.
+`hub rls verify` and tests/test_rls_matrix.py both run this module. It sits above hub.rls (it
+reads the declarations it checks from there); hub.rls never imports it.
 """
 import collections
 import contextlib
 import json
 import secrets
 
+from hub import rls
+from hub.errors import RlsError
 from hub.ids import new_id
 
 DENIED = '42501'   # insufficient_privilege: no grant, or a row rejected by WITH CHECK
@@ -509,8 +512,6 @@ class Matrix:
         self.add(table, command, actor, label, sql, params, expected, kind='audit')
 
     def hardening(self, tables, history):
-        from hub import rls
-
         f = self.f
         for table in [t for t in tables if t in ROW] + ([history] if history else []):
             for actor in ('anon', 'member', 'service'):
@@ -600,7 +601,7 @@ def build_cases(db, f, tables):
 
 
 def _history(db):
-    from hub.migrate import HISTORY_TABLE
+    from hub.catalog import HISTORY_TABLE
 
     found = db.execute_sql('SELECT to_regclass(%s)', ('public.%s' % HISTORY_TABLE,)).fetchone()
     return HISTORY_TABLE if found[0] is not None else None
@@ -677,17 +678,21 @@ def _is_leak(expected, actual):
     return actual[0] == 'rows' and actual[1] > allowed
 
 
-def run(db, tables=None):
-    """Build the fixture and run every case in one transaction that is rolled back."""
-    from hub import rls
-    from hub.schema import live_tables
+def verify(db, tables=None):
+    """Run the isolation matrix against this database in a transaction that is rolled back.
+
+    Returns {'cases': [Case], 'leaks': [Case], 'failures': [Case], 'tables': [names],
+    'extra_privileges': [Case]}; a leak is a case where a caller could read or change what they
+    must not.
+    """
+    from hub.catalog import live_tables
 
     if not rls.installed(db):
-        raise rls.RlsError('row-level security is not installed in this database; run '
-                           '`hub rls install` first')
+        raise RlsError('row-level security is not installed in this database; run '
+                       '`hub rls install` first')
     missing = [t for t in rls.TABLES if t not in live_tables(db)]
     if missing:
-        raise rls.RlsError('table(s) %s missing; run `hub db migrate` first' % ', '.join(missing))
+        raise RlsError('table(s) %s missing; run `hub db migrate` first' % ', '.join(missing))
     tables = list(tables or live_tables(db))
     cases = []
     with db.atomic() as txn:
@@ -697,9 +702,9 @@ def run(db, tables=None):
                 _act(db, f, spec)
             except Exception as exc:
                 cause = str(getattr(exc, '__cause__', None) or exc).strip().splitlines()[0]
-                raise rls.RlsError('cannot act as the %s caller (%s); connect as a superuser or '
-                                   'grant anon, authenticated, service_role to this user'
-                                   % (spec.actor, cause)) from None
+                raise RlsError('cannot act as the %s caller (%s); connect as a superuser or '
+                               'grant anon, authenticated, service_role to this user'
+                               % (spec.actor, cause)) from None
             actual = _outcome(db, spec)
             db.execute_sql('ROLLBACK TO SAVEPOINT hub_rls_case; RELEASE SAVEPOINT hub_rls_case')
             ok = actual == spec.expected
@@ -730,8 +735,6 @@ def _audit(table, command, actor, label, expected, actual, leak, kind='audit'):
 
 def catalog_cases(db):
     """Privileges, RLS on every table, helpers, the trigger function, squatted shipped ids."""
-    from hub import rls
-
     cases = []
     drift = rls.privilege_drift(db)
     tables = [t for t in rls.TABLES + ((_history(db),) if _history(db) else ())]
@@ -803,8 +806,6 @@ def hijack_cases(db):
     a function once per session: one this connection already ran would not look its types up
     again. Everything is rolled back."""
     import psycopg2
-
-    from hub import rls
 
     cases = []
     for name, (_, definer, _, _) in rls.HELPERS.items():

@@ -6,7 +6,7 @@ hub.teams) and therefore every script. One definition each.
     >>> rules.check_transition('x', S.PENDING, S.RUNNING)        # fine
     >>> rules.check_transition('x', S.COMPLETED, S.RUNNING)
     Traceback (most recent call last):
-    hub.rules.RuleViolation: execution 'x' is COMPLETED and cannot become RUNNING; executions go PENDING -> RUNNING -> COMPLETED, FAILED or CANCELLED
+    hub.errors.RuleViolation: execution 'x' is COMPLETED and cannot become RUNNING; executions go PENDING -> RUNNING -> COMPLETED, FAILED or CANCELLED
     >>> rules.success_rate(completed=3, failed=1)
     0.75
     >>> rules.mean_duration(total_ms=900, completed=3)
@@ -19,15 +19,11 @@ Counters agree with the rows they summarise:
   no outcome yet (NULL while nothing has finished);
 - `avg_response_time` is the mean `duration` (ms) of the COMPLETED runs (NULL without any).
 """
-from hub.errors import HubError
+from hub.errors import RuleViolation  # noqa: F401  (hub.rules.RuleViolation, as before)
 from hub.models import ExecutionStatus as S
 
 TERMINAL = frozenset({S.COMPLETED, S.FAILED, S.CANCELLED})
 TRANSITIONS = {S.PENDING: frozenset({S.RUNNING}), S.RUNNING: TERMINAL}
-
-
-class RuleViolation(HubError):
-    """An operation would break an invariant (a transition, a team rule, a tenant boundary)."""
 
 
 def check_transition(execution_id, current, new):

@@ -788,9 +788,13 @@ def import_organization(db, doc, as_new=False, link_users=False, name='snapshot'
     id (references follow) and the slug a free suffix, so a copy can sit beside the original.
     Users whose e-mail exists here are refused unless `link_users`, which makes them members of
     the imported organization instead (their profile is left as it is). Raises SnapshotError,
-    naming `name` and the JSON path of the first problem, with nothing written.
+    naming `name` and the JSON path of the first problem, with nothing written; DatabaseNewer
+    for a database migrated by a newer hub.
     """
+    from hub.migrate import ensure_known
+
     check_document(doc, name)
+    ensure_known(db)
     with db.atomic():
         job = _Import(db, doc, name, as_new, link_users)
         job.check()

@@ -121,16 +121,16 @@ def rollback(session, target, everything, yes):
     helpers, the auth stand-in). Example: hub db rollback --all --yes
     """
     from hub import db as hubdb
-    from hub import migrate as migrations
+    from hub import lifecycle
 
     if target and everything:
         raise click.UsageError('give a TARGET or --all, not both')
     if not yes:
-        plan = migrations.plan_rollback(session.db, target, all=everything)
+        plan = lifecycle.plan_rollback(session.db, target, all=everything)
         if plan.rows:
             confirm('reverting %s drops %s in %s; continue?' % (
                 ', '.join(plan.names), _losses(plan), hubdb.redact(session.url)))
-    for name in migrations.rollback(session.db, target, all=everything):
+    for name in lifecycle.rollback(session.db, target, all=everything):
         click.echo('reverted %s' % name)
 
 
@@ -158,9 +158,8 @@ def reset(session, yes, reseed):
     loaded by `hub seed`); with --seed it runs too, as `hub seed` with its defaults would.
     Asks first on stderr; --yes skips the question. Example: hub db reset -y --seed
     """
-    from hub import crypto
+    from hub import crypto, lifecycle
     from hub import db as hubdb
-    from hub import migrate as migrations
     from hub import seed as seeder
 
     db = session.db
@@ -168,9 +167,9 @@ def reset(session, yes, reseed):
         crypto.key_for(db)  # a seed that cannot encrypt must fail before anything is dropped
     if not yes:
         confirm('drop all NeuroFlow Hub data in %s?' % hubdb.redact(session.url))
-    for name in migrations.reset(db):
+    for name in lifecycle.reset(db):
         click.echo('applied %s' % name)
-    seeder.prepare(db, _note)
+    lifecycle.prepare(db, _note)
     if reseed:
         result = seeder.seed_database(db, notify=_note)
         click.echo('seeded %d organizations (%s rows, seed %d)'

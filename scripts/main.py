@@ -76,6 +76,20 @@ class Session:
             self._db.close()
 
 
+def _missing_schema(exc):
+    """Whether `exc` is a table or an enum type that is not there (the schema is not migrated).
+
+    By SQLSTATE: 42P01 undefined_table. 42704 undefined_object is shared with missing roles,
+    functions and the like, where migrating would not help: only a missing type qualifies.
+    """
+    from psycopg2 import errors as pgerrors
+
+    cause = pg_error(exc)
+    if isinstance(cause, pgerrors.UndefinedTable):
+        return True
+    return isinstance(cause, pgerrors.UndefinedObject) and str(cause).startswith('type ')
+
+
 def _database_error_message(exc):
     """The first line of a PostgreSQL error, or None when `exc` is not one."""
     from peewee import DatabaseError, InterfaceError
@@ -106,7 +120,7 @@ class HubGroup(click.Group):
                 raise Failure('another session held locks this command needed (%s: %s); nothing '
                               'of the interrupted transaction was kept; run the command again '
                               'when the other one has finished' % (what, message), 1) from None
-            if 'does not exist' in message and ('relation' in message or 'type' in message):
+            if _missing_schema(exc):
                 message += '; run `hub db migrate` first'
             raise Failure('database error: %s' % message, 1) from None
 

@@ -100,10 +100,9 @@ def verify(session, as_json):
 
     Example: hub rls verify --json | jq '.summary | {ok, leaks, failures}'
     """
-    from hub import rls as hubrls
     from hub import rls_matrix
 
-    report = hubrls.verify(session.db)
+    report = rls_matrix.verify(session.db)
     if as_json:
         click.echo(json.dumps(verify_document(report), indent=2))
     else:

@@ -335,7 +335,7 @@ def test_a_stale_legacy_claim_does_not_override_the_json_claims(secured, api_for
 # -- 6. verify sees every class ------------------------------------------------------------------
 
 def test_verify_on_a_supabase_shaped_database_reports_nothing(secured):
-    report = rls.verify(secured.db)
+    report = rls_matrix.verify(secured.db)
     assert [c.label for c in report['failures']] == []
     assert report['leaks'] == [] and report['extra_privileges'] == []
     kinds = {c.kind for c in report['cases']}
@@ -360,7 +360,7 @@ def test_verify_sees_each_class(secured, statement, label):
     db = secured.db
     with db.atomic() as txn:
         db.execute_sql(statement)
-        report = rls.verify(db)
+        report = rls_matrix.verify(db)
         txn.rollback()
     assert label in {c.label for c in report['failures']}, [c.label for c in report['failures']]
 
@@ -376,7 +376,7 @@ def test_verify_catches_a_hijackable_helper(secured):
         BEGIN RETURN ARRAY[caller]; END $$;
         ALTER FUNCTION hub_private.org_ids() OWNER TO CURRENT_USER""")
     try:
-        report = rls.verify(db)
+        report = rls_matrix.verify(db)
     finally:
         rls.install(db)
     hijack = {c.label: c.leak for c in report['cases'] if c.label.startswith('temp domain')}

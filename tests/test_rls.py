@@ -2,7 +2,7 @@
 import pytest
 from peewee import ProgrammingError
 
-from hub import migrate, rls, schema
+from hub import lifecycle, rls, schema
 from hub.models import Workflow
 from tests.rows import make_tenant, minimal
 
@@ -113,7 +113,7 @@ def test_an_existing_auth_schema_is_used_and_left_alone(database):
 
 
 def test_reset_uninstalls_first(secured):
-    migrate.reset(secured)
+    lifecycle.reset(secured)
     assert policies(secured) == set()
     assert rls.install(secured)  # and it installs again on the fresh tables
 

@@ -31,7 +31,7 @@ def secured(secured_url):
 
 
 def test_the_matrix_holds_on_every_table(secured):
-    report = rls.verify(secured)
+    report = rls_matrix.verify(secured)
     failures = ['%s %s as %s (%s): expected %s, got %s' % (
         c.table, c.command, c.actor, c.label, c.expected, c.actual) for c in report['failures']]
     assert failures == []
@@ -57,7 +57,7 @@ def verify_after(database, statement):
     """hub rls verify after `statement`, all in a transaction that is rolled back."""
     with database.atomic() as txn:
         database.execute_sql(statement)
-        report = rls.verify(database)
+        report = rls_matrix.verify(database)
         txn.rollback()
     return report
 
@@ -105,7 +105,7 @@ def test_a_new_table_without_cases_fails_the_matrix(secured):
 
 def test_verify_needs_the_policies(database):
     with pytest.raises(rls.RlsError, match='hub rls install'):
-        rls.verify(database)
+        rls_matrix.verify(database)
 
 
 # -- the property: random tenants, random rows, nothing leaks ---------------------------------

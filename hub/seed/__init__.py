@@ -26,6 +26,7 @@ organizations added by that run; present ones are kept as they are (use `reset`)
 import datetime
 import time
 
+from hub import locks
 from hub.errors import ConfigError
 
 DEFAULT_ORGS = 5
@@ -34,9 +35,8 @@ DEFAULT_SEED = 42
 #: Organizations are committed in batches of about this many rows (at least one organization).
 BATCH_ROWS = 20000
 # Taken (transaction-scoped) by the setup transaction and by every batch's, so two `hub seed`
-# on one database queue up batch by batch instead of racing; never a session lock, which a
-# transaction pooler would leave behind on a pooled connection.
-LOCK_KEY = 0x6875627365656421
+# on one database queue up batch by batch instead of racing.
+LOCK_KEY = locks.SEED
 
 
 class SeedResult:
@@ -118,7 +118,7 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
     a key other than the one the stored credentials use (KeyMismatch; unless `reset`), a
     malformed template and an unknown scenario raise before anything is written.
     """
-    from hub import crypto, marketplace
+    from hub import crypto, lifecycle, marketplace
     from hub.db import bind
     from hub.seed.generate import SCALES, Context
 
@@ -135,7 +135,7 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
     notify = notify or (lambda message: None)
     result = SeedResult(seed, scale, orgs, as_of)
 
-    result.migrated, result.rls_installed = prepare(db, notify)
+    result.migrated, result.rls_installed = lifecycle.prepare(db, notify)
     from hub.seed import auth
 
     with db.atomic():  # setup: one transaction under the lock
@@ -199,31 +199,7 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
 
 
 def _lock(db):
-    db.execute_sql('SELECT pg_advisory_xact_lock(%s)', (LOCK_KEY,))
-
-
-def prepare(db, notify=None):
-    """Make `db` ready for seeding: apply pending migrations, install row-level security
-    when missing. Returns (migrations applied, whether RLS was installed now).
-
-    `hub db reset` calls it too, so a reset database is the one a seed starts from. Refuses
-    (DatabaseNewer) a database that holds a migration this code does not have.
-    """
-    from hub import migrate, rls
-
-    notify = notify or (lambda message: None)
-    migrate.ensure_known(db)
-    migrated = migrate.migrate(db) if migrate.pending(db) else []
-    if migrated:
-        notify('applied migrations: %s' % ', '.join(migrated))
-    with db.atomic():  # under the seed lock: concurrent seeds install it once
-        _lock(db)
-        installed = not rls.installed(db)
-        if installed:
-            rls.install(db)
-    if installed:
-        notify('installed the row-level-security policies')
-    return migrated, installed
+    locks.hold(db, LOCK_KEY)
 
 
 def _load_scenario(db, result, name, doc, with_auth):
