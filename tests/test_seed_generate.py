@@ -103,3 +103,18 @@ def test_timestamps_format_like_postgres_reads_them(database):
                                 (copytext.ts(ms), ms, copytext.ts(ms),
                                  copytext.iso(ms))).fetchone()
     assert text == (True, True)
+
+
+def test_the_copy_column_lists_are_the_models_columns():
+    """The seeder writes every column the models declare, and only those: a column added to a
+    model without a seeding rule fails here instead of silently seeding as NULL or default."""
+    from hub import models
+    from hub.seed.generate import COLUMNS, TABLES
+
+    declared = {m._meta.table_name: [f.column_name for f in m._meta.sorted_fields]
+                for m in models.MODELS}
+    assert sorted(TABLES) == sorted(declared)
+    for table in TABLES:
+        columns = COLUMNS[table]
+        columns = columns.split() if isinstance(columns, str) else list(columns)
+        assert sorted(columns) == sorted(declared[table]), table
