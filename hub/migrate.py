@@ -17,8 +17,17 @@ A database that holds a migration this code does not have (applied by a newer hu
 by every function here that writes, and by `ensure_known` for other writers:
 
     >>> hub.migrate.ensure_known(database)      # DatabaseNewer when the database is ahead
+
+Each applied migration's file is recorded with its checksum (sha256 of its bytes, column
+`checksum` of the history, added by `migrate` on a history written by an older hub), so
+`edited` names a file changed after it was applied; `fake` records migrations as applied
+without running them (hub.lifecycle.adopt checks the schema first):
+
+    >>> hub.migrate.edited(database)             # [] unless an applied file was changed
+    []
 """
 import contextlib
+import hashlib
 import re
 from pathlib import Path
 
@@ -48,6 +57,56 @@ def _locked(db):
     with db.atomic():
         locks.hold(db, LOCK_KEY)
         yield
+
+
+def checksum(path):
+    """The sha256 (hex) of a migration file's bytes: what the history records when it is applied."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _has_checksums(db):
+    """Whether the history table exists with its `checksum` column (an older hub's has none)."""
+    return db.execute_sql("""
+        SELECT EXISTS (SELECT 1 FROM pg_attribute
+                       WHERE attrelid = to_regclass(%s) AND attname = 'checksum'
+                         AND NOT attisdropped)""", ('public.%s' % HISTORY_TABLE,)).fetchone()[0]
+
+
+def _record_checksums(db, directory):
+    """Store the checksum of every applied migration that has none yet (under the lock).
+
+    The column is added here, idempotently, so a history written by an older hub (Runner's
+    name and applied only) gains it on its first `hub db migrate`: its applied migrations are
+    then recorded as their files are now, which is the most that can be known of them.
+    """
+    if db.execute_sql('SELECT to_regclass(%s)', ('public.%s' % HISTORY_TABLE,)).fetchone()[0] is None:
+        return
+    if not _has_checksums(db):
+        db.execute_sql('ALTER TABLE public.%s ADD COLUMN IF NOT EXISTS checksum text' % HISTORY_TABLE)
+    missing = [r[0] for r in db.execute_sql(
+        'SELECT name FROM public.%s WHERE checksum IS NULL' % HISTORY_TABLE).fetchall()]
+    files = {m.name: m.path for m in Runner(db, str(directory)).migrations()}
+    for name in missing:
+        if name in files:
+            db.execute_sql('UPDATE public.%s SET checksum = %%s WHERE name = %%s' % HISTORY_TABLE,
+                           (checksum(files[name]), name))
+
+
+def edited(db, directory=MIGRATIONS_DIR):
+    """[(name, path)] of applied migrations whose file differs from the one applied."""
+    if not _has_checksums(db):
+        return []
+    recorded = dict(db.execute_sql('SELECT name, checksum FROM public.%s WHERE checksum IS NOT NULL'
+                                   % HISTORY_TABLE).fetchall())
+    return [(m.name, m.path) for m in Runner(db, str(directory)).migrations()
+            if m.name in recorded and checksum(m.path) != recorded[m.name]]
+
+
+def edited_message(name, path):
+    """The one line that says an applied migration's file was changed, and what to do."""
+    return ('%s was edited after it was applied (its checksum differs from the one recorded); '
+            'restore it (git checkout -- %s) and put the change in a new migration '
+            '(`hub db new NAME` or `hub db generate NAME`)' % (Path(path).name, path))
 
 
 def status(db, directory=MIGRATIONS_DIR):
@@ -121,8 +180,28 @@ def migrate(db, target=None, directory=MIGRATIONS_DIR):
         # Under the lock the history is read again: another run may have applied it meanwhile.
         # Runner.up(name) applies what is still pending up to `name` (normally just `name`).
         with _locked(db):
-            return run.up(name)
-    return _apply(up, plan)
+            done = run.up(name)
+            _record_checksums(db, directory)
+            return done
+    done = _apply(up, plan)
+    if not done and rows:
+        with conflicts('record the migrations\' checksums'), _locked(db):
+            _record_checksums(db, directory)
+    return done
+
+
+def fake(db, target=None, directory=MIGRATIONS_DIR):
+    """Record pending migrations (up to and including `target`) as applied, with their
+    checksums, without running them; returns the names. For a database whose schema already
+    matches: hub.lifecycle.adopt checks that first, and is what to call."""
+    run = runner(db, directory)
+    rows = run.status()
+    ensure_known(db, rows=rows)
+    target = _resolve_target([m for m in rows if m.path is not None], target)
+    with conflicts('record migrations as applied'), _locked(db):
+        done = run.fake(target)
+        _record_checksums(db, directory)
+    return done
 
 
 def rollback(db, target=None, all=False, directory=MIGRATIONS_DIR, teardown=None):
@@ -216,7 +295,9 @@ def reset(db, directory=MIGRATIONS_DIR, teardown=None):
         applied = [m.name for m in reversed(run.status()) if m.applied]
         _apply(run.down, applied)
         db.execute_sql('DROP TABLE IF EXISTS %s' % HISTORY_TABLE)
-        return _apply(run.up, [m.name for m in run.status()])
+        done = _apply(run.up, [m.name for m in run.status()])
+        _record_checksums(db, directory)
+        return done
 
 
 def _idx(rows, name):

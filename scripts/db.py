@@ -54,27 +54,43 @@ def stop():
 
 @db.command()
 @click.argument('target', required=False)
+@click.option('--fake', is_flag=True,
+              help='Record the pending migrations (up to TARGET) as applied without running '
+                   'them: adopts a database whose schema already matches hub.models; refused '
+                   'when `hub db check` finds a difference.')
 @click.pass_obj
-def migrate(session, target):
+def migrate(session, target, fake):
     """Apply pending migrations, up to and including TARGET (a name like 0001_initial, or 1).
 
-    Example: hub db migrate
+    Examples: hub db migrate
+              hub db migrate --fake 0005     # adopt a database built by hand (or restored)
     """
+    from hub import lifecycle
     from hub import migrate as migrations
 
+    if fake:
+        recorded = lifecycle.adopt(session.db, target)
+        for name in recorded:
+            click.echo('recorded %s (not run)' % name)
+        if not recorded:
+            click.echo('nothing to record: every migration is applied', err=True)
+        return
     applied = migrations.migrate(session.db, target)
     for name in applied:
         click.echo('applied %s' % name)
     if not applied:
         click.echo('nothing to apply: the database is up to date', err=True)
+    for name, path in migrations.edited(session.db):
+        click.echo('warning: %s' % migrations.edited_message(name, path), err=True)
 
 
 @db.command()
 @click.option('--json', 'as_json', is_flag=True, help='Print the list as JSON.')
 @click.pass_obj
 def status(session, as_json):
-    """List migrations, applied and pending; exit 1 when something is pending, or when the
-    database holds a migration this version of hub does not have.
+    """List migrations, applied and pending; exit 1 when something is pending, when the
+    database holds a migration this version of hub does not have, or when an applied
+    migration's file was edited after it was applied (its recorded checksum differs).
 
     Times are when each migration was applied (in --json with their UTC offset).
     Example: hub db status --json
@@ -82,23 +98,30 @@ def status(session, as_json):
     from hub import migrate as migrations
 
     rows = migrations.status(session.db)
+    edited = dict(migrations.edited(session.db))
     if as_json:
         click.echo(json.dumps([{'name': m.name, 'applied': _aware(m.applied).isoformat()
-                                if m.applied else None, 'file': m.path is not None}
+                                if m.applied else None, 'file': m.path is not None,
+                                'edited': m.name in edited}
                                for m in rows], indent=2))
     else:
         for m in rows:
             state = 'applied %s' % m.applied.strftime('%Y-%m-%d %H:%M:%S') if m.applied else 'pending'
             if m.path is None:
                 state += ' (file missing)'
+            if m.name in edited:
+                state += ' (edited since)'
             click.echo('%s  %s' % (m.name.ljust(32), state))
     unknown = migrations.unknown(rows)
     if unknown:
         click.echo(migrations.newer_message(unknown), err=True)
         raise click.exceptions.Exit(1)
+    for name, path in edited.items():
+        click.echo(migrations.edited_message(name, path), err=True)
     pending = [m.name for m in rows if m.applied is None]
     if pending:
         click.echo('%d pending: run `hub db migrate`' % len(pending), err=True)
+    if pending or edited:
         raise click.exceptions.Exit(1)
 
 
