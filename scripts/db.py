@@ -85,6 +85,24 @@ def migrate(session, target, fake):
 
 
 @db.command()
+@click.argument('name')
+def new(name):
+    """Write the next numbered migration, hub/migrations/NNNN_NAME.py, to fill in by hand.
+
+    NAME is snake_case (lowercase letters, digits, underscores). The file's UP and DOWN SQL
+    are comments to replace (applying it fails until they are written); its path is printed.
+    To write the SQL from the models instead, use `hub db generate NAME`.
+    Example: hub db new backfill_workflow_priority
+    """
+    from hub import migrate as migrations
+
+    path = migrations.new(name)
+    click.echo(str(path))
+    click.echo('wrote %s: write its UP and DOWN SQL, then run `hub db migrate`' % path.name,
+               err=True)
+
+
+@db.command()
 @click.option('--json', 'as_json', is_flag=True, help='Print the list as JSON.')
 @click.pass_obj
 def status(session, as_json):
