@@ -103,6 +103,31 @@ def new(name):
 
 
 @db.command()
+@click.argument('name')
+@click.pass_obj
+def generate(session, name):
+    """Write the next numbered migration, NNNN_NAME.py, that brings the database to hub.models.
+
+    Compares the models with the live database (what `hub db check` lists) and writes frozen
+    SQL: UP brings the database to the models, DOWN reverses it. What it cannot write without
+    guessing (a rename, a removed enum label, a narrowed type) becomes a TODO in the file and
+    a warning on stderr. No difference: says so, writes nothing, exit 0. Run it on a database
+    with every migration applied; read the file, then `hub db migrate` and `hub rls install`.
+    Example: hub db generate add_workflow_priority
+    """
+    from hub import autogen
+
+    path, warnings = autogen.generate(session.db, name)
+    if path is None:
+        click.echo('no differences: the database matches hub.models; nothing written', err=True)
+        return
+    click.echo(str(path))
+    for warning in warnings:
+        click.echo('warning: %s' % warning, err=True)
+    click.echo('wrote %s: read it, then run `hub db migrate`' % path.name, err=True)
+
+
+@db.command()
 @click.option('--json', 'as_json', is_flag=True, help='Print the list as JSON.')
 @click.pass_obj
 def status(session, as_json):
