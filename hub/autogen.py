@@ -421,7 +421,7 @@ def render(plan_, name):
     body += ['- %s' % line for line in plan_.summary]
     if plan_.todos:
         body += ['', 'TODO: `hub db generate` did not write these, to avoid a guess; write them '
-                 'by hand (the -- TODO lines in UP):', '']
+                 'by hand (the -- TODO lines in UP), then delete the guard in up():', '']
         body += ['- %s' % t for t in plan_.todos]
     if plan_.policies:
         body += ['', 'Row-level security: after `hub db migrate`, run `hub rls install` for the '
@@ -429,7 +429,8 @@ def render(plan_, name):
     escape = lambda sql: sql.replace('%', '%%')  # noqa: E731  (run with parameters)
     return migrate.render(name, '\n'.join(_wrap(line) for line in body) + '\n',
                           escape(plan_.up_sql()), escape(plan_.down_sql()),
-                          escape('\n'.join(plan_.commit_first) + '\n' if plan_.commit_first else ''))
+                          escape('\n'.join(plan_.commit_first) + '\n' if plan_.commit_first else ''),
+                          todo=bool(plan_.todos))
 
 
 def _wrap(line, width=96):

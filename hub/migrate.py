@@ -376,18 +376,28 @@ def has_statements(sql):
     return any(line.strip() and not line.strip().startswith('--') for line in sql.splitlines())
 
 
-def render(name, body='', up_sql=NEW_UP, down_sql=NEW_DOWN, commit_first=''):
+#: The first line of up() in a file with TODOs: applying it fails, naming it, until they are done.
+TODO_GUARD = """\
+    # Delete these two lines once the TODOs of this file are written.
+    from playhouse.migrations import MigrationError
+    raise MigrationError('its TODOs are not written yet: write them, then delete the guard in up()')
+"""
+
+
+def render(name, body='', up_sql=NEW_UP, down_sql=NEW_DOWN, commit_first='', todo=False):
     """The source of a migration file (TEMPLATE). A side without statements does nothing,
-    except in the file `hub db new` writes: its comments make `migrate` fail until filled in."""
+    except in the file `hub db new` writes: its comments make `migrate` fail until filled in.
+    With `todo`, up() refuses to run until its guard is deleted (TODO_GUARD)."""
     def run(sql, const, nothing):
         if has_statements(sql) or sql in (NEW_UP, NEW_DOWN):
             return '    db.execute_sql(%s)' % const
         return '    pass  # %s' % nothing
+    guard = TODO_GUARD if todo else ''
     return TEMPLATE % {
         'title': name.replace('_', ' ').capitalize(), 'body': '\n' + body if body else '',
         'commit_first': COMMIT_FIRST_BLOCK % commit_first if commit_first else '',
         'up': up_sql, 'down': down_sql,
-        'run_up': run(up_sql, 'UP', 'nothing to do'),
+        'run_up': guard + run(up_sql, 'UP', 'nothing to do'),
         'run_down': run(down_sql, 'DOWN', 'nothing to undo')}
 
 

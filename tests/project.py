@@ -37,10 +37,10 @@ class Project:
         return subprocess.run([sys.executable, '-m', 'hub', *args], cwd=self.root, env=environ,
                               input=stdin, capture_output=True, text=True, timeout=300)
 
-    def python(self, code, url):
-        """Run `code` with the copy's hub imported (its models, its migrations)."""
+    def script(self, url, path, *args):
+        """Run the Python file `path` with the copy's hub imported (its models, migrations)."""
         environ = dict(os.environ, DATABASE_URL=url, PYTHONPATH=str(self.root))
-        return subprocess.run([sys.executable, '-c', code], cwd=self.root, env=environ,
+        return subprocess.run([sys.executable, str(path), *args], cwd=self.root, env=environ,
                               capture_output=True, text=True, timeout=300)
 
     def new_files(self):
