@@ -396,7 +396,7 @@ def _new_tables(db, result, by_kind):
         for field in meta.refs:
             if getattr(field, 'tenant_scoped', False):
                 cols, clause = _fk_clause(field)
-                constraints.append('FOREIGN KEY (%s) %s' % (_cols(cols), clause))
+                constraints.append('FOREIGN KEY (%s)\n        %s' % (_cols(cols), clause))
         constraints.extend(_constraints(db, meta.constraints))
         body = ',\n'.join('    ' + line for line in lines + constraints)
         up = ['CREATE TABLE %s (\n%s\n);' % (_table(meta.table_name), body)]

@@ -135,7 +135,7 @@ HANDLED = [
       '    workflow_id text NOT NULL,\n'
       "    label character varying(50) NOT NULL CHECK (label ~ '^[a-z]+%%?$'),\n"
       '    weight numeric(5,2) NOT NULL DEFAULT 1,\n'
-      '    FOREIGN KEY (organization_id, workflow_id) REFERENCES public.workflows '
+      '    FOREIGN KEY (organization_id, workflow_id)\n        REFERENCES public.workflows '
       '(organization_id, id) ON DELETE CASCADE\n);',
       'CREATE UNIQUE INDEX workflow_tags_workflow_id_label ON public.workflow_tags '
       '(workflow_id, label);'],
