@@ -277,3 +277,18 @@ def test_generate_refuses_a_bad_name_before_reading_anything(project, empty_db_u
     result = project.hub(empty_db_url, 'db', 'generate', 'Bad-Name')
     assert result.returncode == 2 and "invalid migration name 'Bad-Name'" in result.stderr
     assert project.new_files() == []
+
+
+def test_reset_applies_a_label_and_its_first_use_in_separate_transactions(project, empty_db_url):
+    """`hub db reset` is one transaction up to the first file with COMMIT_FIRST; from there on
+    one per migration, or the default 'PAUSED' would be an unsafe use of a new label."""
+    assert project.hub(empty_db_url, 'db', 'migrate').returncode == 0
+    edits, sql = next(case[1:3] for case in HANDLED
+                      if case[0] == 'label_used_by_a_default_in_the_same_migration')
+    change(project, empty_db_url, edits, sql)
+    path = Path(project.hub(empty_db_url, 'db', 'generate', 'paused').stdout.strip())
+    assert project.hub(empty_db_url, 'db', 'migrate').returncode == 0
+    result = project.hub(empty_db_url, 'db', 'reset', '-y')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == 'applied %s' % path.stem
+    assert project.hub(empty_db_url, 'db', 'check').returncode == 0
