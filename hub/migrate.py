@@ -28,6 +28,7 @@ without running them (hub.lifecycle.adopt checks the schema first):
 """
 import contextlib
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -104,6 +105,8 @@ def edited(db, directory=MIGRATIONS_DIR):
 
 def edited_message(name, path):
     """The one line that says an applied migration's file was changed, and what to do."""
+    relative = os.path.relpath(path)
+    path = path if relative.startswith('..') else relative
     return ('%s was edited after it was applied (its checksum differs from the one recorded); '
             'restore it (git checkout -- %s) and put the change in a new migration '
             '(`hub db new NAME` or `hub db generate NAME`)' % (Path(path).name, path))
