@@ -24,7 +24,9 @@ from hub.errors import MigrationError
 
 # peewee's field_type -> the name PostgreSQL's format_type() prints.
 _TYPES = {'TEXT': 'text', 'INT': 'integer', 'DOUBLE': 'double precision', 'BOOL': 'boolean',
-          'JSON': 'jsonb', 'TIMESTAMPTZ': 'timestamp with time zone', 'JSONB[]': 'jsonb[]'}
+          'JSON': 'jsonb', 'TIMESTAMPTZ': 'timestamp with time zone', 'JSONB[]': 'jsonb[]',
+          'BIGINT': 'bigint', 'SMALLINT': 'smallint', 'FLOAT': 'real', 'DATE': 'date',
+          'UUID': 'uuid', 'BLOB': 'bytea', 'DATETIME': 'timestamp without time zone'}
 
 
 def expected_type(field):

@@ -115,11 +115,14 @@ def generate(session, name):
     with every migration applied; read the file, then `hub db migrate` and `hub rls install`.
     Example: hub db generate add_workflow_priority
     """
-    from hub import autogen
+    from hub import autogen, schema
 
     path, warnings = autogen.generate(session.db, name)
     if path is None:
         click.echo('no differences: the database matches hub.models; nothing written', err=True)
+        if schema.check(session.db):  # what is left are policies: not a migration's
+            click.echo('the row-level-security policies differ from hub.rls: run `hub rls '
+                       'install`', err=True)
         return
     click.echo(str(path))
     for warning in warnings:

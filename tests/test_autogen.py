@@ -95,6 +95,16 @@ HANDLED = [
      [(WORKFLOW_VERSION, "    version = CharField(max_length=40, default='1.0.0')\n")], (),
      ['ALTER TABLE public.workflows ALTER COLUMN version TYPE character varying(40);'],
      ['ALTER TABLE public.workflows ALTER COLUMN version TYPE character varying(20);']),
+    ('widened_to_bigint_and_new_types',
+     [('    execution_count = IntegerField(default=0)\n    last_executed',
+       '    execution_count = BigIntegerField(default=0)\n    due = DateField(null=True)\n'
+       '    external_id = UUIDField(null=True, unique=True)\n    last_executed'),
+      ('from peewee import (SQL, ', 'from peewee import (SQL, BigIntegerField, DateField, UUIDField, ')],
+     (), ['ALTER TABLE public.workflows ALTER COLUMN execution_count TYPE bigint;',
+          'ALTER TABLE public.workflows ADD COLUMN due date;',
+          'ALTER TABLE public.workflows ADD COLUMN external_id uuid;',
+          'CREATE UNIQUE INDEX workflows_external_id ON public.workflows (external_id);'],
+     ['ALTER TABLE public.workflows ALTER COLUMN execution_count TYPE integer;']),
     ('index_added_and_dropped',
      [('    is_active = BooleanField(default=True, index=True)\n    version',
        '    is_active = BooleanField(default=True)\n    version'),
@@ -292,3 +302,15 @@ def test_reset_applies_a_label_and_its_first_use_in_separate_transactions(projec
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == 'applied %s' % path.stem
     assert project.hub(empty_db_url, 'db', 'check').returncode == 0
+
+
+def test_policies_are_left_to_rls_install(project, empty_db_url):
+    assert project.hub(empty_db_url, 'db', 'migrate').returncode == 0
+    assert project.hub(empty_db_url, 'rls', 'install').returncode == 0
+    change(project, empty_db_url, [], ['DROP POLICY hub_select ON public.workflows'])
+    result = project.hub(empty_db_url, 'db', 'generate', 'policies')
+    assert result.returncode == 0 and result.stdout == ''
+    assert result.stderr == ('no differences: the database matches hub.models; nothing written\n'
+                             'the row-level-security policies differ from hub.rls: run `hub rls '
+                             'install`\n')
+    assert project.new_files() == []
