@@ -96,7 +96,9 @@ def test_the_worked_example(example):
     query(url, "UPDATE ai_agents SET status = 'PAUSED' WHERE id = (SELECT min(id) FROM ai_agents) "
                "RETURNING id")
 
-    # rollback: the difference is back; migrate again: clean
+    # rollback: the difference is back; migrate again: clean, and the same catalog
+    schema = project.hub(url, 'db', 'docs').stdout
+    assert '## workflow_notes' in schema
     result = project.hub(url, 'db', 'rollback', '-y')
     assert result.stdout == 'reverted %s\n' % path.stem, result.stderr
     result = project.hub(url, 'db', 'check')
@@ -106,6 +108,7 @@ def test_the_worked_example(example):
     assert project.hub(url, 'db', 'migrate').stdout == 'applied %s\n' % path.stem
     assert project.hub(url, 'rls', 'install').returncode == 0
     assert project.hub(url, 'db', 'check').returncode == 0
+    assert project.hub(url, 'db', 'docs').stdout == schema
     assert project.hub(url, 'seed', '--orgs', '2', '--scale', 'tiny',
                        env={'HUB_SECRET_KEY': KEY}).returncode == 0
 
