@@ -9,6 +9,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from hub import rls
 from tests.project import ROOT, Project
 
 KEY = 'GjCwG5Nj1cH4c5c9ZqZ0ajnRrjyYt5z8b9Lx4d2YfQM='
@@ -103,8 +104,11 @@ def test_the_worked_example(example):
     assert result.stdout == 'reverted %s\n' % path.stem, result.stderr
     result = project.hub(url, 'db', 'check')
     assert result.returncode == 1
-    assert result.stdout == ('workflows.priority: column is missing from the database (models: '
-                             'integer)\ntable workflow_notes is missing from the database\n')
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ['workflows.priority: column is missing from the database (models: '
+                         'integer)', 'table workflow_notes is missing from the database']
+    # once policies follow the models, the table's are missing too (RLS is installed)
+    assert all(line.startswith('workflow_notes: policy ') for line in lines[2:]), lines
     assert project.hub(url, 'db', 'migrate').stdout == 'applied %s\n' % path.stem
     assert project.hub(url, 'rls', 'install').returncode == 0
     assert project.hub(url, 'db', 'check').returncode == 0
@@ -113,12 +117,16 @@ def test_the_worked_example(example):
                        env={'HUB_SECRET_KEY': KEY}).returncode == 0
 
 
-@pytest.mark.xfail(reason='RLS follows the models (lane derive, not merged yet): `hub rls install` '
+#: Whether hub.rls derives the policies from the models (hub.rls.kind); until then it is xfail.
+DERIVED = hasattr(rls, 'kind')
+
+
+@pytest.mark.xfail(not DERIVED, strict=True,
+                   reason='RLS follows the models (lane derive, not merged yet): `hub rls install` '
                           'takes its policies from the hand-written hub.rls.POLICIES, so the new '
                           'tenant table workflow_notes gets none: `hub rls status` reports "no '
                           'policies are defined for this table in hub.rls" and `hub rls verify` '
-                          'counts a leak (row-level security off) and a table without cases',
-                   strict=False)
+                          'counts a leak (row-level security off) and a table without cases')
 def test_the_worked_example_is_secured_by_rls_install(example):
     project, url, path = example
     assert project.hub(url, 'db', 'migrate').returncode == 0
