@@ -86,7 +86,7 @@ def _record_checksums(db, directory):
         db.execute_sql('ALTER TABLE public.%s ADD COLUMN IF NOT EXISTS checksum text' % HISTORY_TABLE)
     missing = [r[0] for r in db.execute_sql(
         'SELECT name FROM public.%s WHERE checksum IS NULL' % HISTORY_TABLE).fetchall()]
-    files = {m.name: m.path for m in Runner(db, str(directory)).migrations()}
+    files = {m.name: m.path for m in _Files(directory).migrations()}
     for name in missing:
         if name in files:
             db.execute_sql('UPDATE public.%s SET checksum = %%s WHERE name = %%s' % HISTORY_TABLE,
@@ -99,7 +99,7 @@ def edited(db, directory=MIGRATIONS_DIR):
         return []
     recorded = dict(db.execute_sql('SELECT name, checksum FROM public.%s WHERE checksum IS NOT NULL'
                                    % HISTORY_TABLE).fetchall())
-    return [(m.name, m.path) for m in Runner(db, str(directory)).migrations()
+    return [(m.name, m.path) for m in _Files(directory).migrations()
             if m.name in recorded and checksum(m.path) != recorded[m.name]]
 
 
