@@ -1,4 +1,4 @@
-"""Row-level security for the 12 tables: install, uninstall, inspect (hub.rls_matrix verifies).
+"""Row-level security for the tables of hub.models: install, uninstall, inspect.
 
     >>> import hub.db, hub.rls
     >>> from hub.models import Workflow
@@ -148,20 +148,35 @@ def _in(column, helper):
 MINE = _in('organization_id', 'org_ids')
 ME = '(SELECT hub_private.uid())'
 CREATED_BY_ME = 'created_by = %s' % ME
-# A workflow may use a public template or one of its own organization's, never another
-# tenant's private one (the subquery also sees only what workflow_templates' policy allows).
-TEMPLATE_VISIBLE = ('(template_id IS NULL OR EXISTS (SELECT 1 FROM public.workflow_templates t '
-                    'WHERE t.id = template_id AND (t.is_public '
-                    'OR t.organization_id = workflows.organization_id)))')
+
+
+def template_visible(table, column):
+    """`column` of `table` names no template, a public one, or one of the row's organization's,
+    never another tenant's private one (the subquery also sees only what workflow_templates'
+    policy allows). Every tenant and child table's reference to workflow_templates gets it."""
+    from hub.models import WorkflowTemplate
+
+    # Unqualified, the column would mean the template's own if workflow_templates had one.
+    outer = '%s.%s' % (table, column) if column in WorkflowTemplate._meta.columns else column
+    return ('(%s IS NULL OR EXISTS (SELECT 1 FROM public.workflow_templates t '
+            'WHERE t.id = %s AND (t.is_public OR t.organization_id = %s.organization_id)))'
+            % (outer, outer, table))
+
+
+TEMPLATE_VISIBLE = template_visible('workflows', 'template_id')
 # OWNER manages every membership; ADMIN every one except OWNER rows and the OWNER role.
 MANAGE_MEMBERS = "(%s OR (%s AND role <> 'OWNER'))" % (
     _in('organization_id', 'owner_org_ids'), _in('organization_id', 'admin_org_ids'))
 MY_MEMBERSHIP = 'user_id = %s' % ME
 
 
-def _tenant(extra_check=None):
+def _checked(extra_checks):
+    return ' AND '.join((MINE,) + tuple(extra_checks))
+
+
+def _tenant(*extra_checks):
     """Rows of the caller's organizations; created_by on INSERT is the caller."""
-    check = MINE if extra_check is None else '%s AND %s' % (MINE, extra_check)
+    check = _checked(extra_checks)
     return {
         'SELECT': (MINE, None),
         'INSERT': (None, '%s AND %s' % (check, CREATED_BY_ME)),
@@ -170,14 +185,17 @@ def _tenant(extra_check=None):
     }
 
 
-def _child():
+def _child(*extra_checks):
     """Direct organization_id check; composite foreign keys keep the parent in the same tenant."""
-    return {'SELECT': (MINE, None), 'INSERT': (None, MINE), 'UPDATE': (MINE, MINE),
+    check = _checked(extra_checks)
+    return {'SELECT': (MINE, None), 'INSERT': (None, check), 'UPDATE': (MINE, check),
             'DELETE': (MINE, None)}
 
 
-#: table -> command -> (USING, WITH CHECK)
-POLICIES = {
+#: The tables whose policies are not one of the two shapes the models imply (kind()), and why:
+#: table -> command -> (USING, WITH CHECK). Every other table's policies derive from its model.
+SPECIAL = {
+    # The tenant itself: its rows are matched on id, and the rights differ by member role.
     'organizations': {
         'SELECT': (_in('id', 'org_ids'), None),
         # A new organization needs its first OWNER membership, which nobody may add to an
@@ -186,6 +204,7 @@ POLICIES = {
         'UPDATE': (_in('id', 'admin_org_ids'), _in('id', 'admin_org_ids')),
         'DELETE': (_in('id', 'owner_org_ids'), None),
     },
+    # Not in any one organization: a user shares their profile with co-members only.
     'users': {
         # A profile shows only to the user and to those they accepted to share an organization
         # with: inviting a user reveals nothing of them (the inviter knows only the id they used).
@@ -195,6 +214,7 @@ POLICIES = {
         # Deleting a user cascades to everything they created in every organization.
         'DELETE': ('false', None),
     },
+    # What the helpers read: managed by role (OWNER, ADMIN), and the invitee's own consent.
     'organization_members': {
         # The organization's members see its memberships and invitations; a user sees their own
         # (an invitation included), whatever organization it is in.
@@ -214,6 +234,7 @@ POLICIES = {
         # leave (trigger organization_members_keep_an_owner).
         'DELETE': ('(%s OR %s)' % (MANAGE_MEMBERS, MY_MEMBERSHIP), None),
     },
+    # organization_id may be NULL (the marketplace's system templates, readable when public).
     'workflow_templates': {
         # System templates (organization_id NULL) never match MINE: read-only to every tenant.
         'SELECT': ('(is_public OR %s)' % MINE, None),
@@ -221,17 +242,68 @@ POLICIES = {
         'UPDATE': (MINE, MINE),
         'DELETE': (MINE, None),
     },
-    'workflows': _tenant(TEMPLATE_VISIBLE),
-    'ai_agents': _tenant(),
-    'agent_teams': _tenant(),
-    'integrations': _tenant(),
-    'team_members': _child(),
-    'workflow_executions': _child(),
-    'agent_executions': _child(),
-    'team_executions': _child(),
 }
 
-TABLES = tuple(POLICIES)
+#: The kinds kind() gives: the two derived shapes, and SPECIAL.
+TENANT, CHILD, SPECIAL_KIND = 'tenant', 'child', 'special'
+
+
+def _column_field(model, column):
+    return next((f for f in model._meta.sorted_fields if f.column_name == column), None)
+
+
+def kind(model):
+    """'special' (in SPECIAL), 'tenant', 'child', or None (no policies: hub rls status says so).
+
+    From the model's shape: organization_id NOT NULL and created_by make a tenant table (its
+    rows belong to an organization and were made by a user); organization_id NOT NULL without
+    created_by a child table (a row of a tenant's parent, reached through a composite tenant
+    key such as team_members.(organization_id, team_id)).
+    """
+    if model._meta.table_name in SPECIAL:
+        return SPECIAL_KIND
+    organization = _column_field(model, 'organization_id')
+    if organization is None or organization.null:
+        return None
+    return TENANT if _column_field(model, 'created_by') is not None else CHILD
+
+
+def _extra_checks(model):
+    """WITH CHECKs a reference adds: a template a tenant's row names must be visible to it."""
+    from hub.models import WorkflowTemplate
+
+    return tuple(template_visible(model._meta.table_name, f.column_name)
+                 for f in model._meta.sorted_fields
+                 if getattr(f, 'rel_model', None) is WorkflowTemplate)
+
+
+def model_policies(model):
+    """command -> (USING, WITH CHECK) of `model`'s table, or None for a table without a kind."""
+    shape = kind(model)
+    if shape == SPECIAL_KIND:
+        return SPECIAL[model._meta.table_name]
+    if shape == TENANT:
+        return _tenant(*_extra_checks(model))
+    if shape == CHILD:
+        return _child(*_extra_checks(model))
+    return None
+
+
+def policies():
+    """table -> command -> (USING, WITH CHECK) for every model with a kind, in hub.models order."""
+    from hub import models
+
+    out = {}
+    for model in models.MODELS:
+        by_command = model_policies(model)
+        if by_command is not None:
+            out[model._meta.table_name] = by_command
+    return out
+
+
+def policy_tables():
+    """The tables that get policies, in hub.models order (parents first)."""
+    return tuple(policies())
 
 
 def policy_name(command):
@@ -240,7 +312,7 @@ def policy_name(command):
 
 def expected_policies():
     """{(table, policy name, command as pg_policies.cmd shows it)} for every policy of ours."""
-    return {(table, policy_name(cmd), cmd) for table, by_cmd in POLICIES.items()
+    return {(table, policy_name(cmd), cmd) for table, by_cmd in policies().items()
             for cmd in by_cmd} | {('organization_members', DEFINER_POLICY, 'SELECT')}
 
 
@@ -252,7 +324,7 @@ DEFINER_POLICY_SQL = ('CREATE POLICY %s ON public.organization_members AS PERMIS
 
 
 def policy_sql(table, command):
-    using, check = POLICIES[table][command]
+    using, check = policies()[table][command]
     sql = 'CREATE POLICY %s ON public.%s AS PERMISSIVE FOR %s TO authenticated' % (
         policy_name(command), table, command)
     if using is not None:
@@ -326,7 +398,7 @@ def expected_privileges(db):
     """{(table, role, privilege, column or None)}: what anon, authenticated, service_role and
     PUBLIC hold on our tables once installed (the migration history: nothing at all)."""
     want = set()
-    for table in TABLES:
+    for table in policy_tables():
         live = live_column_names(db, table)
         for privilege in ('SELECT', 'DELETE'):
             want.add((table, 'authenticated', privilege, None))
@@ -365,7 +437,7 @@ def privilege_drift(db):
     Compared column by column: a table grant of SELECT, INSERT, UPDATE or REFERENCES counts as
     that privilege on every column, so a table grant and the same column grants are equal.
     """
-    tables = [t for t in TABLES + (_history_table(),) if live_table_exists(db, t)]
+    tables = [t for t in policy_tables() + (_history_table(),) if live_table_exists(db, t)]
     want = {w for w in expected_privileges(db) if w[0] in tables}
     have = live_privileges(db, tables, ROLES)
     drift = {}
@@ -398,7 +470,7 @@ def _one(db, sql, params=()):
 
 
 def _missing_tables(db):
-    return [t for t in TABLES if not live_table_exists(db, t)]
+    return [t for t in policy_tables() if not live_table_exists(db, t)]
 
 
 def _definer(db):
@@ -657,11 +729,12 @@ def _lock_history(db):
 def _install_policies(db):
     actions = []
     live = live_policy_map(db)
-    for table in TABLES:
+    declared = policies()
+    for table in declared:
         if not live_rls(db, table)[0]:
             db.execute_sql('ALTER TABLE public.%s ENABLE ROW LEVEL SECURITY' % table)
             actions.append('enabled row-level security on %s' % table)
-        for command in POLICIES[table]:
+        for command in declared[table]:
             name = policy_name(command)
             sql = policy_sql(table, command)
             mark = _fingerprint(sql)
@@ -703,7 +776,7 @@ def uninstall(db):
             if (table, name) in live:
                 db.execute_sql('DROP POLICY %s ON public.%s' % (name, table))
                 actions.append('dropped policy %s on %s' % (name, table))
-        for table in TABLES:
+        for table in policy_tables():
             if not live_table_exists(db, table):
                 continue
             enabled, forced = live_rls(db, table)
@@ -803,6 +876,7 @@ def status(db):
     if live_table_exists(db, history) and not live_rls(db, history)[0]:
         missing.append('row-level security is disabled on %s' % history)
     live = live_policy_map(db)
+    declared = policies()
     tables = []
     for table in live_tables(db):
         entry = {'table': table, 'rls_enabled': False, 'rls_forced': False,
@@ -817,7 +891,7 @@ def status(db):
                     entry['missing'].append('policy %s differs from hub.rls (run `hub rls '
                                             'install`)' % name)
                 continue
-            if table not in POLICIES or POLICIES[table].get(cmd) is None \
+            if table not in declared or declared[table].get(cmd) is None \
                     or name != policy_name(cmd):
                 entry['extra'].append('%s (%s, to %s)' % (name, cmd, ', '.join(roles)))
                 if permissive:
@@ -827,17 +901,32 @@ def status(db):
             elif comment != _fingerprint(policy_sql(table, cmd)):
                 entry['missing'].append('policy %s differs from hub.rls (run `hub rls install`)'
                                         % name)
-        if table not in POLICIES:
+        if table not in declared:
             entry['missing'].append('no policies are defined for this table in hub.rls')
             if not entry['rls_enabled']:
                 # The API roles may be granted any table in the exposed schema (Supabase does).
                 entry['missing'].append('row-level security is disabled')
+            missing.append('table %s has no model in hub.models, so no policies%s: declare its '
+                           'model (a tenant or child table gets its policies from it) and run '
+                           '`hub rls install`, or drop it' % (
+                               table, '' if entry['rls_enabled'] else
+                               ', and row-level security is disabled'))
         else:
+            uncovered = []
             if not entry['rls_enabled']:
                 entry['missing'].append('row-level security is disabled')
-            for cmd in POLICIES[table]:
-                if (table, policy_name(cmd)) not in live:
-                    entry['missing'].append('policy %s (%s) is missing' % (policy_name(cmd), cmd))
+                uncovered.append('row-level security is disabled')
+            absent = [cmd for cmd in declared[table] if (table, policy_name(cmd)) not in live]
+            for cmd in absent:
+                entry['missing'].append('policy %s (%s) is missing' % (policy_name(cmd), cmd))
+            if absent:
+                uncovered.append('%s of its %d policies %s missing (%s)' % (
+                    len(absent), len(declared[table]), 'is' if len(absent) == 1 else 'are',
+                    ', '.join(absent)))
+            if uncovered:
+                # A table a later migration created, that install has not covered yet.
+                missing.append('table %s: %s (run `hub rls install`)' % (
+                    table, ' and '.join(uncovered)))
             for role in ROLES + (PUBLIC,):
                 extra, lacking = drift.get((table, role), ([], []))
                 if extra:

@@ -690,7 +690,7 @@ def verify(db, tables=None):
     if not rls.installed(db):
         raise RlsError('row-level security is not installed in this database; run '
                        '`hub rls install` first')
-    missing = [t for t in rls.TABLES if t not in live_tables(db)]
+    missing = [t for t in rls.policy_tables() if t not in live_tables(db)]
     if missing:
         raise RlsError('table(s) %s missing; run `hub db migrate` first' % ', '.join(missing))
     tables = list(tables or live_tables(db))
@@ -737,7 +737,7 @@ def catalog_cases(db):
     """Privileges, RLS on every table, helpers, the trigger function, squatted shipped ids."""
     cases = []
     drift = rls.privilege_drift(db)
-    tables = [t for t in rls.TABLES + ((_history(db),) if _history(db) else ())]
+    tables = [t for t in rls.policy_tables() + ((_history(db),) if _history(db) else ())]
     for table in tables:
         for role in rls.ROLES + (rls.PUBLIC,):
             extra, missing = drift.get((table, role), ([], []))
