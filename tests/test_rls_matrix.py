@@ -100,8 +100,8 @@ def test_a_new_table_without_cases_fails_the_matrix(secured):
     report = verify_after(secured, 'CREATE TABLE public.audit_log (id text PRIMARY KEY)')
     assert {c.table for c in report['failures']} == {'audit_log'}
     assert {c.label for c in report['failures']} == {
-        'no isolation cases for this table: add its policies to hub.rls and its cases to '
-        'hub.rls_matrix', 'row-level security on audit_log'}
+        'no isolation cases for this table: declare its model in hub.models (a tenant or child '
+        'table gets its policies and cases from it)', 'row-level security on audit_log'}
 
 
 def test_verify_needs_the_policies(database):
@@ -217,7 +217,7 @@ def test_random_tenants_never_see_or_change_each_others_rows(secured, w):
             writable = dict(expected, workflow_templates={
                 i for i, (org, _) in templates.items() if org in mine})
             for table in list(rows) + (['workflow_templates'] if templates else []):
-                for sql in ('UPDATE %s SET %s' % (table, rls_matrix.ROW[table][1]),
+                for sql in ('UPDATE %s SET %s' % (table, rls_matrix.row(table)[1]),
                             'DELETE FROM %s' % table):
                     with secured.atomic() as write:
                         assert secured.execute_sql(sql).rowcount == len(writable[table]), sql
