@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub import db as hubdb
-from hub import rls, rls_matrix, schema
+from hub import models, rls, rls_matrix, schema
 from hub.ids import new_id
 
 
@@ -111,7 +111,9 @@ def test_verify_needs_the_policies(database):
 
 # -- the property: random tenants, random rows, nothing leaks ---------------------------------
 
-TENANT_TABLES = ('workflows', 'ai_agents', 'agent_teams', 'integrations', 'workflow_executions')
+# Every tenant table, and a child one (its rows need a workflow, made in _populate).
+TENANT_TABLES = tuple(m._meta.table_name for m in models.MODELS
+                      if rls.kind(m) == rls.TENANT) + ('workflow_executions',)
 
 world = st.fixed_dictionaries({
     'orgs': st.integers(1, 4),
