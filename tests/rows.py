@@ -94,7 +94,7 @@ def fetch(database, table, row_id):
 def make_tenant(database, slug):
     """An organization with one row in every table; returns the ids by kind."""
     ids = {}
-    ids['org'] = minimal(database, 'organizations', ids, slug="'%s'" % slug)
+    ids['org'] = minimal(database, 'organizations', ids, slug="'%s'" % slug, name="'Acme'")
     ids['user'] = minimal(database, 'users', ids, email="'owner@%s.example'" % slug)
     minimal(database, 'organization_members', ids, accepted_at='now()')
     ids['workflow'] = minimal(database, 'workflows', ids)
