@@ -382,3 +382,24 @@ ENUMS = {'agent_status': AgentStatus, 'team_structure': TeamStructure, 'team_rol
 TENANT_MODELS = tuple(m for m in MODELS
                       if 'organization' in m._meta.fields
                       and not m._meta.fields['organization'].null)
+
+
+def dependency_order(models=None):
+    """`models` (by default every one of MODELS) with parents before children: a model comes
+    after every model its foreign keys reference (a self-reference aside); ties keep their
+    order. The order to create, load or copy tables in, read from the declarations."""
+    pending = list(MODELS if models is None else models)
+    done, ordered = set(), []
+    while pending:
+        ready = next((m for m in pending if all(
+            f.rel_model in done or f.rel_model is m or f.rel_model not in pending
+            for f in m._meta.refs)), pending[0])  # a cycle: keep the given order
+        ordered.append(ready)
+        done.add(ready)
+        pending.remove(ready)
+    return tuple(ordered)
+
+
+def model_for(table):
+    """The model of MODELS whose table is `table`, or None."""
+    return next((m for m in MODELS if m._meta.table_name == table), None)
