@@ -287,7 +287,10 @@ class WorkflowExecution(BaseModel):
     workflow = TenantForeignKey(Workflow, backref='executions', on_delete='CASCADE')
     status = PgEnumField(ExecutionStatus, 'execution_status', default=ExecutionStatus.PENDING,
                          index=True)
-    started_at = DateTimeTZField(default=_now, index=True)
+    # The standalone started_at index is BRIN (migration 0006: no ordered path that walks past
+    # other tenants). Not index_type='BRIN' here: peewee would give it to the composite
+    # (organization, started_at) b-tree of Meta.indexes too. `hub db check` compares columns.
+    started_at = DateTimeTZField(default=_now, index=True)  # BRIN: migration 0006
     completed_at = DateTimeTZField(null=True)
     duration = IntegerField(null=True)  # milliseconds
     input = JSONField(null=True)
@@ -318,7 +321,7 @@ class AgentExecution(BaseModel):
     output = JSONField(null=True)
     status = PgEnumField(ExecutionStatus, 'execution_status', default=ExecutionStatus.PENDING,
                          index=True)
-    started_at = DateTimeTZField(default=_now, index=True)
+    started_at = DateTimeTZField(default=_now, index=True)  # BRIN: migration 0006
     completed_at = DateTimeTZField(null=True)
     duration = IntegerField(null=True)
     tokens_used = IntegerField(default=0)
@@ -341,7 +344,7 @@ class TeamExecution(BaseModel):
     output = JSONField(null=True)
     status = PgEnumField(ExecutionStatus, 'execution_status', default=ExecutionStatus.PENDING,
                          index=True)
-    started_at = DateTimeTZField(default=_now, index=True)
+    started_at = DateTimeTZField(default=_now, index=True)  # BRIN: migration 0006
     completed_at = DateTimeTZField(null=True)
     duration = IntegerField(null=True)
     agent_results = JsonbArrayField(default=list)  # one entry per participating member
