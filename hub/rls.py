@@ -22,6 +22,11 @@ are not in shows nothing). A query that shows one organization should still say
 stream from the (organization_id, ...) indexes in order, which no policy that admits several
 organizations can make it do.
 
+`install(db, mode='active')` (`hub rls install --mode active`) scopes the tenant tables to the
+organization of the organization_id claim alone, checked against the caller's memberships by
+`hub_private.active_org_id()`: no claim, no tenant rows. The scalar policy gives every query the
+plan of an explicit `WHERE organization_id = ...` (docs/rls.md, "Install modes").
+
 Every policy asks one SECURITY DEFINER helper in the schema `hub_private` for the caller's
 organizations, as an initPlan (`organization_id = ANY ((SELECT hub_private.org_ids())::text[])`):
 evaluated once per statement, then matched against the (organization_id, ...) indexes (why
