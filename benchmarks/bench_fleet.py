@@ -295,19 +295,24 @@ def report(label, results):
 
 
 def report_growth(sizes, by_size):
+    """Per fleet size: growth of client time, of server time, and of the ratio to the owner's
+    filtered query of the same phase (the machine's load varies between phases; the ratio
+    does not carry it)."""
     first = sizes[0]
-    print('\n== growth against %d organizations (the same tenant): client time, server time'
-          % first)
-    header = '  %-16s %-27s %-16s' % ('design', 'variant', 'query') + ''.join(
-        '%20s' % ('%d orgs' % s) for s in sizes[1:])
-    print(header)
+    print('\n== growth against %d organizations (the same tenant): client time, server time, '
+          'ratio to owner filtered' % first)
+    print('  %-16s %-27s %-16s' % ('design', 'variant', 'query') + ''.join(
+        '%27s' % ('%d orgs' % s) for s in sizes[1:]))
     for design in by_size[first]:
         for key, fig in by_size[first][design].items():
             if key[0] == 'service_role':
                 continue
-            cells = ''.join('%10.2fx %8.2fx' % (by_size[s][design][key]['client'] / fig['client'],
-                                                by_size[s][design][key]['server'] / fig['server'])
-                            for s in sizes[1:])
+            cells = ''
+            for size in sizes[1:]:
+                now = by_size[size][design][key]
+                cells += '%9.2fx %7.2fx %7.2fx' % (now['client'] / fig['client'],
+                                                   now['server'] / fig['server'],
+                                                   now['ratio'] / fig['ratio'])
             print('  %-16s %-27s %-16s%s' % (design, key[0][:27], key[1], cells))
 
 
