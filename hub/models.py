@@ -284,7 +284,8 @@ class TeamMember(BaseModel):
 class WorkflowExecution(BaseModel):
     organization = ForeignKeyField(Organization, backref='workflow_executions',
                                    on_delete='CASCADE', index=False)
-    workflow = TenantForeignKey(Workflow, backref='executions', on_delete='CASCADE')
+    # Indexed with started_at (Meta.indexes, migration 0006): one workflow's latest executions.
+    workflow = TenantForeignKey(Workflow, backref='executions', on_delete='CASCADE', index=False)
     status = PgEnumField(ExecutionStatus, 'execution_status', default=ExecutionStatus.PENDING,
                          index=True)
     # The standalone started_at index is BRIN (migration 0006: no ordered path that walks past
@@ -305,7 +306,8 @@ class WorkflowExecution(BaseModel):
         table_name = 'workflow_executions'
         indexes = ((('organization', 'id'), True),
                    (('organization', 'started_at'), False),
-                   (('organization', 'status'), False))
+                   (('organization', 'status'), False),
+                   (('workflow', 'started_at'), False))
 
 
 class AgentExecution(BaseModel):
