@@ -1,7 +1,7 @@
 """What a tenant's queries cost as the fleet grows: same tenant, 200 -> 2,000 -> 20,000 orgs.
 
     $ DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres python -m benchmarks.bench_fleet
-    $ python -m benchmarks.bench_fleet --quick          # stops at 2,000 organizations (~3 min)
+    $ python -m benchmarks.bench_fleet --quick          # stops at 2,000 organizations (~4 min)
 
 One throwaway database (dropped at the end, also on Ctrl-C) grows in place: organizations of
 equal size (--per-org executions each, one a day at an hour of their own, so every tenant's rows
@@ -28,8 +28,11 @@ authenticated + request.jwt.claims), under every design measured:
               view              members, queried through a security_invoker view scoped to the
                                 organization_id claim (bench only)
 
-Every figure is a ratio to the table owner's filtered query in the same phase, and each fleet
-size's figure a growth against 200 organizations. Then a tenant of --big executions joins the
+Every figure is a ratio to the table owner's filtered query in the same phase (members rows:
+the baseline row printed above them; active rows: the same query measured again while the
+active policies are installed, not printed), and each fleet size's figure a growth against 200
+organizations: of client time, of server time, and of that ratio (which the machine's load,
+different from phase to phase, does not move). Then a tenant of --big executions joins the
 largest fleet and runs the same queries. Service queries across tenants (service_role: the
 latest 50 of the last day, the pending/running queue) show what each index design keeps for
 the platform. The machine's noise is large: read ratios, not milliseconds.
