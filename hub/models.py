@@ -284,10 +284,14 @@ class TeamMember(BaseModel):
 class WorkflowExecution(BaseModel):
     organization = ForeignKeyField(Organization, backref='workflow_executions',
                                    on_delete='CASCADE', index=False)
-    workflow = TenantForeignKey(Workflow, backref='executions', on_delete='CASCADE')
+    # Indexed with started_at (Meta.indexes, migration 0006): one workflow's latest executions.
+    workflow = TenantForeignKey(Workflow, backref='executions', on_delete='CASCADE', index=False)
     status = PgEnumField(ExecutionStatus, 'execution_status', default=ExecutionStatus.PENDING,
                          index=True)
-    started_at = DateTimeTZField(default=_now, index=True)
+    # The standalone started_at index is BRIN (migration 0006: no ordered path that walks past
+    # other tenants). Not index_type='BRIN' here: peewee would give it to the composite
+    # (organization, started_at) b-tree of Meta.indexes too. `hub db check` compares columns.
+    started_at = DateTimeTZField(default=_now, index=True)  # BRIN: migration 0006
     completed_at = DateTimeTZField(null=True)
     duration = IntegerField(null=True)  # milliseconds
     input = JSONField(null=True)
@@ -302,7 +306,8 @@ class WorkflowExecution(BaseModel):
         table_name = 'workflow_executions'
         indexes = ((('organization', 'id'), True),
                    (('organization', 'started_at'), False),
-                   (('organization', 'status'), False))
+                   (('organization', 'status'), False),
+                   (('workflow', 'started_at'), False))
 
 
 class AgentExecution(BaseModel):
@@ -318,7 +323,7 @@ class AgentExecution(BaseModel):
     output = JSONField(null=True)
     status = PgEnumField(ExecutionStatus, 'execution_status', default=ExecutionStatus.PENDING,
                          index=True)
-    started_at = DateTimeTZField(default=_now, index=True)
+    started_at = DateTimeTZField(default=_now, index=True)  # BRIN: migration 0006
     completed_at = DateTimeTZField(null=True)
     duration = IntegerField(null=True)
     tokens_used = IntegerField(default=0)
@@ -341,7 +346,7 @@ class TeamExecution(BaseModel):
     output = JSONField(null=True)
     status = PgEnumField(ExecutionStatus, 'execution_status', default=ExecutionStatus.PENDING,
                          index=True)
-    started_at = DateTimeTZField(default=_now, index=True)
+    started_at = DateTimeTZField(default=_now, index=True)  # BRIN: migration 0006
     completed_at = DateTimeTZField(null=True)
     duration = IntegerField(null=True)
     agent_results = JsonbArrayField(default=list)  # one entry per participating member

@@ -22,6 +22,11 @@ are not in shows nothing). A query that shows one organization should still say
 stream from the (organization_id, ...) indexes in order, which no policy that admits several
 organizations can make it do.
 
+`install(db, mode='active')` (`hub rls install --mode active`) scopes the tenant tables to the
+organization of the organization_id claim alone, checked against the caller's memberships by
+`hub_private.active_org_id()`: no claim, no tenant rows. The scalar policy gives every query the
+plan of an explicit `WHERE organization_id = ...` (docs/rls.md, "Install modes").
+
 Every policy asks one SECURITY DEFINER helper in the schema `hub_private` for the caller's
 organizations, as an initPlan (`organization_id = ANY ((SELECT hub_private.org_ids())::text[])`):
 evaluated once per statement, then matched against the (organization_id, ...) indexes (why
@@ -115,6 +120,12 @@ HELPERS = {
     'owner_org_ids': ('pg_catalog.text[]', True,
                       _MEMBERSHIPS % "\n      AND m.role = 'OWNER'",
                       'the organizations where the caller is OWNER'),
+    'active_org_id': ('pg_catalog.text', True, _plpgsql(_CALLER + '\n    org pg_catalog.text;', """\
+    SELECT m.organization_id INTO org
+    FROM public.organization_members m
+    WHERE m.user_id = caller AND m.accepted_at IS NOT NULL AND m.organization_id = active;
+    RETURN org;"""), 'the organization named by the organization_id claim if the caller is an '
+                     'accepted member of it, else NULL (the policies of `--mode active`)'),
     'co_member_ids': ('pg_catalog.text[]', True, _plpgsql('\n    ids pg_catalog.text[];', """\
     SELECT coalesce(pg_catalog.array_agg(DISTINCT m.user_id), '{}') INTO ids
     FROM public.organization_members m
@@ -146,6 +157,19 @@ def _in(column, helper):
 
 
 MINE = _in('organization_id', 'org_ids')
+#: MINE under `install(mode='active')`: one scalar, the organization of the organization_id
+#: claim when the caller is an accepted member of it (else NULL: no row). The planner sees
+#: `organization_id = $1` and streams from the (organization_id, ...) indexes in order, as for
+#: an app's own filter; an array never lets it (docs/rls.md, benchmarks/bench_fleet.py).
+ACTIVE = 'organization_id = (SELECT hub_private.active_org_id())'
+#: How the tenant tables scope a caller. `members`: every organization the caller belongs to
+#: (narrowed by the optional organization_id claim). `active`: only the organization of the
+#: organization_id claim; no claim, no tenant rows. Either way organizations, users and
+#: organization_members keep the membership rules (an app lists the caller's organizations to
+#: choose the active one, and invitations are accepted outside it).
+MODES = ('members', 'active')
+DEFAULT_MODE = 'members'
+MEMBERSHIP_TABLES = ('organizations', 'users', 'organization_members')
 ME = '(SELECT hub_private.uid())'
 CREATED_BY_ME = 'created_by = %s' % ME
 
@@ -323,8 +347,15 @@ DEFINER_POLICY_SQL = ('CREATE POLICY %s ON public.organization_members AS PERMIS
                       'TO %s USING (true)' % (DEFINER_POLICY, DEFINER_ROLE))
 
 
-def policy_sql(table, command):
-    using, check = policies()[table][command]
+def _scoped(predicate, table, mode):
+    """A policy predicate as `mode` installs it: MINE becomes ACTIVE on the tenant tables."""
+    if predicate is None or mode == 'members' or table in MEMBERSHIP_TABLES:
+        return predicate
+    return predicate.replace(MINE, ACTIVE)
+
+
+def policy_sql(table, command, mode=DEFAULT_MODE):
+    using, check = (_scoped(p, table, mode) for p in policies()[table][command])
     sql = 'CREATE POLICY %s ON public.%s AS PERMISSIVE FOR %s TO authenticated' % (
         policy_name(command), table, command)
     if using is not None:
@@ -507,14 +538,19 @@ def _trigger_function_problems(db):
 
 # -- install / uninstall -----------------------------------------------------------------------
 
-def install(db):
+def install(db, mode=None):
     """Create what is missing (roles, auth, helpers, grants, policies) in one transaction.
 
+    `mode` is one of MODES ('members', 'active'); None keeps the mode installed, 'members' on a
+    database without one. It is kept in the comment of schema hub_private (installed_mode).
     Idempotent: returns the list of actions taken, [] when everything was already in place.
     Refuses (DatabaseNewer) a database migrated by a newer hub, whose tables it may not know.
     """
     from hub.migrate import ensure_known
 
+    if mode is not None and mode not in MODES:
+        raise RlsError('unknown row-level security mode %r; use one of: %s'
+                       % (mode, ', '.join(MODES)))
     ensure_known(db)
     missing = _missing_tables(db)
     if missing:
@@ -524,10 +560,37 @@ def install(db):
     with db.atomic():
         actions += _install_roles(db)
         actions += _install_auth(db)
+        mode = mode or installed_mode(db) or DEFAULT_MODE
         actions += _install_helpers(db)
+        actions += _install_mode(db, mode)
         actions += _install_grants(db)
-        actions += _install_policies(db)
+        actions += _install_policies(db, mode)
     return actions
+
+
+#: The comment of schema hub_private; its last words name the installed mode.
+_SCHEMA_COMMENT = ('membership helpers of the hub row-level security policies (hub rls install); '
+                   'mode: %s')
+
+
+def installed_mode(db):
+    """The mode the policies were installed in ('members' or 'active'), None if not installed.
+
+    An install made before modes existed reads as 'members' (the only policies it had).
+    """
+    if not live_schema_exists(db, HELPER_SCHEMA):
+        return None
+    comment = live_schema_comment(db, HELPER_SCHEMA) or ''
+    prefix = _SCHEMA_COMMENT % ''
+    mode = comment[len(prefix):] if comment.startswith(prefix) else None
+    return mode if mode in MODES else DEFAULT_MODE
+
+
+def _install_mode(db, mode):
+    if live_schema_comment(db, HELPER_SCHEMA) == _SCHEMA_COMMENT % mode:
+        return []
+    db.execute_sql('COMMENT ON SCHEMA %s IS %%s' % HELPER_SCHEMA, (_SCHEMA_COMMENT % mode,))
+    return ['row-level security mode: %s' % mode]
 
 
 def _install_roles(db):
@@ -589,8 +652,6 @@ def _install_helpers(db):
     actions = []
     if not live_schema_exists(db, HELPER_SCHEMA):
         db.execute_sql('CREATE SCHEMA %s' % HELPER_SCHEMA)
-        db.execute_sql("COMMENT ON SCHEMA %s IS 'membership helpers of the hub row-level "
-                       "security policies (hub rls install)'" % HELPER_SCHEMA)
         actions.append('created schema %s' % HELPER_SCHEMA)
     # Nobody may create objects here: a function planted in a SECURITY DEFINER helper's
     # schema is the classic escalation.
@@ -726,7 +787,7 @@ def _lock_history(db):
     return actions
 
 
-def _install_policies(db):
+def _install_policies(db, mode):
     actions = []
     live = live_policy_map(db)
     declared = policies()
@@ -736,7 +797,7 @@ def _install_policies(db):
             actions.append('enabled row-level security on %s' % table)
         for command in declared[table]:
             name = policy_name(command)
-            sql = policy_sql(table, command)
+            sql = policy_sql(table, command, mode)
             mark = _fingerprint(sql)
             current = live.get((table, name))
             if current is not None and current[4] == mark:
@@ -831,7 +892,7 @@ def _uninstall_auth(db):
 def status(db):
     """What is installed, per table and overall, and what is missing.
 
-    {'complete': bool, 'missing': [str], 'tables': [{'table', 'rls_enabled', 'rls_forced',
+    {'complete': bool, 'mode': str, 'missing': [str], 'tables': [{'table', 'rls_enabled', 'rls_forced',
     'policies': {cmd: [names]}, 'missing': [str], 'extra': [str]}]}
     """
     from hub.catalog import live_tables
@@ -866,6 +927,7 @@ def status(db):
             missing.append('helper %s.%s() differs from hub.rls (run `hub rls install`)'
                            % (HELPER_SCHEMA, name))
     missing += _trigger_function_problems(db)
+    mode = installed_mode(db) or DEFAULT_MODE
     drift = privilege_drift(db)
     history = _history_table()
     for role in ROLES + (PUBLIC,):
@@ -898,7 +960,7 @@ def status(db):
                     # OR-ed with ours: it can only widen what a caller sees or changes.
                     entry['missing'].append('permissive policy %s is not from hub.rls and widens '
                                             'access; drop it or make it RESTRICTIVE' % name)
-            elif comment != _fingerprint(policy_sql(table, cmd)):
+            elif comment != _fingerprint(policy_sql(table, cmd, mode)):
                 entry['missing'].append('policy %s differs from hub.rls (run `hub rls install`)'
                                         % name)
         if table not in declared:
@@ -937,7 +999,7 @@ def status(db):
     for table in _missing_tables(db):
         missing.append('table %s is missing (run `hub db migrate`)' % table)
     complete = not missing and all(not t['missing'] for t in tables)
-    return {'complete': complete, 'missing': missing, 'tables': tables}
+    return {'complete': complete, 'mode': mode, 'missing': missing, 'tables': tables}
 
 
 # -- acting as a caller ------------------------------------------------------------------------

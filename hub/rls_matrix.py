@@ -67,6 +67,12 @@ _ACTOR_USER = {'member': 'a_member', 'admin': 'a_admin', 'owner': 'a_owner',
                'outsider': 'b_owner', 'multi': 'multi', 'loner': 'loner',
                'newcomer': 'newcomer', 'b_member': 'b_member', 'invitee': 'invitee'}
 
+#: Under `hub rls install --mode active` a caller's request names one organization: each actor
+#: sends the organization_id claim of its home organization unless a case says otherwise (a case's
+#: claims {'organization_id': None} send none). The loner and `nobody` have no home.
+HOME = {'member': 'A', 'admin': 'A', 'owner': 'A', 'multi': 'A', 'invitee': 'A',
+        'legacy': 'A', 'stale': 'A', 'outsider': 'B', 'b_member': 'B'}
+
 Case = collections.namedtuple('Case', 'table command actor label expected actual ok leak kind')
 
 
@@ -319,8 +325,9 @@ def _error(code):
 class Matrix:
     """Builds the case list for the tables present in the database."""
 
-    def __init__(self, f, anon_privileges):
+    def __init__(self, f, anon_privileges, mode=rls.DEFAULT_MODE):
         self.f = f
+        self.mode = mode
         self.anon = anon_privileges  # {(table, privilege): bool}
         self.specs = []
 
@@ -400,6 +407,15 @@ class Matrix:
                     *self.select(table, key), _rows(1), claims={'organization_id': f['A']})
         self.attack(table, 'SELECT', 'outsider', 'claim names an organization one is not in',
                     *self.select(table, key), _rows(0), claims={'organization_id': f['A']})
+        self.attack(table, 'SELECT', 'invitee', 'claim names the organization one is invited to',
+                    *self.select(table, key), _rows(0), claims={'organization_id': f['A']})
+        # Without the claim: every organization of the caller (members), none (active).
+        self.attack(table, 'SELECT', 'member', 'no organization_id claim',
+                    *self.select(table, key), _rows(1 if self.mode == 'members' else 0),
+                    claims={'organization_id': None})
+        self.attack(table, 'UPDATE', 'member', 'no organization_id claim',
+                    *self.update(table, key, assignment), _rows(1 if self.mode == 'members' else 0),
+                    claims={'organization_id': None})
         if table in created_by_tables():
             values = new_row(f, table, 'A', 'a_member', created_by=f['a_owner'])
             self.attack(table, 'INSERT', 'member', 'insert with created_by of someone else',
@@ -712,11 +728,11 @@ def builder(table):
     return SPECIAL_BUILDERS.get(table) if shape == rls.SPECIAL_KIND else None
 
 
-def build_cases(db, f, tables):
+def build_cases(db, f, tables, mode=rls.DEFAULT_MODE):
     anon = {(t, p): bool(db.execute_sql('SELECT has_table_privilege(%s, %s, %s)',
                                         ('anon', 'public.%s' % t, p)).fetchone()[0])
             for t in tables for p in ('SELECT', 'INSERT', 'UPDATE', 'DELETE')}
-    matrix = Matrix(f, anon)
+    matrix = Matrix(f, anon, mode)
     for table in tables:
         method = builder(table)
         if method == 'tenant_or_child':
@@ -741,9 +757,10 @@ def _history(db):
 
 # -- running -----------------------------------------------------------------------------------
 
-def _act(db, f, spec):
+def _act(db, f, spec, mode=rls.DEFAULT_MODE):
     """SAVEPOINT, then become the case's caller, the way PostgREST does."""
     actor = spec.actor
+    home = f[HOME[actor]] if mode == 'active' and actor in HOME else None
     db.execute_sql('SAVEPOINT hub_rls_case')
     if actor == 'anon':
         role, claims = 'anon', {'role': 'anon'}
@@ -754,20 +771,25 @@ def _act(db, f, spec):
     elif actor == 'legacy':
         db.execute_sql("SET LOCAL ROLE authenticated; SELECT set_config("
                        "'request.jwt.claim.sub', %s, true), set_config('request.jwt.claims', "
-                       "'', true)", (f['a_member'],))
+                       "'', true), set_config('request.jwt.claim.organization_id', %s, true)",
+                       (f['a_member'], home or ''))
         return
     elif actor == 'stale':
         # is_local false: a session-level setting, as a pooled connection could carry it (the
         # savepoint's rollback still takes it back).
         db.execute_sql("SET LOCAL ROLE authenticated; SELECT set_config("
                        "'request.jwt.claim.sub', %s, false), set_config('request.jwt.claims', "
-                       "%s, true)", (f['b_owner'], json.dumps(
-                           {'sub': f['a_member'], 'role': 'authenticated'})))
+                       "%s, true)", (f['b_owner'], json.dumps(dict(
+                           {'sub': f['a_member'], 'role': 'authenticated'},
+                           **({rls.ORG_CLAIM: home} if home else {})))))
         return
     else:
         role = 'authenticated'
         claims = {'sub': f[_ACTOR_USER[actor]], 'role': 'authenticated'}
+        if home:
+            claims[rls.ORG_CLAIM] = home
         claims.update(spec.claims or {})
+        claims = {k: v for k, v in claims.items() if v is not None}
     db.execute_sql("SET LOCAL ROLE %s; SELECT set_config('request.jwt.claim.sub', '', true), "
                    "set_config('request.jwt.claims', %%s, true)" % role,
                    (json.dumps(claims) if claims else '',))
@@ -826,12 +848,13 @@ def verify(db, tables=None):
     if missing:
         raise RlsError('table(s) %s missing; run `hub db migrate` first' % ', '.join(missing))
     tables = list(tables or live_tables(db))
+    mode = rls.installed_mode(db) or rls.DEFAULT_MODE
     cases = []
     with db.atomic() as txn:
         f = build_fixture(db)
-        for spec in build_cases(db, f, tables):
+        for spec in build_cases(db, f, tables, mode):
             try:
-                _act(db, f, spec)
+                _act(db, f, spec, mode)
             except Exception as exc:
                 cause = str(getattr(exc, '__cause__', None) or exc).strip().splitlines()[0]
                 raise RlsError('cannot act as the %s caller (%s); connect as a superuser or '
@@ -851,7 +874,7 @@ def verify(db, tables=None):
         cases += catalog_cases(db)
         txn.rollback()
     cases += hijack_cases(db)
-    return {'cases': cases, 'leaks': [c for c in cases if c.leak],
+    return {'mode': mode, 'cases': cases, 'leaks': [c for c in cases if c.leak],
             'failures': [c for c in cases if not c.ok], 'tables': tables,
             'extra_privileges': [c for c in cases if c.kind == 'privilege' and c.leak]}
 
@@ -999,6 +1022,9 @@ def format_report(report):
             cells.append(cell.rjust(width))
         lines.append('%-22s %-7s %s' % (table, command, ' '.join(cells)))
     lines += ['', 'callers: ' + '; '.join('%s = %s' % kv for kv in ACTORS.items())]
+    if report.get('mode') == 'active':
+        lines.append('mode active: each caller sends the organization_id claim of its first '
+                     'organization (A; B for OWNER of B) unless a case says otherwise')
     for kind, title in (('attack', 'attacks and special cases:'),
                         ('audit', 'hardening (around the matrix):'),
                         ('privilege', 'privileges of the API roles:')):
