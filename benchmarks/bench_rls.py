@@ -127,6 +127,13 @@ GRANT EXECUTE ON FUNCTION hub_private.bench_sole_org(), hub_private.bench_other_
 """
 
 
+def add_server_options(parser):
+    """--database-url and --keep, shared with benchmarks/bench_fleet.py."""
+    parser.add_argument('--database-url', help='server to use (default: DATABASE_URL, else the '
+                                               'embedded one); a throwaway database is created')
+    parser.add_argument('--keep', action='store_true', help='do not drop the benchmark database')
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--orgs', type=int, default=200, help='organizations (default 200)')
@@ -134,9 +141,7 @@ def parse_args(argv=None):
                         help='workflow_executions rows (default 500000)')
     parser.add_argument('--runs', type=int, default=40,
                         help='timed runs per variant and query (default 40)')
-    parser.add_argument('--database-url', help='server to use (default: DATABASE_URL, else the '
-                                               'embedded one); a throwaway database is created')
-    parser.add_argument('--keep', action='store_true', help='do not drop the benchmark database')
+    add_server_options(parser)
     args = parser.parse_args(argv)
     if args.orgs < 20 or args.executions < args.orgs * 10 or args.runs < 5:
         parser.error('need --orgs >= 20, --executions >= 10 x orgs, --runs >= 5')

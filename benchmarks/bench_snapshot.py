@@ -25,7 +25,7 @@ def copy_round_trip(source, target, doc):
     """COPY out the organization's rows table by table, then COPY them into `target`."""
     org_id = doc['organization_id']
     # The same rows the snapshot carries: the system templates its workflows use, then its own.
-    parts = [snapshot.SYSTEM_TEMPLATES] + list(snapshot.TABLES)
+    parts = [snapshot.SYSTEM_TEMPLATES] + list(snapshot.tables())
     buffers = []
     started = time.perf_counter()
     with source.cursor() as cur:

@@ -113,3 +113,132 @@ def live_policies(db, table):
     return [(name, cmd, ', '.join(roles), qual, check) for name, cmd, roles, qual, check in _rows(db, """
         SELECT policyname::text, cmd, roles::text[], qual, with_check FROM pg_policies
         WHERE schemaname = %s AND tablename = %s ORDER BY policyname""", (SCHEMA, table))]
+
+
+# -- what hub.rls installs and checks: policies, functions, roles, privileges -------------------
+
+#: Everything a table grant can hold, and what a column grant can.
+TABLE_PRIVILEGES = ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER')
+COLUMN_PRIVILEGES = ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES')
+#: Every role, present and future (grantee 0 in an ACL).
+PUBLIC = 'PUBLIC'
+
+
+def _one(db, sql, params=()):
+    row = db.execute_sql(sql, params).fetchone()
+    return row[0] if row else None
+
+
+def live_table_exists(db, table):
+    return _one(db, 'SELECT to_regclass(%s)', ('%s.%s' % (SCHEMA, table),)) is not None
+
+
+def live_column_names(db, table):
+    """The names of `table`'s columns, in column order."""
+    return [r[0] for r in _rows(db, """
+        SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0
+        AND NOT attisdropped ORDER BY attnum""", ('%s.%s' % (SCHEMA, table),))]
+
+
+def live_policy_map(db):
+    """{(table, name): (cmd, roles, using, with check, comment, permissive)} for every policy in
+    schema public (live_policies gives one table's, as hub db check compares them)."""
+    rows = _rows(db, """
+        SELECT c.relname, p.polname,
+               CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+                             WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+               ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE r::regrole::text END
+                     FROM unnest(p.polroles) r),
+               pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid),
+               obj_description(p.oid, 'pg_policy'), p.polpermissive
+        FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = %s""", (SCHEMA,))
+    return {(t, name): rest for t, name, *rest in rows}
+
+
+def live_function(db, schema, name):
+    """(security definer, config, source, comment) of schema.name(), or None."""
+    return db.execute_sql("""
+        SELECT p.prosecdef, p.proconfig, p.prosrc, obj_description(p.oid, 'pg_proc')
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = %s AND p.proname = %s AND p.pronargs = 0""", (schema, name)).fetchone()
+
+
+def live_function_owners(db, schema):
+    """{function name: owner role name} for the functions without arguments in `schema`."""
+    return dict(_rows(db, """
+        SELECT p.proname, pg_get_userbyid(p.proowner) FROM pg_proc p
+        JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = %s AND p.pronargs = 0""", (schema,)))
+
+
+def live_schema_comment(db, schema):
+    return _one(db, """SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace
+                       WHERE nspname = %s""", (schema,))
+
+
+def live_schema_exists(db, schema):
+    return bool(_one(db, 'SELECT count(*) FROM pg_namespace WHERE nspname = %s', (schema,)))
+
+
+def live_role(db, name):
+    """(exists, bypassrls)"""
+    row = db.execute_sql('SELECT rolbypassrls FROM pg_roles WHERE rolname = %s', (name,)).fetchone()
+    return (row is not None, bool(row and row[0]))
+
+
+def live_role_attributes(db, name):
+    """(login, superuser, bypassrls) of role `name`, or None if it is missing."""
+    return db.execute_sql('SELECT rolcanlogin, rolsuper, rolbypassrls FROM pg_roles '
+                          'WHERE rolname = %s', (name,)).fetchone()
+
+
+def live_has_table_privilege(db, role, table, privilege):
+    return bool(_one(db, 'SELECT has_table_privilege(%s, %s, %s)',
+                     (role, '%s.%s' % (SCHEMA, table), privilege)))
+
+
+def live_privileges(db, tables, roles):
+    """{(table, role, privilege, column or None)} that `roles` (those that exist) and PUBLIC
+    effectively hold on `tables`: through PUBLIC and role membership too. A column entry only
+    where the table grant is absent."""
+    roles = [r for r in roles if live_role(db, r)[0]]
+    have = {tuple(r) for r in _rows(db, """
+        WITH t AS (SELECT c.oid, c.relname FROM pg_class c
+                   WHERE c.oid IN (SELECT to_regclass('public.' || quote_ident(x))
+                                   FROM unnest(%s::text[]) x)),
+             r AS (SELECT unnest(%s::text[]) AS rolname)
+        SELECT t.relname, r.rolname, p, NULL::text FROM t, r, unnest(%s::text[]) p
+        WHERE has_table_privilege(r.rolname, t.oid, p)
+        UNION ALL
+        SELECT t.relname, r.rolname, p, a.attname::text FROM t, r, unnest(%s::text[]) p,
+               pg_attribute a
+        WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
+          AND has_column_privilege(r.rolname, t.oid, a.attnum, p)
+          AND NOT has_table_privilege(r.rolname, t.oid, p)""",
+        (list(tables), roles, list(TABLE_PRIVILEGES), list(COLUMN_PRIVILEGES)))} if roles else set()
+    # PUBLIC is every role, present and future: read its ACL entries directly (grantee 0).
+    have |= {(t, PUBLIC, p, c) for t, p, c in _rows(db, """
+        SELECT c.relname, a.privilege_type, NULL::text
+        FROM pg_class c, aclexplode(c.relacl) a
+        WHERE c.oid IN (SELECT to_regclass('public.' || quote_ident(x)) FROM unnest(%s::text[]) x)
+          AND a.grantee = 0
+        UNION ALL
+        SELECT c.relname, a.privilege_type, att.attname::text
+        FROM pg_class c JOIN pg_attribute att ON att.attrelid = c.oid, aclexplode(att.attacl) a
+        WHERE c.oid IN (SELECT to_regclass('public.' || quote_ident(x)) FROM unnest(%s::text[]) x)
+          AND a.grantee = 0""", (list(tables), list(tables)))}
+    return have
+
+
+def live_sequences_reachable(db, table, roles):
+    """Sequences owned by `table` that one of `roles` (those that exist) or PUBLIC may use."""
+    roles = [r for r in roles if live_role(db, r)[0]]
+    return [r[0] for r in _rows(db, """
+        SELECT s.oid::regclass::text FROM pg_depend d JOIN pg_class s ON s.oid = d.objid
+        WHERE d.classid = 'pg_class'::regclass AND d.refobjid = %s::regclass
+          AND s.relkind = 'S' AND (EXISTS (SELECT 1 FROM unnest(%s::text[]) r
+                 WHERE has_sequence_privilege(r, s.oid, 'USAGE, SELECT, UPDATE'))
+              OR EXISTS (SELECT 1 FROM aclexplode(s.relacl) a WHERE a.grantee = 0))""",
+        ('%s.%s' % (SCHEMA, table), roles))]

@@ -40,9 +40,10 @@ def plan_rollback(db, target=None, all=False, directory=migrate.MIGRATIONS_DIR):
     return migrate.plan_rollback(db, target, all, directory, teardown=remove_rls)
 
 
-def prepare(db, notify=None):
+def prepare(db, notify=None, mode=None):
     """Make `db` ready for use: apply pending migrations, install row-level security when
-    missing. Returns (migrations applied, whether RLS was installed now).
+    missing (in `mode`, hub.rls.MODES; None: the default). Returns (migrations applied, whether
+    RLS was installed now).
 
     `hub seed` and `hub db reset` call it, so a reset database is the one a seed starts from.
     Refuses (DatabaseNewer) a database that holds a migration this code does not have.
@@ -56,7 +57,7 @@ def prepare(db, notify=None):
         locks.hold(db, locks.SEED)
         installed = not rls.installed(db)
         if installed:
-            rls.install(db)
+            rls.install(db, mode=mode)
     if installed:
         notify('installed the row-level-security policies')
     return migrated, installed

@@ -283,7 +283,10 @@ def _block_attributes(table, fields):
             out.append('@@unique([%s]%s)' % (names, '' if name == _default_name(table.name, cols, 'key')
                                               else ', map: "%s"' % name))
         else:
-            out.append('@@index([%s], map: "%s")' % (names, name))
+            # A BRIN index (the started_at ones, migration 0006) says so, or Prisma would rebuild
+            # it as a b-tree.
+            method = ', type: Brin' if ' USING brin ' in definition else ''
+            out.append('@@index([%s], map: "%s"%s)' % (names, name, method))
     out.append('@@map("%s")' % table.name)
     return out
 

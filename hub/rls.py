@@ -1,4 +1,4 @@
-"""Row-level security for the 12 tables: install, uninstall, inspect (hub.rls_matrix verifies).
+"""Row-level security for the tables of hub.models: install, uninstall, inspect.
 
     >>> import hub.db, hub.rls
     >>> from hub.models import Workflow
@@ -21,6 +21,11 @@ are not in shows nothing). A query that shows one organization should still say
 `WHERE organization_id = ...`: the policy then only checks membership, and PostgreSQL can
 stream from the (organization_id, ...) indexes in order, which no policy that admits several
 organizations can make it do.
+
+`install(db, mode='active')` (`hub rls install --mode active`) scopes the tenant tables to the
+organization of the organization_id claim alone, checked against the caller's memberships by
+`hub_private.active_org_id()`: no claim, no tenant rows. The scalar policy gives every query the
+plan of an explicit `WHERE organization_id = ...` (docs/rls.md, "Install modes").
 
 Every policy asks one SECURITY DEFINER helper in the schema `hub_private` for the caller's
 organizations, as an initPlan (`organization_id = ANY ((SELECT hub_private.org_ids())::text[])`):
@@ -47,6 +52,11 @@ import contextlib
 import hashlib
 import json
 
+from hub.catalog import (COLUMN_PRIVILEGES, PUBLIC, TABLE_PRIVILEGES, live_column_names,
+                         live_function, live_function_owners, live_has_table_privilege,
+                         live_policy_map, live_privileges, live_rls, live_role,
+                         live_role_attributes, live_schema_comment, live_schema_exists,
+                         live_sequences_reachable, live_table_exists)
 from hub.errors import RlsError  # noqa: F401  (hub.rls.RlsError, as before)
 
 HELPER_SCHEMA = 'hub_private'
@@ -110,6 +120,12 @@ HELPERS = {
     'owner_org_ids': ('pg_catalog.text[]', True,
                       _MEMBERSHIPS % "\n      AND m.role = 'OWNER'",
                       'the organizations where the caller is OWNER'),
+    'active_org_id': ('pg_catalog.text', True, _plpgsql(_CALLER + '\n    org pg_catalog.text;', """\
+    SELECT m.organization_id INTO org
+    FROM public.organization_members m
+    WHERE m.user_id = caller AND m.accepted_at IS NOT NULL AND m.organization_id = active;
+    RETURN org;"""), 'the organization named by the organization_id claim if the caller is an '
+                     'accepted member of it, else NULL (the policies of `--mode active`)'),
     'co_member_ids': ('pg_catalog.text[]', True, _plpgsql('\n    ids pg_catalog.text[];', """\
     SELECT coalesce(pg_catalog.array_agg(DISTINCT m.user_id), '{}') INTO ids
     FROM public.organization_members m
@@ -141,22 +157,50 @@ def _in(column, helper):
 
 
 MINE = _in('organization_id', 'org_ids')
+#: MINE under `install(mode='active')`: one scalar, the organization of the organization_id
+#: claim when the caller is an accepted member of it (else NULL: no row). The planner sees
+#: `organization_id = $1` and streams from the (organization_id, ...) indexes in order, as for
+#: an app's own filter; an array never lets it (docs/rls.md, benchmarks/bench_fleet.py).
+ACTIVE = 'organization_id = (SELECT hub_private.active_org_id())'
+#: How the tenant tables scope a caller. `members`: every organization the caller belongs to
+#: (narrowed by the optional organization_id claim). `active`: only the organization of the
+#: organization_id claim; no claim, no tenant rows. Either way organizations, users and
+#: organization_members keep the membership rules (an app lists the caller's organizations to
+#: choose the active one, and invitations are accepted outside it).
+MODES = ('members', 'active')
+DEFAULT_MODE = 'members'
+MEMBERSHIP_TABLES = ('organizations', 'users', 'organization_members')
 ME = '(SELECT hub_private.uid())'
 CREATED_BY_ME = 'created_by = %s' % ME
-# A workflow may use a public template or one of its own organization's, never another
-# tenant's private one (the subquery also sees only what workflow_templates' policy allows).
-TEMPLATE_VISIBLE = ('(template_id IS NULL OR EXISTS (SELECT 1 FROM public.workflow_templates t '
-                    'WHERE t.id = template_id AND (t.is_public '
-                    'OR t.organization_id = workflows.organization_id)))')
+
+
+def template_visible(table, column):
+    """`column` of `table` names no template, a public one, or one of the row's organization's,
+    never another tenant's private one (the subquery also sees only what workflow_templates'
+    policy allows). Every tenant and child table's reference to workflow_templates gets it."""
+    from hub.models import WorkflowTemplate
+
+    # Unqualified, the column would mean the template's own if workflow_templates had one.
+    outer = '%s.%s' % (table, column) if column in WorkflowTemplate._meta.columns else column
+    return ('(%s IS NULL OR EXISTS (SELECT 1 FROM public.workflow_templates t '
+            'WHERE t.id = %s AND (t.is_public OR t.organization_id = %s.organization_id)))'
+            % (outer, outer, table))
+
+
+TEMPLATE_VISIBLE = template_visible('workflows', 'template_id')
 # OWNER manages every membership; ADMIN every one except OWNER rows and the OWNER role.
 MANAGE_MEMBERS = "(%s OR (%s AND role <> 'OWNER'))" % (
     _in('organization_id', 'owner_org_ids'), _in('organization_id', 'admin_org_ids'))
 MY_MEMBERSHIP = 'user_id = %s' % ME
 
 
-def _tenant(extra_check=None):
+def _checked(extra_checks):
+    return ' AND '.join((MINE,) + tuple(extra_checks))
+
+
+def _tenant(*extra_checks):
     """Rows of the caller's organizations; created_by on INSERT is the caller."""
-    check = MINE if extra_check is None else '%s AND %s' % (MINE, extra_check)
+    check = _checked(extra_checks)
     return {
         'SELECT': (MINE, None),
         'INSERT': (None, '%s AND %s' % (check, CREATED_BY_ME)),
@@ -165,14 +209,17 @@ def _tenant(extra_check=None):
     }
 
 
-def _child():
+def _child(*extra_checks):
     """Direct organization_id check; composite foreign keys keep the parent in the same tenant."""
-    return {'SELECT': (MINE, None), 'INSERT': (None, MINE), 'UPDATE': (MINE, MINE),
+    check = _checked(extra_checks)
+    return {'SELECT': (MINE, None), 'INSERT': (None, check), 'UPDATE': (MINE, check),
             'DELETE': (MINE, None)}
 
 
-#: table -> command -> (USING, WITH CHECK)
-POLICIES = {
+#: The tables whose policies are not one of the two shapes the models imply (kind()), and why:
+#: table -> command -> (USING, WITH CHECK). Every other table's policies derive from its model.
+SPECIAL = {
+    # The tenant itself: its rows are matched on id, and the rights differ by member role.
     'organizations': {
         'SELECT': (_in('id', 'org_ids'), None),
         # A new organization needs its first OWNER membership, which nobody may add to an
@@ -181,6 +228,7 @@ POLICIES = {
         'UPDATE': (_in('id', 'admin_org_ids'), _in('id', 'admin_org_ids')),
         'DELETE': (_in('id', 'owner_org_ids'), None),
     },
+    # Not in any one organization: a user shares their profile with co-members only.
     'users': {
         # A profile shows only to the user and to those they accepted to share an organization
         # with: inviting a user reveals nothing of them (the inviter knows only the id they used).
@@ -190,6 +238,7 @@ POLICIES = {
         # Deleting a user cascades to everything they created in every organization.
         'DELETE': ('false', None),
     },
+    # What the helpers read: managed by role (OWNER, ADMIN), and the invitee's own consent.
     'organization_members': {
         # The organization's members see its memberships and invitations; a user sees their own
         # (an invitation included), whatever organization it is in.
@@ -209,6 +258,7 @@ POLICIES = {
         # leave (trigger organization_members_keep_an_owner).
         'DELETE': ('(%s OR %s)' % (MANAGE_MEMBERS, MY_MEMBERSHIP), None),
     },
+    # organization_id may be NULL (the marketplace's system templates, readable when public).
     'workflow_templates': {
         # System templates (organization_id NULL) never match MINE: read-only to every tenant.
         'SELECT': ('(is_public OR %s)' % MINE, None),
@@ -216,17 +266,68 @@ POLICIES = {
         'UPDATE': (MINE, MINE),
         'DELETE': (MINE, None),
     },
-    'workflows': _tenant(TEMPLATE_VISIBLE),
-    'ai_agents': _tenant(),
-    'agent_teams': _tenant(),
-    'integrations': _tenant(),
-    'team_members': _child(),
-    'workflow_executions': _child(),
-    'agent_executions': _child(),
-    'team_executions': _child(),
 }
 
-TABLES = tuple(POLICIES)
+#: The kinds kind() gives: the two derived shapes, and SPECIAL.
+TENANT, CHILD, SPECIAL_KIND = 'tenant', 'child', 'special'
+
+
+def _column_field(model, column):
+    return next((f for f in model._meta.sorted_fields if f.column_name == column), None)
+
+
+def kind(model):
+    """'special' (in SPECIAL), 'tenant', 'child', or None (no policies: hub rls status says so).
+
+    From the model's shape: organization_id NOT NULL and created_by make a tenant table (its
+    rows belong to an organization and were made by a user); organization_id NOT NULL without
+    created_by a child table (a row of a tenant's parent, reached through a composite tenant
+    key such as team_members.(organization_id, team_id)).
+    """
+    if model._meta.table_name in SPECIAL:
+        return SPECIAL_KIND
+    organization = _column_field(model, 'organization_id')
+    if organization is None or organization.null:
+        return None
+    return TENANT if _column_field(model, 'created_by') is not None else CHILD
+
+
+def _extra_checks(model):
+    """WITH CHECKs a reference adds: a template a tenant's row names must be visible to it."""
+    from hub.models import WorkflowTemplate
+
+    return tuple(template_visible(model._meta.table_name, f.column_name)
+                 for f in model._meta.sorted_fields
+                 if getattr(f, 'rel_model', None) is WorkflowTemplate)
+
+
+def model_policies(model):
+    """command -> (USING, WITH CHECK) of `model`'s table, or None for a table without a kind."""
+    shape = kind(model)
+    if shape == SPECIAL_KIND:
+        return SPECIAL[model._meta.table_name]
+    if shape == TENANT:
+        return _tenant(*_extra_checks(model))
+    if shape == CHILD:
+        return _child(*_extra_checks(model))
+    return None
+
+
+def policies():
+    """table -> command -> (USING, WITH CHECK) for every model with a kind, in hub.models order."""
+    from hub import models
+
+    out = {}
+    for model in models.MODELS:
+        by_command = model_policies(model)
+        if by_command is not None:
+            out[model._meta.table_name] = by_command
+    return out
+
+
+def policy_tables():
+    """The tables that get policies, in hub.models order (parents first)."""
+    return tuple(policies())
 
 
 def policy_name(command):
@@ -235,7 +336,7 @@ def policy_name(command):
 
 def expected_policies():
     """{(table, policy name, command as pg_policies.cmd shows it)} for every policy of ours."""
-    return {(table, policy_name(cmd), cmd) for table, by_cmd in POLICIES.items()
+    return {(table, policy_name(cmd), cmd) for table, by_cmd in policies().items()
             for cmd in by_cmd} | {('organization_members', DEFINER_POLICY, 'SELECT')}
 
 
@@ -246,8 +347,15 @@ DEFINER_POLICY_SQL = ('CREATE POLICY %s ON public.organization_members AS PERMIS
                       'TO %s USING (true)' % (DEFINER_POLICY, DEFINER_ROLE))
 
 
-def policy_sql(table, command):
-    using, check = POLICIES[table][command]
+def _scoped(predicate, table, mode):
+    """A policy predicate as `mode` installs it: MINE becomes ACTIVE on the tenant tables."""
+    if predicate is None or mode == 'members' or table in MEMBERSHIP_TABLES:
+        return predicate
+    return predicate.replace(MINE, ACTIVE)
+
+
+def policy_sql(table, command, mode=DEFAULT_MODE):
+    using, check = (_scoped(p, table, mode) for p in policies()[table][command])
     sql = 'CREATE POLICY %s ON public.%s AS PERMISSIVE FOR %s TO authenticated' % (
         policy_name(command), table, command)
     if using is not None:
@@ -288,9 +396,6 @@ IMMUTABLE_COLUMNS = {'organization_members': ('user_id',)}
 #: The marketplace's curation, written by the platform (service_role, the owner), never a tenant.
 CURATION_COLUMNS = {'workflow_templates': ('is_featured', 'rating', 'usage_count')}
 #: Everything a table grant can hold; the API roles must hold exactly what expected_privileges says.
-TABLE_PRIVILEGES = ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER')
-COLUMN_PRIVILEGES = ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES')
-PUBLIC = 'PUBLIC'
 
 
 def model_columns(table):
@@ -320,18 +425,12 @@ def _history_table():
     return HISTORY_TABLE
 
 
-def _live_columns(db, table):
-    return [r[0] for r in _rows(db, """
-        SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0
-        AND NOT attisdropped ORDER BY attnum""", ('public.%s' % table,))]
-
-
 def expected_privileges(db):
     """{(table, role, privilege, column or None)}: what anon, authenticated, service_role and
     PUBLIC hold on our tables once installed (the migration history: nothing at all)."""
     want = set()
-    for table in TABLES:
-        live = _live_columns(db, table)
+    for table in policy_tables():
+        live = live_column_names(db, table)
         for privilege in ('SELECT', 'DELETE'):
             want.add((table, 'authenticated', privilege, None))
         for privilege in ('INSERT', 'UPDATE'):
@@ -344,38 +443,6 @@ def expected_privileges(db):
         for privilege in COMMANDS:
             want.add((table, 'service_role', privilege, None))
     return want
-
-
-def live_privileges(db, tables):
-    """{(table, role, privilege, column or None)} the API roles (and PUBLIC) effectively hold:
-    through PUBLIC and role membership too. A column entry only where the table grant is absent."""
-    roles = [r for r in ROLES if _role(db, r)[0]]
-    have = {tuple(r) for r in _rows(db, """
-        WITH t AS (SELECT c.oid, c.relname FROM pg_class c
-                   WHERE c.oid IN (SELECT to_regclass('public.' || quote_ident(x))
-                                   FROM unnest(%s::text[]) x)),
-             r AS (SELECT unnest(%s::text[]) AS rolname)
-        SELECT t.relname, r.rolname, p, NULL::text FROM t, r, unnest(%s::text[]) p
-        WHERE has_table_privilege(r.rolname, t.oid, p)
-        UNION ALL
-        SELECT t.relname, r.rolname, p, a.attname::text FROM t, r, unnest(%s::text[]) p,
-               pg_attribute a
-        WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
-          AND has_column_privilege(r.rolname, t.oid, a.attnum, p)
-          AND NOT has_table_privilege(r.rolname, t.oid, p)""",
-        (list(tables), roles, list(TABLE_PRIVILEGES), list(COLUMN_PRIVILEGES)))} if roles else set()
-    # PUBLIC is every role, present and future: read its ACL entries directly (grantee 0).
-    have |= {(t, PUBLIC, p, c) for t, p, c in _rows(db, """
-        SELECT c.relname, a.privilege_type, NULL::text
-        FROM pg_class c, aclexplode(c.relacl) a
-        WHERE c.oid IN (SELECT to_regclass('public.' || quote_ident(x)) FROM unnest(%s::text[]) x)
-          AND a.grantee = 0
-        UNION ALL
-        SELECT c.relname, a.privilege_type, att.attname::text
-        FROM pg_class c JOIN pg_attribute att ON att.attrelid = c.oid, aclexplode(att.attacl) a
-        WHERE c.oid IN (SELECT to_regclass('public.' || quote_ident(x)) FROM unnest(%s::text[]) x)
-          AND a.grantee = 0""", (list(tables), list(tables)))}
-    return have
 
 
 def _describe(entries, columns):
@@ -401,13 +468,12 @@ def privilege_drift(db):
     Compared column by column: a table grant of SELECT, INSERT, UPDATE or REFERENCES counts as
     that privilege on every column, so a table grant and the same column grants are equal.
     """
-    tables = [t for t in TABLES + (_history_table(),)
-              if _one(db, 'SELECT to_regclass(%s)', ('public.%s' % t,)) is not None]
+    tables = [t for t in policy_tables() + (_history_table(),) if live_table_exists(db, t)]
     want = {w for w in expected_privileges(db) if w[0] in tables}
-    have = live_privileges(db, tables)
+    have = live_privileges(db, tables, ROLES)
     drift = {}
     for table in tables:
-        columns = _live_columns(db, table)
+        columns = live_column_names(db, table)
 
         def expand(entries, role):
             out = set()
@@ -434,62 +500,23 @@ def _one(db, sql, params=()):
     return row[0] if row else None
 
 
-def _rows(db, sql, params=()):
-    return db.execute_sql(sql, params).fetchall()
-
-
 def _missing_tables(db):
-    return [t for t in TABLES if _one(db, 'SELECT to_regclass(%s)', ('public.%s' % t,)) is None]
+    return [t for t in policy_tables() if not live_table_exists(db, t)]
 
 
-def _live_policies(db):
-    """{(table, name): (cmd, roles, using, with check, comment, permissive)} in schema public."""
-    rows = _rows(db, """
-        SELECT c.relname, p.polname,
-               CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
-                             WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
-               ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE r::regrole::text END
-                     FROM unnest(p.polroles) r),
-               pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid),
-               obj_description(p.oid, 'pg_policy'), p.polpermissive
-        FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
-        JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = 'public'""")
-    return {(t, name): rest for t, name, *rest in rows}
+def _definer(db):
+    """(login, superuser, bypassrls) of the helpers' owner role, or None if it is missing."""
+    return live_role_attributes(db, DEFINER_ROLE)
 
 
-def _function(db, schema, name):
-    """(security definer, config, source, comment) of schema.name(), or None."""
-    row = db.execute_sql("""
-        SELECT p.prosecdef, p.proconfig, p.prosrc, obj_description(p.oid, 'pg_proc')
-        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-        WHERE n.nspname = %s AND p.proname = %s AND p.pronargs = 0""", (schema, name)).fetchone()
-    return row
-
-
-def _schema_comment(db, schema):
-    return _one(db, """SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace
-                       WHERE nspname = %s""", (schema,))
-
-
-def _schema_exists(db, schema):
-    return bool(_one(db, 'SELECT count(*) FROM pg_namespace WHERE nspname = %s', (schema,)))
-
-
-def _role(db, name):
-    """(exists, bypassrls)"""
-    row = db.execute_sql('SELECT rolbypassrls FROM pg_roles WHERE rolname = %s', (name,)).fetchone()
-    return (row is not None, bool(row and row[0]))
-
-
-def _has_table_privilege(db, role, table, privilege):
-    return bool(_one(db, 'SELECT has_table_privilege(%s, %s, %s)',
-                     (role, 'public.%s' % table, privilege)))
+def _helper_owners(db):
+    """{helper name: owner role name} for the helpers that exist."""
+    return live_function_owners(db, HELPER_SCHEMA)
 
 
 def installed(db):
     """True when any policy of ours exists (hub.schema.check then compares them all)."""
-    live = _live_policies(db)
+    live = live_policy_map(db)
     return any((table, name) in live for table, name, _ in expected_policies())
 
 
@@ -511,14 +538,19 @@ def _trigger_function_problems(db):
 
 # -- install / uninstall -----------------------------------------------------------------------
 
-def install(db):
+def install(db, mode=None):
     """Create what is missing (roles, auth, helpers, grants, policies) in one transaction.
 
+    `mode` is one of MODES ('members', 'active'); None keeps the mode installed, 'members' on a
+    database without one. It is kept in the comment of schema hub_private (installed_mode).
     Idempotent: returns the list of actions taken, [] when everything was already in place.
     Refuses (DatabaseNewer) a database migrated by a newer hub, whose tables it may not know.
     """
     from hub.migrate import ensure_known
 
+    if mode is not None and mode not in MODES:
+        raise RlsError('unknown row-level security mode %r; use one of: %s'
+                       % (mode, ', '.join(MODES)))
     ensure_known(db)
     missing = _missing_tables(db)
     if missing:
@@ -528,16 +560,43 @@ def install(db):
     with db.atomic():
         actions += _install_roles(db)
         actions += _install_auth(db)
+        mode = mode or installed_mode(db) or DEFAULT_MODE
         actions += _install_helpers(db)
+        actions += _install_mode(db, mode)
         actions += _install_grants(db)
-        actions += _install_policies(db)
+        actions += _install_policies(db, mode)
     return actions
+
+
+#: The comment of schema hub_private; its last words name the installed mode.
+_SCHEMA_COMMENT = ('membership helpers of the hub row-level security policies (hub rls install); '
+                   'mode: %s')
+
+
+def installed_mode(db):
+    """The mode the policies were installed in ('members' or 'active'), None if not installed.
+
+    An install made before modes existed reads as 'members' (the only policies it had).
+    """
+    if not live_schema_exists(db, HELPER_SCHEMA):
+        return None
+    comment = live_schema_comment(db, HELPER_SCHEMA) or ''
+    prefix = _SCHEMA_COMMENT % ''
+    mode = comment[len(prefix):] if comment.startswith(prefix) else None
+    return mode if mode in MODES else DEFAULT_MODE
+
+
+def _install_mode(db, mode):
+    if live_schema_comment(db, HELPER_SCHEMA) == _SCHEMA_COMMENT % mode:
+        return []
+    db.execute_sql('COMMENT ON SCHEMA %s IS %%s' % HELPER_SCHEMA, (_SCHEMA_COMMENT % mode,))
+    return ['row-level security mode: %s' % mode]
 
 
 def _install_roles(db):
     actions = []
     for role in ROLES:
-        exists, bypass = _role(db, role)
+        exists, bypass = live_role(db, role)
         if not exists:
             attrs = 'NOLOGIN NOINHERIT' + (' BYPASSRLS' if role == 'service_role' else '')
             # Roles are cluster-wide: another database's install may create the same role at the
@@ -564,12 +623,6 @@ def _install_roles(db):
     return actions
 
 
-def _definer(db):
-    """(login, superuser, bypassrls) of the helpers' owner role, or None if it is missing."""
-    return db.execute_sql('SELECT rolcanlogin, rolsuper, rolbypassrls FROM pg_roles '
-                          'WHERE rolname = %s', (DEFINER_ROLE,)).fetchone()
-
-
 def _definer_problems(db):
     attrs = _definer(db)
     if attrs is None:
@@ -581,13 +634,13 @@ def _definer_problems(db):
 def _install_auth(db):
     """Supabase's auth.uid()/auth.jwt(), only where missing (never touching Supabase's own)."""
     actions = []
-    if not _schema_exists(db, 'auth'):
+    if not live_schema_exists(db, 'auth'):
         db.execute_sql('CREATE SCHEMA auth')
         db.execute_sql("COMMENT ON SCHEMA auth IS '%s'" % AUTH_MARK)
         db.execute_sql('GRANT USAGE ON SCHEMA auth TO anon, authenticated, service_role')
         actions.append('created schema auth')
     for name, (returns, body) in AUTH_FUNCTIONS.items():
-        if _function(db, 'auth', name) is None:
+        if live_function(db, 'auth', name) is None:
             db.execute_sql('CREATE FUNCTION auth.%s() RETURNS %s LANGUAGE sql STABLE '
                            'AS $hub$%s$hub$' % (name, returns, body))
             db.execute_sql("COMMENT ON FUNCTION auth.%s() IS '%s'" % (name, AUTH_MARK))
@@ -597,10 +650,8 @@ def _install_auth(db):
 
 def _install_helpers(db):
     actions = []
-    if not _schema_exists(db, HELPER_SCHEMA):
+    if not live_schema_exists(db, HELPER_SCHEMA):
         db.execute_sql('CREATE SCHEMA %s' % HELPER_SCHEMA)
-        db.execute_sql("COMMENT ON SCHEMA %s IS 'membership helpers of the hub row-level "
-                       "security policies (hub rls install)'" % HELPER_SCHEMA)
         actions.append('created schema %s' % HELPER_SCHEMA)
     # Nobody may create objects here: a function planted in a SECURITY DEFINER helper's
     # schema is the classic escalation.
@@ -608,7 +659,7 @@ def _install_helpers(db):
     actions += _grant_definer(db)
     for name in HELPERS:
         returns, definer, body, comment = HELPERS[name]
-        live = _function(db, HELPER_SCHEMA, name)
+        live = live_function(db, HELPER_SCHEMA, name)
         if live is None or live[2] != body or bool(live[0]) != definer \
                 or live[1] != HELPER_CONFIG:
             db.execute_sql(helper_sql(name))
@@ -645,14 +696,6 @@ def _grant_definer(db):
             db.execute_sql(grant % DEFINER_ROLE)
             actions.append((grant % DEFINER_ROLE).lower().replace('grant', 'granted', 1))
     return actions
-
-
-def _helper_owners(db):
-    """{helper name: owner role name} for the helpers that exist."""
-    return dict(_rows(db, """
-        SELECT p.proname, pg_get_userbyid(p.proowner) FROM pg_proc p
-        JOIN pg_namespace n ON n.oid = p.pronamespace
-        WHERE n.nspname = %s AND p.pronargs = 0""", (HELPER_SCHEMA,)))
 
 
 def _hand_helpers_to_definer(db):
@@ -731,44 +774,30 @@ def _lock_history(db):
     """The migration history is the owner's: no API role reaches it, and RLS without a policy
     refuses any role that is granted it later (defence in depth)."""
     table = _history_table()
-    if _one(db, 'SELECT to_regclass(%s)', ('public.%s' % table,)) is None:
+    if not live_table_exists(db, table):
         return []
     actions = []
-    if not _one(db, 'SELECT relrowsecurity FROM pg_class WHERE oid = %s::regclass',
-                ('public.%s' % table,)):
+    if not live_rls(db, table)[0]:
         db.execute_sql('ALTER TABLE public.%s ENABLE ROW LEVEL SECURITY' % table)
         actions.append('enabled row-level security on %s (no policy: nobody but its owner)'
                        % table)
-    for sequence in _sequences_reachable(db, table):
+    for sequence in live_sequences_reachable(db, table, ROLES):
         db.execute_sql('REVOKE ALL ON SEQUENCE %s FROM PUBLIC, %s' % (sequence, ', '.join(ROLES)))
         actions.append('revoked API access to sequence %s' % sequence)
     return actions
 
 
-def _sequences_reachable(db, table):
-    """Sequences owned by `table` that an API role (or PUBLIC) may use."""
-    roles = [r for r in ROLES if _role(db, r)[0]]
-    return [r[0] for r in _rows(db, """
-        SELECT s.oid::regclass::text FROM pg_depend d JOIN pg_class s ON s.oid = d.objid
-        WHERE d.classid = 'pg_class'::regclass AND d.refobjid = %s::regclass
-          AND s.relkind = 'S' AND (EXISTS (SELECT 1 FROM unnest(%s::text[]) r
-                 WHERE has_sequence_privilege(r, s.oid, 'USAGE, SELECT, UPDATE'))
-              OR EXISTS (SELECT 1 FROM aclexplode(s.relacl) a WHERE a.grantee = 0))""",
-        ('public.%s' % table, roles))]
-
-
-def _install_policies(db):
+def _install_policies(db, mode):
     actions = []
-    live = _live_policies(db)
-    for table in TABLES:
-        enabled = _one(db, "SELECT relrowsecurity FROM pg_class WHERE oid = %s::regclass",
-                       ('public.%s' % table,))
-        if not enabled:
+    live = live_policy_map(db)
+    declared = policies()
+    for table in declared:
+        if not live_rls(db, table)[0]:
             db.execute_sql('ALTER TABLE public.%s ENABLE ROW LEVEL SECURITY' % table)
             actions.append('enabled row-level security on %s' % table)
-        for command in POLICIES[table]:
+        for command in declared[table]:
             name = policy_name(command)
-            sql = policy_sql(table, command)
+            sql = policy_sql(table, command, mode)
             mark = _fingerprint(sql)
             current = live.get((table, name))
             if current is not None and current[4] == mark:
@@ -803,27 +832,26 @@ def uninstall(db):
     ensure_known(db)
     actions = []
     with db.atomic():
-        live = _live_policies(db)
+        live = live_policy_map(db)
         for table, name, _ in sorted(expected_policies()):
             if (table, name) in live:
                 db.execute_sql('DROP POLICY %s ON public.%s' % (name, table))
                 actions.append('dropped policy %s on %s' % (name, table))
-        for table in TABLES:
-            if _one(db, 'SELECT to_regclass(%s)', ('public.%s' % table,)) is None:
+        for table in policy_tables():
+            if not live_table_exists(db, table):
                 continue
-            enabled, forced = _rows(db, 'SELECT relrowsecurity, relforcerowsecurity FROM pg_class '
-                                        'WHERE oid = %s::regclass', ('public.%s' % table,))[0]
+            enabled, forced = live_rls(db, table)
             if enabled or forced:
                 db.execute_sql('ALTER TABLE public.%s DISABLE ROW LEVEL SECURITY, '
                                'NO FORCE ROW LEVEL SECURITY' % table)
                 actions.append('disabled row-level security on %s' % table)
             # With RLS off, any grant to these roles would show every tenant's rows.
             for role in ('anon', 'authenticated'):
-                if _role(db, role)[0] and any(_has_table_privilege(db, role, table, p)
+                if live_role(db, role)[0] and any(live_has_table_privilege(db, role, table, p)
                                               for p in COMMANDS):
                     db.execute_sql('REVOKE ALL ON public.%s FROM %s' % (table, role))
                     actions.append('revoked %s access to %s' % (role, table))
-        if _schema_exists(db, HELPER_SCHEMA):
+        if live_schema_exists(db, HELPER_SCHEMA):
             db.execute_sql('DROP SCHEMA %s CASCADE' % HELPER_SCHEMA)
             actions.append('dropped schema %s' % HELPER_SCHEMA)
         # The role is cluster-wide and stays; its rights in this database go with the helpers.
@@ -843,7 +871,7 @@ def _uninstall_auth(db):
 
     actions = []
     for name in AUTH_FUNCTIONS:
-        live = _function(db, 'auth', name)
+        live = live_function(db, 'auth', name)
         if live is not None and live[3] == AUTH_MARK:
             try:
                 with db.atomic():
@@ -851,7 +879,7 @@ def _uninstall_auth(db):
                 actions.append('dropped function auth.%s()' % name)
             except DatabaseError:
                 pass  # something of the user's (a policy, a view) uses it: keep it
-    if _schema_comment(db, 'auth') == AUTH_MARK and not _one(db, """
+    if live_schema_comment(db, 'auth') == AUTH_MARK and not _one(db, """
             SELECT count(*) FROM pg_depend d JOIN pg_namespace n ON n.oid = d.refobjid
             WHERE d.refclassid = 'pg_namespace'::regclass AND n.nspname = 'auth'"""):
         db.execute_sql('DROP SCHEMA auth')
@@ -864,25 +892,25 @@ def _uninstall_auth(db):
 def status(db):
     """What is installed, per table and overall, and what is missing.
 
-    {'complete': bool, 'missing': [str], 'tables': [{'table', 'rls_enabled', 'rls_forced',
+    {'complete': bool, 'mode': str, 'missing': [str], 'tables': [{'table', 'rls_enabled', 'rls_forced',
     'policies': {cmd: [names]}, 'missing': [str], 'extra': [str]}]}
     """
     from hub.catalog import live_tables
 
     missing = []
     for role in ROLES:
-        exists, bypass = _role(db, role)
+        exists, bypass = live_role(db, role)
         if not exists:
             missing.append('role %s does not exist' % role)
         elif role == 'service_role' and not bypass:
             missing.append('role service_role lacks BYPASSRLS')
     for name in AUTH_FUNCTIONS:
-        if _function(db, 'auth', name) is None:
+        if live_function(db, 'auth', name) is None:
             missing.append('function auth.%s() is missing' % name)
     missing += _definer_problems(db)
     owners = _helper_owners(db)
     for name, (_, definer, body, _) in HELPERS.items():
-        live = _function(db, HELPER_SCHEMA, name)
+        live = live_function(db, HELPER_SCHEMA, name)
         if live is None:
             missing.append('helper %s.%s() is missing' % (HELPER_SCHEMA, name))
             continue
@@ -899,6 +927,7 @@ def status(db):
             missing.append('helper %s.%s() differs from hub.rls (run `hub rls install`)'
                            % (HELPER_SCHEMA, name))
     missing += _trigger_function_problems(db)
+    mode = installed_mode(db) or DEFAULT_MODE
     drift = privilege_drift(db)
     history = _history_table()
     for role in ROLES + (PUBLIC,):
@@ -906,18 +935,15 @@ def status(db):
         if extra:
             missing.append('%s holds %s on %s (the migration history is the owner\'s alone)'
                            % (role, ', '.join(extra), history))
-    if _one(db, 'SELECT to_regclass(%s)', ('public.%s' % history,)) is not None \
-            and not _one(db, 'SELECT relrowsecurity FROM pg_class WHERE oid = %s::regclass',
-                         ('public.%s' % history,)):
+    if live_table_exists(db, history) and not live_rls(db, history)[0]:
         missing.append('row-level security is disabled on %s' % history)
-    live = _live_policies(db)
+    live = live_policy_map(db)
+    declared = policies()
     tables = []
     for table in live_tables(db):
         entry = {'table': table, 'rls_enabled': False, 'rls_forced': False,
                  'policies': {cmd: [] for cmd in COMMANDS}, 'missing': [], 'extra': []}
-        entry['rls_enabled'], entry['rls_forced'] = _rows(
-            db, 'SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = %s::regclass',
-            ('public.%s' % table,))[0]
+        entry['rls_enabled'], entry['rls_forced'] = live_rls(db, table)
         for (t, name), (cmd, roles, _, _, comment, permissive) in sorted(live.items()):
             if t != table:
                 continue
@@ -927,38 +953,53 @@ def status(db):
                     entry['missing'].append('policy %s differs from hub.rls (run `hub rls '
                                             'install`)' % name)
                 continue
-            if table not in POLICIES or POLICIES[table].get(cmd) is None \
+            if table not in declared or declared[table].get(cmd) is None \
                     or name != policy_name(cmd):
                 entry['extra'].append('%s (%s, to %s)' % (name, cmd, ', '.join(roles)))
                 if permissive:
                     # OR-ed with ours: it can only widen what a caller sees or changes.
                     entry['missing'].append('permissive policy %s is not from hub.rls and widens '
                                             'access; drop it or make it RESTRICTIVE' % name)
-            elif comment != _fingerprint(policy_sql(table, cmd)):
+            elif comment != _fingerprint(policy_sql(table, cmd, mode)):
                 entry['missing'].append('policy %s differs from hub.rls (run `hub rls install`)'
                                         % name)
-        if table not in POLICIES:
+        if table not in declared:
             entry['missing'].append('no policies are defined for this table in hub.rls')
             if not entry['rls_enabled']:
                 # The API roles may be granted any table in the exposed schema (Supabase does).
                 entry['missing'].append('row-level security is disabled')
+            missing.append('table %s has no model in hub.models, so no policies%s: declare its '
+                           'model (a tenant or child table gets its policies from it) and run '
+                           '`hub rls install`, or drop it' % (
+                               table, '' if entry['rls_enabled'] else
+                               ', and row-level security is disabled'))
         else:
+            uncovered = []
             if not entry['rls_enabled']:
                 entry['missing'].append('row-level security is disabled')
-            for cmd in POLICIES[table]:
-                if (table, policy_name(cmd)) not in live:
-                    entry['missing'].append('policy %s (%s) is missing' % (policy_name(cmd), cmd))
+                uncovered.append('row-level security is disabled')
+            absent = [cmd for cmd in declared[table] if (table, policy_name(cmd)) not in live]
+            for cmd in absent:
+                entry['missing'].append('policy %s (%s) is missing' % (policy_name(cmd), cmd))
+            if absent:
+                uncovered.append('%s of its %d policies %s missing (%s)' % (
+                    len(absent), len(declared[table]), 'is' if len(absent) == 1 else 'are',
+                    ', '.join(absent)))
+            if uncovered:
+                # A table a later migration created, that install has not covered yet.
+                missing.append('table %s: %s (run `hub rls install`)' % (
+                    table, ' and '.join(uncovered)))
             for role in ROLES + (PUBLIC,):
                 extra, lacking = drift.get((table, role), ([], []))
                 if extra:
                     entry['missing'].append('%s holds %s' % (role, ', '.join(extra)))
-                if lacking and _role(db, role)[0]:
+                if lacking and live_role(db, role)[0]:
                     entry['missing'].append('%s lacks %s' % (role, ', '.join(lacking)))
         tables.append(entry)
     for table in _missing_tables(db):
         missing.append('table %s is missing (run `hub db migrate`)' % table)
     complete = not missing and all(not t['missing'] for t in tables)
-    return {'complete': complete, 'missing': missing, 'tables': tables}
+    return {'complete': complete, 'mode': mode, 'missing': missing, 'tables': tables}
 
 
 # -- acting as a caller ------------------------------------------------------------------------

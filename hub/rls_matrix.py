@@ -12,8 +12,11 @@ organizations, A and B, with rows in every table, and users who are OWNER, ADMIN
 OWNER or MEMBER of B, a member of both, and one of neither. Each case runs in its own savepoint
 as one caller (role + JWT claims, exactly as PostgREST sets them) and compares what PostgreSQL
 did (a row count, or an SQLSTATE such as 42501) with what the policies promise. A case that
-gets more than promised is a leak. The tables come from the catalog: a table the matrix does
-not know is reported as a failure, so a table added without policies cannot pass.
+gets more than promised is a leak. The tables come from the catalog, their cases from the models:
+a tenant or child table (hub.rls.kind) gets its fixture rows (required columns filled by type,
+references at its organization's rows) and the shared tenant cases without an entry here; only
+the special tables have cases of their own. A table without a model is reported as a failure,
+so a table added without policies cannot pass.
 
 The same run also checks what goes around the matrix's question ("can A reach B's rows through
 the tables?"), each as cases of its own:
@@ -35,9 +38,14 @@ import contextlib
 import json
 import secrets
 
-from hub import rls
+from peewee import (BooleanField, CharField, DateTimeField, DecimalField, FloatField,
+                    ForeignKeyField, IntegerField, JSONField, TextField)
+from playhouse.postgres_ext import ArrayField, BinaryJSONField, DateTimeTZField
+
+from hub import models, rls
 from hub.errors import RlsError
 from hub.ids import new_id
+from hub.models import JsonbArrayField, PgEnumField
 
 DENIED = '42501'   # insufficient_privilege: no grant, or a row rejected by WITH CHECK
 FOREIGN_KEY = '23503'
@@ -59,15 +67,30 @@ _ACTOR_USER = {'member': 'a_member', 'admin': 'a_admin', 'owner': 'a_owner',
                'outsider': 'b_owner', 'multi': 'multi', 'loner': 'loner',
                'newcomer': 'newcomer', 'b_member': 'b_member', 'invitee': 'invitee'}
 
+#: Under `hub rls install --mode active` a caller's request names one organization: each actor
+#: sends the organization_id claim of its home organization unless a case says otherwise (a case's
+#: claims {'organization_id': None} send none). The loner and `nobody` have no home.
+HOME = {'member': 'A', 'admin': 'A', 'owner': 'A', 'multi': 'A', 'invitee': 'A',
+        'legacy': 'A', 'stale': 'A', 'outsider': 'B', 'b_member': 'B'}
+
 Case = collections.namedtuple('Case', 'table command actor label expected actual ok leak kind')
 
 
 class Fixture:
-    """Logical names ('A', 'wf_a', 'a_member', ...) mapped to this run's fresh ids."""
+    """Logical names ('A', 'workflows_a', 'a_member', ...) mapped to this run's fresh ids, and
+    how many rows of each table each organization got."""
 
     def __init__(self):
         self.ids = {}
         self.tag = secrets.token_hex(4)
+        self.counts = collections.Counter()  # (table, 'A' or 'B') -> rows
+
+    def put(self, db, table, values):
+        _insert(db, table, values)
+        org = values['id'] if table == 'organizations' else values.get('organization_id')
+        for name in ('A', 'B'):
+            if org is not None and org == self.ids.get(name):
+                self.counts[table, name] += 1
 
     def __getitem__(self, name):
         if name not in self.ids:
@@ -81,33 +104,158 @@ def _insert(db, table, values):
         table, ', '.join(columns), ', '.join(['%s'] * len(columns))), [values[c] for c in columns])
 
 
+# -- the tables, as the models declare them ------------------------------------------------------
+
+def _model(table):
+    return models.model_for(table)
+
+
+def derived_tables():
+    """The tenant and child tables (rls.kind), parents first: their cases come from the model."""
+    return tuple(m._meta.table_name for m in models.dependency_order()
+                 if rls.kind(m) in (rls.TENANT, rls.CHILD))
+
+
+def created_by_tables():
+    """Tables whose rows carry created_by, which an INSERT must set to the caller."""
+    return tuple(t for t in rls.policy_tables() if 'created_by' in _model(t)._meta.columns)
+
+
+def row_key(table, org='A'):
+    """The fixture's name for organization `org`'s row of `table`."""
+    return SPECIAL_ROWS[table][0] if table in SPECIAL_ROWS and org == 'A' else \
+        '%s_%s' % (table, org.lower())
+
+
+def _spare_key(table, org):
+    return '%s_%s_spare' % (table, org.lower())
+
+
+#: Rows of the special tables the matrix reads, changes and deletes (of organization A), and an
+#: assignment that changes a column a tenant may change. The tenant and child tables' come from
+#: their models (_assignment).
+SPECIAL_ROWS = {'organizations': ('A', "name = 'Changed'"),
+                'users': ('a_owner', "name = 'Changed'"),
+                'organization_members': ('m_a_member', "role = 'ADMIN'"),
+                'workflow_templates': ('tpl_a_private', "name = 'Changed'")}
+#: What a row of a tenant or child table points at in the special tables, per organization.
+_SPECIAL_TARGET = {'organizations': lambda f, org, user: f[org],
+                   'users': lambda f, org, user: f[user],
+                   'workflow_templates': lambda f, org, user: f['tpl_%s_private' % org.lower()]}
+#: JSON columns whose CHECK wants an array: the React Flow graph of workflows and templates.
+_ARRAY_COLUMNS = ('nodes', 'edges')
+
+
+def _fixed_columns(table):
+    return rls.IDENTITY_COLUMNS + rls.IMMUTABLE_COLUMNS.get(table, ()) \
+        + rls.CURATION_COLUMNS.get(table, ())
+
+
+def _assignment(table):
+    """A SET a tenant may make on `table`: a text column renamed, else a column set to itself."""
+    fields = [f for f in _model(table)._meta.sorted_fields
+              if f.column_name not in _fixed_columns(table) and not isinstance(f, ForeignKeyField)]
+    for field in fields:
+        if isinstance(field, (CharField, TextField)):
+            return "%s = 'Changed'" % field.column_name
+    for field in fields:
+        if isinstance(field, (IntegerField, FloatField, DecimalField)):
+            return '%s = 7' % field.column_name
+    return '%s = %s' % ((fields[0].column_name,) * 2)
+
+
+def row(table):
+    """(fixture key of A's row, assignment) for the generic read/change/delete cases."""
+    if table in SPECIAL_ROWS:
+        return SPECIAL_ROWS[table]
+    return row_key(table, 'A'), _assignment(table)
+
+
+def parent(table):
+    """(column, parent table) of `table`'s first required tenant-scoped reference, or None:
+    the cross-tenant attack points it at the other organization's parent."""
+    for field in _model(table)._meta.sorted_fields:
+        if getattr(field, 'tenant_scoped', False) and not field.null:
+            return field.column_name, field.rel_model._meta.table_name
+    return None
+
+
+def _spare_fields(model):
+    """References a new row must not share with the fixture's row: the last one of a unique
+    index made of references only (team_members (team, agent): a new member is another agent)."""
+    out = set()
+    for fields, unique in model._meta.indexes:
+        refs = [model._meta.fields[n] for n in fields if n in model._meta.fields]
+        if unique and len(refs) == len(fields) > 1 \
+                and all(isinstance(r, ForeignKeyField) for r in refs):
+            out.add(refs[-1].name)
+    return out
+
+
+def spare_tables():
+    """Tables whose fixture holds a second row per organization, for new rows to point at."""
+    return {_model(t)._meta.fields[name].rel_model._meta.table_name
+            for t in derived_tables() for name in _spare_fields(_model(t))}
+
+
+def _sample(field):
+    """A value PostgreSQL accepts for a required column the matrix does not care about."""
+    if isinstance(field, PgEnumField):
+        return list(field.enum_class)[0].value
+    if isinstance(field, (JSONField, BinaryJSONField)):
+        return '[]' if field.column_name in _ARRAY_COLUMNS else '{}'
+    if isinstance(field, (ArrayField, JsonbArrayField)):
+        return '{}'
+    if isinstance(field, BooleanField):
+        return False
+    if isinstance(field, (IntegerField, FloatField, DecimalField)):
+        return 0
+    if isinstance(field, (DateTimeField, DateTimeTZField)):
+        return '2025-01-01T00:00:00Z'
+    return 'Matrix'
+
+
+def _derived_row(f, table, org, user, fixture):
+    """A new row of a tenant or child table, from its model: required columns filled by type,
+    references pointed at organization `org`'s rows (the fixture's own rows also fill the
+    optional references, and leave the spares alone)."""
+    model = _model(table)
+    spares = set() if fixture else _spare_fields(model)
+    values = {}
+    for field in model._meta.sorted_fields:
+        column = field.column_name
+        if column == 'id':
+            continue
+        if isinstance(field, ForeignKeyField):
+            if field.null and not fixture:
+                continue
+            target = field.rel_model._meta.table_name
+            if target in _SPECIAL_TARGET:
+                values[column] = _SPECIAL_TARGET[target](f, org, user)
+            elif field.name in spares:
+                values[column] = f[_spare_key(target, org)]
+            else:
+                values[column] = f[row_key(target, org)]
+        elif not field.null and field.default is None:
+            values[column] = _sample(field)
+    return values
+
+
 def new_row(f, table, org, user, **overrides):
     """Column values of a new `table` row in organization `org` ('A' or 'B'), made by `user`."""
-    x = org.lower()
-    tenant = {'organization_id': f[org], 'created_by': f[user]}
     unique = new_id()
-    rows = {
-        'organizations': {'name': 'Matrix', 'slug': 'matrix-%s' % unique},
-        'users': {'email': '%s@matrix.test' % unique},
-        'organization_members': {'organization_id': f[org], 'user_id': f[user], 'role': 'MEMBER'},
-        'workflow_templates': dict(tenant, name='Template', description='d', category='SALES',
-                                   nodes='[]', edges='[]'),
-        'workflows': dict(tenant, name='Workflow', nodes='[]', edges='[]'),
-        'ai_agents': dict(tenant, name='Agent', personality='{}', model_config='{}',
-                          memory='{}'),
-        'agent_teams': dict(tenant, name='Team', structure='PIPELINE', coordination='{}'),
-        'team_members': {'organization_id': f[org], 'team_id': f['team_' + x],
-                         'agent_id': f['agent2_' + x], 'role': 'WORKER'},
-        'workflow_executions': {'organization_id': f[org], 'workflow_id': f['wf_' + x]},
-        'agent_executions': {'organization_id': f[org], 'agent_id': f['agent_' + x],
-                             'task': 't', 'input': '{}'},
-        'team_executions': {'organization_id': f[org], 'team_id': f['team_' + x], 'task': 't',
-                            'pattern': 'PIPELINE', 'input': '{}'},
-        'integrations': dict(tenant, name='Slack', provider='slack', credentials='{}',
-                             config='{}'),
+    special = {
+        'organizations': lambda: {'name': 'Matrix', 'slug': 'matrix-%s' % unique},
+        'users': lambda: {'email': '%s@matrix.test' % unique},
+        'organization_members': lambda: {'organization_id': f[org], 'user_id': f[user],
+                                         'role': 'MEMBER'},
+        'workflow_templates': lambda: {'organization_id': f[org], 'created_by': f[user],
+                                       'name': 'Template', 'description': 'd',
+                                       'category': 'SALES', 'nodes': '[]', 'edges': '[]'},
     }
     values = {'id': unique}
-    values.update(rows[table])
+    values.update(special[table]() if table in special
+                  else _derived_row(f, table, org, user, fixture=False))
     values.update(overrides)
     return values
 
@@ -116,11 +264,11 @@ def build_fixture(db):
     """Two organizations with a row in every table, and the users of every case."""
     f = Fixture()
     for org in ('A', 'B'):
-        _insert(db, 'organizations', {'id': f[org], 'name': 'Org %s' % org,
-                                      'slug': 'matrix-%s-%s' % (org.lower(), f.tag)})
+        f.put(db, 'organizations', {'id': f[org], 'name': 'Org %s' % org,
+                                    'slug': 'matrix-%s-%s' % (org.lower(), f.tag)})
     for user in ('a_owner', 'a_admin', 'a_member', 'b_owner', 'b_member', 'multi', 'loner',
                  'invitee'):
-        _insert(db, 'users', {'id': f[user], 'email': '%s-%s@matrix.test' % (user, f.tag)})
+        f.put(db, 'users', {'id': f[user], 'email': '%s-%s@matrix.test' % (user, f.tag)})
     # Every membership accepted, but the invitee's: invited to A as ADMIN, not accepted yet.
     for key, org, user, role in (('m_a_owner', 'A', 'a_owner', 'OWNER'),
                                  ('m_a_admin', 'A', 'a_admin', 'ADMIN'),
@@ -131,33 +279,26 @@ def build_fixture(db):
                                  ('m_multi_b', 'B', 'multi', 'MEMBER'),
                                  ('m_a_invitee', 'A', 'invitee', 'ADMIN')):
         accepted = None if user == 'invitee' else '2025-01-01T00:00:00Z'
-        _insert(db, 'organization_members', {'id': f[key], 'organization_id': f[org],
-                                             'user_id': f[user], 'role': role,
-                                             'accepted_at': accepted})
+        f.put(db, 'organization_members', {'id': f[key], 'organization_id': f[org],
+                                           'user_id': f[user], 'role': role,
+                                           'accepted_at': accepted})
+    spares = spare_tables()
     for org, owner in (('A', 'a_owner'), ('B', 'b_owner')):
         x = org.lower()
         for key, public in (('tpl_%s_private' % x, False), ('tpl_%s_public' % x, True)):
-            _insert(db, 'workflow_templates', new_row(f, 'workflow_templates', org, owner,
-                                                      id=f[key], is_public=public))
-        _insert(db, 'workflows', new_row(f, 'workflows', org, owner, id=f['wf_' + x],
-                                         template_id=f['tpl_%s_private' % x]))
-        for key in ('agent_', 'agent2_'):
-            _insert(db, 'ai_agents', new_row(f, 'ai_agents', org, owner, id=f[key + x]))
-        _insert(db, 'agent_teams', new_row(f, 'agent_teams', org, owner, id=f['team_' + x]))
-        _insert(db, 'team_members', new_row(f, 'team_members', org, owner, id=f['tm_' + x],
-                                            agent_id=f['agent_' + x]))
-        _insert(db, 'workflow_executions', new_row(f, 'workflow_executions', org, owner,
-                                                   id=f['wexec_' + x]))
-        _insert(db, 'agent_executions', new_row(f, 'agent_executions', org, owner,
-                                                id=f['aexec_' + x],
-                                                workflow_execution_id=f['wexec_' + x]))
-        _insert(db, 'team_executions', new_row(f, 'team_executions', org, owner,
-                                               id=f['texec_' + x]))
-        _insert(db, 'integrations', new_row(f, 'integrations', org, owner, id=f['integ_' + x]))
+            f.put(db, 'workflow_templates', new_row(f, 'workflow_templates', org, owner,
+                                                    id=f[key], is_public=public))
+        # Every tenant and child table, parents first; its references at this organization's
+        # rows (and a spare row where new rows must point elsewhere).
+        for table in derived_tables():
+            keys = [row_key(table, org)] + ([_spare_key(table, org)] if table in spares else [])
+            for key in keys:
+                values = _derived_row(f, table, org, owner, fixture=True)
+                f.put(db, table, dict(values, id=f[key]))
     for key, public in (('tpl_system', True), ('tpl_system_hidden', False)):
-        _insert(db, 'workflow_templates', new_row(f, 'workflow_templates', 'A', 'a_owner',
-                                                  id=f[key], is_public=public,
-                                                  organization_id=None, created_by=None))
+        f.put(db, 'workflow_templates', new_row(f, 'workflow_templates', 'A', 'a_owner',
+                                                id=f[key], is_public=public,
+                                                organization_id=None, created_by=None))
     return f
 
 
@@ -173,27 +314,6 @@ class Spec:
         self.claims = claims  # extra claims (organization_id) or a replacement user
 
 
-# Tables whose rows carry created_by and whose INSERT must name the caller.
-CREATED_BY = ('workflow_templates', 'workflows', 'ai_agents', 'agent_teams', 'integrations')
-TENANT = ('workflows', 'ai_agents', 'agent_teams', 'integrations')
-CHILD = ('team_members', 'workflow_executions', 'agent_executions', 'team_executions')
-# The fixture row of org A each generic case reads, changes or deletes, and a column to change.
-ROW = {'workflows': ('wf_a', "name = 'Changed'"), 'ai_agents': ('agent_a', "name = 'Changed'"),
-       'agent_teams': ('team_a', "name = 'Changed'"),
-       'integrations': ('integ_a', "name = 'Changed'"),
-       'team_members': ('tm_a', 'priority = 7'),
-       'workflow_executions': ('wexec_a', "error = 'changed'"),
-       'agent_executions': ('aexec_a', "task = 'changed'"),
-       'team_executions': ('texec_a', "task = 'changed'"),
-       'workflow_templates': ('tpl_a_private', "name = 'Changed'"),
-       'organizations': ('A', "name = 'Changed'"),
-       'users': ('a_owner', "name = 'Changed'"),
-       'organization_members': ('m_a_member', "role = 'ADMIN'")}
-# The parent a child row points at, for the cross-tenant attack: (column, fixture key prefix).
-PARENT = {'team_members': ('agent_id', 'agent2_'), 'workflow_executions': ('workflow_id', 'wf_'),
-          'agent_executions': ('agent_id', 'agent_'), 'team_executions': ('team_id', 'team_')}
-
-
 def _rows(n):
     return ('rows', n)
 
@@ -205,8 +325,9 @@ def _error(code):
 class Matrix:
     """Builds the case list for the tables present in the database."""
 
-    def __init__(self, f, anon_privileges):
+    def __init__(self, f, anon_privileges, mode=rls.DEFAULT_MODE):
         self.f = f
+        self.mode = mode
         self.anon = anon_privileges  # {(table, privilege): bool}
         self.specs = []
 
@@ -270,7 +391,7 @@ class Matrix:
 
     # per kind of table
     def tenant_or_child(self, table):
-        key, assignment = ROW[table]
+        key, assignment = row(table)
         full = {'SELECT': 1, 'UPDATE': 1, 'DELETE': 1}
         self.common(table, key, assignment,
                     {a: full for a in ('member', 'admin', 'owner', 'multi')})
@@ -286,16 +407,25 @@ class Matrix:
                     *self.select(table, key), _rows(1), claims={'organization_id': f['A']})
         self.attack(table, 'SELECT', 'outsider', 'claim names an organization one is not in',
                     *self.select(table, key), _rows(0), claims={'organization_id': f['A']})
-        if table in CREATED_BY:
+        self.attack(table, 'SELECT', 'invitee', 'claim names the organization one is invited to',
+                    *self.select(table, key), _rows(0), claims={'organization_id': f['A']})
+        # Without the claim: every organization of the caller (members), none (active).
+        self.attack(table, 'SELECT', 'member', 'no organization_id claim',
+                    *self.select(table, key), _rows(1 if self.mode == 'members' else 0),
+                    claims={'organization_id': None})
+        self.attack(table, 'UPDATE', 'member', 'no organization_id claim',
+                    *self.update(table, key, assignment), _rows(1 if self.mode == 'members' else 0),
+                    claims={'organization_id': None})
+        if table in created_by_tables():
             values = new_row(f, table, 'A', 'a_member', created_by=f['a_owner'])
             self.attack(table, 'INSERT', 'member', 'insert with created_by of someone else',
                         *self.insert(table, values), _error(DENIED))
-        if table in PARENT:
-            column, prefix = PARENT[table]
-            values = new_row(f, table, 'A', 'a_member', **{column: f[prefix + 'b']})
+        if parent(table):
+            column, target = parent(table)
+            values = new_row(f, table, 'A', 'a_member', **{column: f[row_key(target, 'B')]})
             self.attack(table, 'INSERT', 'member', "insert into A pointing at B's parent",
                         *self.insert(table, values), _error(FOREIGN_KEY))
-            values = new_row(f, table, 'B', 'b_owner', **{column: f[prefix + 'a']})
+            values = new_row(f, table, 'B', 'b_owner', **{column: f[row_key(target, 'A')]})
             self.attack(table, 'INSERT', 'outsider', "insert into B pointing at A's parent",
                         *self.insert(table, values), _error(FOREIGN_KEY))
             values = new_row(f, table, 'B', 'b_owner')
@@ -341,7 +471,8 @@ class Matrix:
             self.attack('workflows', 'INSERT', 'member', 'workflow of A uses %s' % key,
                         *self.insert('workflows', values), expected)
         self.attack('workflows', 'UPDATE', 'member', "point a workflow at B's private template",
-                    *self.update('workflows', 'wf_a', "template_id = '%s'" % f['tpl_b_private']),
+                    *self.update('workflows', row_key('workflows'),
+                                 "template_id = '%s'" % f['tpl_b_private']),
                     _error(DENIED))
 
     def organizations(self):
@@ -450,8 +581,8 @@ class Matrix:
         self.attack(table, 'SELECT', 'invitee', "a pending invitee lists A's members",
                     'SELECT count(*) FROM public.organization_members WHERE organization_id = %s',
                     [f['A']], _rows(1))
-        for other, key in (('organizations', 'A'), ('workflows', 'wf_a'),
-                           ('integrations', 'integ_a')):
+        for other, key in (('organizations', 'A'), ('workflows', row_key('workflows')),
+                           ('integrations', row_key('integrations'))):
             self.attack(other, 'SELECT', 'invitee', "a pending invitee reads A's %s" % other,
                         *self.select(other, key), _rows(0))
         self.attack(table, 'INSERT', 'invitee', 'a pending ADMIN invites someone',
@@ -494,17 +625,18 @@ class Matrix:
                     'SELECT count(credentials) FROM public.integrations WHERE organization_id = %s',
                     [f['A']], _rows(0))
         self.attack('integrations', 'SELECT', 'legacy', 'legacy request.jwt.claim.sub only',
-                    *self.select('integrations', 'integ_a'), _rows(1))
+                    *self.select('integrations', row_key('integrations')), _rows(1))
         # organization_id is immutable for tenants, even between two of one's organizations.
         self.attack('integrations', 'UPDATE', 'multi', 'member of A and B moves a row to B',
-                    *self.update('integrations', 'integ_a', "organization_id = '%s'" % f['B']),
+                    *self.update('integrations', row_key('integrations'),
+                                 "organization_id = '%s'" % f['B']),
                     _error(DENIED))
         # A session-level request.jwt.claim.sub (B's OWNER) left on the connection must not
         # override the transaction's JSON claims (a_member).
         self.attack('integrations', 'SELECT', 'stale', 'stale session claim.sub of B hides B',
-                    *self.select('integrations', 'integ_b'), _rows(0))
+                    *self.select('integrations', row_key('integrations', 'B')), _rows(0))
         self.attack('integrations', 'SELECT', 'stale', 'stale session claim.sub of B, A shows',
-                    *self.select('integrations', 'integ_a'), _rows(1))
+                    *self.select('integrations', row_key('integrations')), _rows(1))
 
     # -- hardening: what goes around the matrix ------------------------------------------------
 
@@ -513,7 +645,8 @@ class Matrix:
 
     def hardening(self, tables, history):
         f = self.f
-        for table in [t for t in tables if t in ROW] + ([history] if history else []):
+        for table in [t for t in tables if t in rls.policy_tables()] \
+                + ([history] if history else []):
             for actor in ('anon', 'member', 'service'):
                 self.audit(table, 'TRUNCATE', actor, 'truncate %s' % table,
                            'TRUNCATE public.%s' % table, [], _error(DENIED))
@@ -524,9 +657,9 @@ class Matrix:
                                      ('DELETE', 'DELETE FROM public.%s')):
                     self.audit(history, command, actor, '%s the migration history'
                                % command.lower(), sql % history, [], _error(DENIED))
-        for table in [t for t in tables if t in WRITER]:
-            actor = WRITER[table]
-            key = ROW[table][0]
+        for table in [t for t in tables if t in rls.policy_tables()]:
+            actor = writer(table)
+            key = row(table)[0]
             immutable = rls.IDENTITY_COLUMNS + rls.IMMUTABLE_COLUMNS.get(table, ())
             for column in [c for c in rls.model_columns(table) if c in immutable]:
                 self.audit(table, 'UPDATE', actor, 'update %s.%s' % (table, column),
@@ -543,17 +676,16 @@ class Matrix:
 
 # A blind UPDATE that demoted every OWNER would fail on the OWNER rule and show nothing.
 BLIND_ASSIGNMENT = {'organization_members': "role = 'OWNER'"}
-# Rows of organization B per table in the fixture: what B's OWNER may change blindly.
-B_ROWS = dict({t: 1 for t in TENANT + CHILD + ('organizations',)}, ai_agents=2,
-              workflow_templates=2, organization_members=3)
 
 
 def blind_writes(matrix, table):
     """UPDATE/DELETE without WHERE: no column is read, so no SELECT policy hides a write policy
     that is too wide. B's OWNER must reach B's rows and nothing else; a caller with no claims
     nothing at all."""
-    assignment = BLIND_ASSIGNMENT.get(table, ROW[table][1])
-    outsider = {'UPDATE': B_ROWS.get(table, 0), 'DELETE': B_ROWS.get(table, 0)}
+    assignment = BLIND_ASSIGNMENT.get(table, row(table)[1])
+    # B's rows in the fixture: what B's OWNER may change blindly.
+    b_rows = matrix.f.counts[table, 'B']
+    outsider = {'UPDATE': b_rows, 'DELETE': b_rows}
     if table == 'users':
         outsider = {'UPDATE': 1, 'DELETE': 0}  # themselves; nobody deletes users
     if table == 'organization_members':
@@ -569,29 +701,45 @@ def blind_writes(matrix, table):
                       sql, [], _rows(0))
 
 
-# Who may update the ROW of each table (so only a column privilege can refuse the update).
-WRITER = dict({t: 'member' for t in TENANT + CHILD + ('workflow_templates',)},
-              organizations='owner', users='owner', organization_members='owner')
+# Who may update the row() of each special table (so only a column privilege can refuse the
+# update); a member may update any row of a tenant or child table.
+SPECIAL_WRITER = {'workflow_templates': 'member', 'organizations': 'owner', 'users': 'owner',
+                  'organization_members': 'owner'}
+
+
+def writer(table):
+    return SPECIAL_WRITER.get(table, 'member')
+
+
 # Forged curation values.
 CURATED = {'is_featured': True, 'rating': 5, 'usage_count': 1000000}
 
-BUILDERS = dict({t: 'tenant_or_child' for t in TENANT + CHILD},
-                workflow_templates='workflow_templates', organizations='organizations',
-                users='users', organization_members='organization_members')
+#: The special tables' own case builders (Matrix methods); tenant and child tables share one.
+SPECIAL_BUILDERS = {'workflow_templates': 'workflow_templates', 'organizations': 'organizations',
+                    'users': 'users', 'organization_members': 'organization_members'}
 
 
-def build_cases(db, f, tables):
+def builder(table):
+    """The Matrix method that builds `table`'s cases, from its kind; None for a table without."""
+    model = _model(table)
+    shape = rls.kind(model) if model is not None else None
+    if shape in (rls.TENANT, rls.CHILD):
+        return 'tenant_or_child'
+    return SPECIAL_BUILDERS.get(table) if shape == rls.SPECIAL_KIND else None
+
+
+def build_cases(db, f, tables, mode=rls.DEFAULT_MODE):
     anon = {(t, p): bool(db.execute_sql('SELECT has_table_privilege(%s, %s, %s)',
                                         ('anon', 'public.%s' % t, p)).fetchone()[0])
             for t in tables for p in ('SELECT', 'INSERT', 'UPDATE', 'DELETE')}
-    matrix = Matrix(f, anon)
+    matrix = Matrix(f, anon, mode)
     for table in tables:
-        builder = BUILDERS.get(table)
-        if builder == 'tenant_or_child':
+        method = builder(table)
+        if method == 'tenant_or_child':
             matrix.tenant_or_child(table)
-        elif builder:
-            getattr(matrix, builder)()
-        if builder:
+        elif method:
+            getattr(matrix, method)()
+        if method:
             blind_writes(matrix, table)
     if 'integrations' in tables:
         matrix.integrations_extra()
@@ -609,9 +757,10 @@ def _history(db):
 
 # -- running -----------------------------------------------------------------------------------
 
-def _act(db, f, spec):
+def _act(db, f, spec, mode=rls.DEFAULT_MODE):
     """SAVEPOINT, then become the case's caller, the way PostgREST does."""
     actor = spec.actor
+    home = f[HOME[actor]] if mode == 'active' and actor in HOME else None
     db.execute_sql('SAVEPOINT hub_rls_case')
     if actor == 'anon':
         role, claims = 'anon', {'role': 'anon'}
@@ -622,20 +771,25 @@ def _act(db, f, spec):
     elif actor == 'legacy':
         db.execute_sql("SET LOCAL ROLE authenticated; SELECT set_config("
                        "'request.jwt.claim.sub', %s, true), set_config('request.jwt.claims', "
-                       "'', true)", (f['a_member'],))
+                       "'', true), set_config('request.jwt.claim.organization_id', %s, true)",
+                       (f['a_member'], home or ''))
         return
     elif actor == 'stale':
         # is_local false: a session-level setting, as a pooled connection could carry it (the
         # savepoint's rollback still takes it back).
         db.execute_sql("SET LOCAL ROLE authenticated; SELECT set_config("
                        "'request.jwt.claim.sub', %s, false), set_config('request.jwt.claims', "
-                       "%s, true)", (f['b_owner'], json.dumps(
-                           {'sub': f['a_member'], 'role': 'authenticated'})))
+                       "%s, true)", (f['b_owner'], json.dumps(dict(
+                           {'sub': f['a_member'], 'role': 'authenticated'},
+                           **({rls.ORG_CLAIM: home} if home else {})))))
         return
     else:
         role = 'authenticated'
         claims = {'sub': f[_ACTOR_USER[actor]], 'role': 'authenticated'}
+        if home:
+            claims[rls.ORG_CLAIM] = home
         claims.update(spec.claims or {})
+        claims = {k: v for k, v in claims.items() if v is not None}
     db.execute_sql("SET LOCAL ROLE %s; SELECT set_config('request.jwt.claim.sub', '', true), "
                    "set_config('request.jwt.claims', %%s, true)" % role,
                    (json.dumps(claims) if claims else '',))
@@ -690,16 +844,17 @@ def verify(db, tables=None):
     if not rls.installed(db):
         raise RlsError('row-level security is not installed in this database; run '
                        '`hub rls install` first')
-    missing = [t for t in rls.TABLES if t not in live_tables(db)]
+    missing = [t for t in rls.policy_tables() if t not in live_tables(db)]
     if missing:
         raise RlsError('table(s) %s missing; run `hub db migrate` first' % ', '.join(missing))
     tables = list(tables or live_tables(db))
+    mode = rls.installed_mode(db) or rls.DEFAULT_MODE
     cases = []
     with db.atomic() as txn:
         f = build_fixture(db)
-        for spec in build_cases(db, f, tables):
+        for spec in build_cases(db, f, tables, mode):
             try:
-                _act(db, f, spec)
+                _act(db, f, spec, mode)
             except Exception as exc:
                 cause = str(getattr(exc, '__cause__', None) or exc).strip().splitlines()[0]
                 raise RlsError('cannot act as the %s caller (%s); connect as a superuser or '
@@ -711,14 +866,15 @@ def verify(db, tables=None):
             cases.append(Case(spec.table, spec.command, spec.actor, spec.label, spec.expected,
                               actual, ok, _is_leak(spec.expected, actual), spec.kind))
         for table in tables:
-            if table not in BUILDERS:
-                cases.append(Case(table, '-', '-', 'no isolation cases for this table: add its '
-                                  'policies to hub.rls and its cases to hub.rls_matrix',
+            if builder(table) is None:
+                cases.append(Case(table, '-', '-', 'no isolation cases for this table: declare '
+                                  'its model in hub.models (a tenant or child table gets its '
+                                  'policies and cases from it)',
                                   ('cases', 1), ('cases', 0), False, False, 'matrix'))
         cases += catalog_cases(db)
         txn.rollback()
     cases += hijack_cases(db)
-    return {'cases': cases, 'leaks': [c for c in cases if c.leak],
+    return {'mode': mode, 'cases': cases, 'leaks': [c for c in cases if c.leak],
             'failures': [c for c in cases if not c.ok], 'tables': tables,
             'extra_privileges': [c for c in cases if c.kind == 'privilege' and c.leak]}
 
@@ -737,7 +893,7 @@ def catalog_cases(db):
     """Privileges, RLS on every table, helpers, the trigger function, squatted shipped ids."""
     cases = []
     drift = rls.privilege_drift(db)
-    tables = [t for t in rls.TABLES + ((_history(db),) if _history(db) else ())]
+    tables = [t for t in rls.policy_tables() + ((_history(db),) if _history(db) else ())]
     for table in tables:
         for role in rls.ROLES + (rls.PUBLIC,):
             extra, missing = drift.get((table, role), ([], []))
@@ -866,6 +1022,9 @@ def format_report(report):
             cells.append(cell.rjust(width))
         lines.append('%-22s %-7s %s' % (table, command, ' '.join(cells)))
     lines += ['', 'callers: ' + '; '.join('%s = %s' % kv for kv in ACTORS.items())]
+    if report.get('mode') == 'active':
+        lines.append('mode active: each caller sends the organization_id claim of its first '
+                     'organization (A; B for OWNER of B) unless a case says otherwise')
     for kind, title in (('attack', 'attacks and special cases:'),
                         ('audit', 'hardening (around the matrix):'),
                         ('privilege', 'privileges of the API roles:')):

@@ -14,8 +14,9 @@
 PostgreSQL converts both ways (`row_to_json` out, `json_populate_recordset` in), so every type
 (timestamptz, numeric, enums, text[], jsonb[]) round-trips exactly: export -> import into an
 empty database -> export gives the identical organization. Integration credentials stay
-encrypted as they are. Columns are read from the catalog, never listed here: a column a
-migration adds travels without a change to this module.
+encrypted as they are. Columns are read from the catalog, tables (parents first) and references
+from hub.models, never listed here: a column a migration adds, or a table a new model declares,
+travels without a change to this module (a snapshot made before that table existed holds none).
 
 A snapshot is untrusted input (someone sent you a file). `import_organization` checks all of it
 before it writes anything, then writes in one transaction:
@@ -62,23 +63,32 @@ MAX_STRING = 1024 * 1024
 MAX_DEPTH = 64
 MAX_NODES, MAX_EDGES = 1000, 5000
 
-# Tables in the document, parents first; each with the WHERE that selects the organization's rows.
+# The WHERE that selects the organization's rows of a table: the organization itself, the users
+# who are its members (a user belongs to no one organization), and any table with organization_id.
 _ORG = 'organization_id = %s'
-TABLES = (
-    ('organizations', 'id = %s'),
-    ('users', 'id IN (SELECT user_id FROM organization_members WHERE organization_id = %s)'),
-    ('organization_members', _ORG),
-    ('workflow_templates', _ORG),
-    ('workflows', _ORG),
-    ('ai_agents', _ORG),
-    ('agent_teams', _ORG),
-    ('team_members', _ORG),
-    ('workflow_executions', _ORG),
-    ('agent_executions', _ORG),
-    ('team_executions', _ORG),
-    ('integrations', _ORG),
-)
-TABLE_NAMES = tuple(table for table, _ in TABLES)
+_SCOPES = {'organizations': 'id = %s',
+           'users': 'id IN (SELECT user_id FROM organization_members WHERE organization_id = %s)'}
+
+
+def tables():
+    """((table, WHERE), ...) of every model with a share of an organization, parents first
+    (hub.models.dependency_order): a table a new model declares travels without an edit here."""
+    from hub import models
+
+    out = []
+    for model in models.dependency_order():
+        table = model._meta.table_name
+        if table in _SCOPES:
+            out.append((table, _SCOPES[table]))
+        elif 'organization_id' in model._meta.columns:
+            out.append((table, _ORG))
+    return tuple(out)
+
+
+def table_names():
+    return tuple(table for table, _ in tables())
+
+
 SYSTEM_TEMPLATES = ('workflow_templates', """organization_id IS NULL AND id IN (
     SELECT template_id FROM workflows WHERE organization_id = %s)""")
 _GRAPH_TABLES = ('workflows', 'workflow_templates')
@@ -127,13 +137,13 @@ def _select(db, table, where, org_id):
 def export_organization(db, org):
     """The organization `org` (an id or a slug) with its users, memberships and every row under it."""
     org_id = find_organization(db, org)
-    tables = {table: _select(db, table, where, org_id) for table, where in TABLES}
+    rows = {table: _select(db, table, where, org_id) for table, where in tables()}
     # System templates are the platform's rows, not the organization's: the snapshot only
     # names the ones its workflows use (the name is for people; an import reads the id).
     system = [{'id': i, 'name': n} for i, n in db.execute_sql(
         'SELECT id, name FROM %s WHERE %s ORDER BY id' % SYSTEM_TEMPLATES, (org_id,))]
     return {'format': FORMAT, 'version': VERSION, 'organization_id': org_id,
-            'system_templates': system, 'tables': tables}
+            'system_templates': system, 'tables': rows}
 
 
 def dumps(doc):
@@ -149,7 +159,8 @@ def dumps(doc):
              '  "organization_id": %s,' % json.dumps(doc['organization_id']),
              '  "system_templates": %s,' % rows(doc['system_templates']),
              '  "tables": {']
-    body = ['  %s: %s' % (json.dumps(table), rows(doc['tables'][table])) for table in TABLE_NAMES]
+    body = ['  %s: %s' % (json.dumps(table), rows(doc['tables'].get(table, [])))
+            for table in table_names()]
     parts.append(',\n'.join(body))
     parts.append('  }')
     parts.append('}')
@@ -272,14 +283,18 @@ def check_document(doc, name='snapshot'):
         if key not in _TOP_KEYS:
             fail(key, 'unknown key; a snapshot has %s' % ', '.join(_TOP_KEYS))
     tables = doc.get('tables')
+    names = table_names()
     if not isinstance(tables, dict):
         fail('tables', 'expected an object of tables, got %s' % _kind(tables))
     for table in tables:
-        if table not in TABLE_NAMES:
-            fail('tables.%s' % table, 'unknown table; a snapshot holds %s' % ', '.join(TABLE_NAMES))
-    for table in TABLE_NAMES:
-        if not isinstance(tables.get(table), list):
-            fail('tables.%s' % table, 'expected a list of rows')
+        if table not in names:
+            fail('tables.%s' % table, 'unknown table; a snapshot holds %s' % ', '.join(names))
+    # A table the snapshot lacks was not there when it was made (a later model's): no rows.
+    required = ('organizations', 'users', 'organization_members')
+    for table in names:
+        if table in tables or table in required:
+            if not isinstance(tables.get(table), list):
+                fail('tables.%s' % table, 'expected a list of rows')
     org_id = doc.get('organization_id')
     if not isinstance(org_id, str) or not org_id:
         fail('organization_id', 'expected the organization\'s id (a string), got %s'
@@ -288,7 +303,7 @@ def check_document(doc, name='snapshot'):
     if not isinstance(system, list):
         fail('system_templates', 'expected a list of templates, got %s' % _kind(system))
     for where, rows in [('system_templates', system)] + [
-            ('tables.%s' % t, tables[t]) for t in TABLE_NAMES]:
+            ('tables.%s' % t, tables.get(t, [])) for t in names]:
         seen = set()
         for i, row in enumerate(rows):
             if not isinstance(row, dict):
@@ -302,10 +317,10 @@ def check_document(doc, name='snapshot'):
             seen.add(row_id)
     if [r['id'] for r in tables['organizations']] != [org_id]:
         fail('tables.organizations', 'must hold exactly organization %r' % org_id)
-    for table, where in TABLES:
-        if where != _ORG:
+    for table in names:
+        if table in _SCOPES:
             continue
-        for i, row in enumerate(tables[table]):
+        for i, row in enumerate(tables.get(table, [])):
             if row.get('organization_id') != org_id:
                 fail('tables.%s[%d].organization_id' % (table, i),
                      '%r is not the snapshot\'s organization %r; a snapshot holds one '
@@ -480,25 +495,15 @@ def _row_problem(row, columns, partial=False):
     return None
 
 
-def _foreign_keys(db, tables):
-    """{table: {column: referenced table}} for every single-id reference (organization_id
-    pairs of composite keys are the tenant column, checked on their own)."""
-    cursor = db.execute_sql("""
-        SELECT c.conrelid::regclass::text, c.confrelid::regclass::text,
-               ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, i)
-                     JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n
-                     ORDER BY k.i),
-               ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(n, i)
-                     JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n
-                     ORDER BY k.i)
-        FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid
-        WHERE c.contype = 'f' AND r.relname = ANY(%s) AND pg_table_is_visible(r.oid)""",
-                            (list(tables),))
+def _references(tables):
+    """{table: {column: referenced table}} for every reference the models declare (the
+    organization_id half of a composite tenant key is the tenant column, checked on its own)."""
+    from hub import models
+
     result = {table: {} for table in tables}
-    for table, target, columns, targets in cursor:
-        for column, target_column in zip(columns, targets):
-            if target_column == 'id' and table in result:
-                result[table][column] = target
+    for table in tables:
+        for field in models.model_for(table)._meta.refs:
+            result[table][field.column_name] = field.rel_model._meta.table_name
     return result
 
 
@@ -518,10 +523,11 @@ class _Import:
         self.db, self.name, self.as_new, self.link_users = db, name, as_new, link_users
         self.org_id = doc['organization_id']
         # Copies: the caller's document stays as it was.
-        self.tables = {t: [dict(r) for r in doc['tables'][t]] for t in TABLE_NAMES}
+        self.names = table_names()
+        self.tables = {t: [dict(r) for r in doc['tables'].get(t, [])] for t in self.names}
         self.system = [dict(r) for r in doc.get('system_templates', [])]
-        self.columns = _catalog(db, TABLE_NAMES)
-        self.references = _foreign_keys(db, TABLE_NAMES)
+        self.columns = _catalog(db, self.names)
+        self.references = _references(self.names)
         self.ids = {t: {r['id'] for r in rows} for t, rows in self.tables.items()}
         self.linked = {}           # snapshot user id -> existing user id
         self.add_templates = []    # shipped template ids to add
@@ -540,7 +546,7 @@ class _Import:
         self.check_taken_ids()
 
     def check_rows(self):
-        for table in TABLE_NAMES:
+        for table in self.names:
             columns = self.columns[table]
             for i, row in enumerate(self.tables[table]):
                 where = 'tables.%s[%d]' % (table, i)
@@ -624,7 +630,7 @@ class _Import:
 
     def check_references(self):
         pending = []  # template references to resolve against the database
-        for table in TABLE_NAMES:
+        for table in self.names:
             for column, target in self.references[table].items():
                 for i, row in enumerate(self.tables[table]):
                     value = row.get(column)
@@ -676,7 +682,7 @@ class _Import:
     def check_taken_ids(self):
         if self.as_new:
             return
-        for table in TABLE_NAMES:
+        for table in self.names:
             if table in ('organizations', 'users'):
                 continue
             rows = self.tables[table]
@@ -691,13 +697,13 @@ class _Import:
 
     def prepare(self):
         """Map ids (fresh ones with as_new, linked users), then drop what is not the tenant's."""
-        mapping = {table: {} for table in TABLE_NAMES}
+        mapping = {table: {} for table in self.names}
         mapping['users'].update(self.linked)
         if self.as_new:
-            for table in TABLE_NAMES:
+            for table in self.names:
                 for row in self.tables[table]:
                     mapping[table].setdefault(row['id'], new_id())
-        for table in TABLE_NAMES:
+        for table in self.names:
             references = [(c, t) for c, t in self.references[table].items() if t in mapping]
             for row in self.tables[table]:
                 row['id'] = mapping[table].get(row['id'], row['id'])
@@ -734,7 +740,7 @@ class _Import:
             rows = [r for r in marketplace.read_fixtures() if r['id'] in self.add_templates]
             self.insert('workflow_templates', rows, 'system_templates')
         counts = {}
-        for table in TABLE_NAMES:
+        for table in self.names:
             counts[table] = self.insert(table, self.tables[table], 'tables.%s' % table)
         return counts
 

@@ -236,9 +236,12 @@ def reset(session, yes, reseed):
         crypto.key_for(db)  # a seed that cannot encrypt must fail before anything is dropped
     if not yes:
         confirm('drop all NeuroFlow Hub data in %s?' % hubdb.redact(session.url))
+    from hub import rls as hubrls
+
+    mode = hubrls.installed_mode(db)  # reinstalled as it was (hub rls install --mode)
     for name in lifecycle.reset(db):
         click.echo('applied %s' % name)
-    lifecycle.prepare(db, _note)
+    lifecycle.prepare(db, _note, mode=mode)
     if reseed:
         result = seeder.seed_database(db, notify=_note)
         click.echo('seeded %d organizations (%s rows, seed %d)'

@@ -16,8 +16,13 @@ def rls():
 
 
 @rls.command(short_help='Install the policies and what they need (idempotent).')
+@click.option('--mode', type=click.Choice(['members', 'active']), default=None,
+              help='members: a caller sees every organization they belong to (default for a '
+                   'new install). active: only the organization of the organization_id claim, '
+                   'none without it (cost follows the tenant, docs/rls.md). Default: keep the '
+                   'installed mode.')
 @click.pass_obj
-def install(session):
+def install(session, mode):
     """Create the roles, helpers, grants and policies that are missing (one transaction).
 
     Leaves anon, authenticated and service_role exactly the privileges the policies are written
@@ -25,10 +30,11 @@ def install(session):
     Supabase the real roles and auth functions are used.
 
         $ hub rls install
+        $ hub rls install --mode active   # one organization per request, from the JWT claim
     """
     from hub import rls as hubrls
 
-    actions = hubrls.install(session.db)
+    actions = hubrls.install(session.db, mode=mode)
     for action in actions:
         click.echo(action)
     if actions:
@@ -79,6 +85,7 @@ def status(session, as_json):
                 *cells, '; '.join(t['missing'] + ['extra policy ' + e for e in t['extra']])))
         for line in report['missing']:
             click.echo('missing: %s' % line)
+        click.echo('mode: %s' % report['mode'])
     if not report['complete']:
         click.echo('row-level security is incomplete: run `hub rls install`', err=True)
         raise click.exceptions.Exit(1)
@@ -126,7 +133,7 @@ def verify_document(report):
 
     summary = {'ok': not report['failures'], 'cases': len(report['cases']),
                'leaks': len(report['leaks']), 'failures': len(report['failures']),
-               'tables': list(report['tables']),
+               'tables': list(report['tables']), 'mode': report.get('mode'),
                'leaked': [brief(c) for c in report['leaks']],
                'failed': [brief(c) for c in report['failures'] if not c.leak]}
     return {'summary': summary, 'cases': [case(c) for c in report['cases']]}

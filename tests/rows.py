@@ -1,31 +1,53 @@
 """Rows for tests, inserted through raw SQL with only the required columns."""
 import decimal
 
-from hub.ids import new_id
+from peewee import (BooleanField, DateTimeField, DecimalField, FloatField, ForeignKeyField,
+                    IntegerField, JSONField)
+from playhouse.postgres_ext import ArrayField, BinaryJSONField, DateTimeTZField
 
-# The columns each table needs and nothing more (everything else has a default or is nullable).
-REQUIRED = {
-    'organizations': {'name': "'Acme'", 'slug': "'acme'"},
-    'users': {'email': "'ada@example.com'"},
-    'organization_members': {'organization_id': '{org}', 'user_id': '{user}', 'role': "'OWNER'"},
-    'workflow_templates': {'name': "'T'", 'description': "'d'", 'category': "'SALES'",
-                           'nodes': "'[]'", 'edges': "'[]'"},
-    'workflows': {'name': "'W'", 'nodes': "'[]'", 'edges': "'[]'", 'organization_id': '{org}',
-                  'created_by': '{user}'},
-    'ai_agents': {'name': "'A'", 'personality': "'{{}}'", 'model_config': "'{{}}'",
-                  'memory': "'{{}}'", 'organization_id': '{org}', 'created_by': '{user}'},
-    'agent_teams': {'name': "'T'", 'structure': "'PIPELINE'", 'coordination': "'{{}}'",
-                    'organization_id': '{org}', 'created_by': '{user}'},
-    'team_members': {'organization_id': '{org}', 'team_id': '{team}', 'agent_id': '{agent}',
-                     'role': "'WORKER'"},
-    'workflow_executions': {'organization_id': '{org}', 'workflow_id': '{workflow}'},
-    'agent_executions': {'organization_id': '{org}', 'agent_id': '{agent}', 'task': "'t'",
-                         'input': "'{{}}'"},
-    'team_executions': {'organization_id': '{org}', 'team_id': '{team}', 'task': "'t'",
-                        'pattern': "'PIPELINE'", 'input': "'{{}}'"},
-    'integrations': {'name': "'I'", 'provider': "'slack'", 'credentials': "'{{}}'",
-                     'config': "'{{}}'", 'organization_id': '{org}', 'created_by': '{user}'},
-}
+from hub import models
+from hub.ids import new_id
+from hub.models import JsonbArrayField, PgEnumField
+
+#: Literals for required columns whose CHECK wants a shape; every other one gets one by type.
+SAMPLES = {'email': "'ada@example.com'", 'slug': "'acme'", 'nodes': "'[]'", 'edges': "'[]'"}
+#: The name a row of each table has in make_tenant's ids (the placeholder a reference to it gets).
+ID_NAMES = {'organizations': 'org', 'users': 'user', 'workflows': 'workflow', 'ai_agents': 'agent',
+            'agent_teams': 'team', 'workflow_executions': 'execution',
+            'workflow_templates': 'template'}
+
+
+def _literal(field):
+    """An SQL literal (a str.format template: {org} is a placeholder) for a required column."""
+    if isinstance(field, ForeignKeyField):
+        target = field.rel_model._meta.table_name
+        return '{%s}' % ID_NAMES.get(target, target)
+    if field.column_name in SAMPLES:
+        return SAMPLES[field.column_name]
+    if isinstance(field, PgEnumField):
+        return "'%s'" % list(field.enum_class)[0].value
+    if isinstance(field, (JSONField, BinaryJSONField)):
+        return "'{{}}'"
+    if isinstance(field, (ArrayField, JsonbArrayField)):
+        return "'{{}}'"
+    if isinstance(field, BooleanField):
+        return 'false'
+    if isinstance(field, (IntegerField, FloatField, DecimalField)):
+        return '0'
+    if isinstance(field, (DateTimeField, DateTimeTZField)):
+        return 'now()'
+    return "'%s'" % field.column_name[0].upper()
+
+
+def required(model):
+    """{column: literal} for the columns the model requires: NOT NULL without a default."""
+    return {f.column_name: _literal(f) for f in model._meta.sorted_fields
+            if not f.primary_key and not f.null and f.default is None}
+
+
+# The columns each table needs and nothing more (everything else has a default or is nullable),
+# as the models say; tests/test_constraints.py checks the database agrees.
+REQUIRED = {m._meta.table_name: required(m) for m in models.MODELS}
 
 # What those minimal rows must read back, from the database's own defaults.
 DEFAULTS = {
@@ -56,8 +78,9 @@ def insert(database, table, **values):
 
 
 def minimal(database, table, ids, **overrides):
+    """A row of `table` with only its required columns, references from `ids` (make_tenant's)."""
     values = {k: v.format(**{key: "'%s'" % val for key, val in ids.items()})
-              for k, v in REQUIRED[table].items()}
+              for k, v in required(models.model_for(table)).items()}
     values.update(overrides)
     return insert(database, table, **values)
 
@@ -71,7 +94,7 @@ def fetch(database, table, row_id):
 def make_tenant(database, slug):
     """An organization with one row in every table; returns the ids by kind."""
     ids = {}
-    ids['org'] = minimal(database, 'organizations', ids, slug="'%s'" % slug)
+    ids['org'] = minimal(database, 'organizations', ids, slug="'%s'" % slug, name="'Acme'")
     ids['user'] = minimal(database, 'users', ids, email="'owner@%s.example'" % slug)
     minimal(database, 'organization_members', ids, accepted_at='now()')
     ids['workflow'] = minimal(database, 'workflows', ids)

@@ -219,12 +219,11 @@ def test_install_leaves_exactly_the_privileges_the_policies_need(secured):
 def _identity_attacks():
     """(table, fixture row, acting user, column, new value) for every identity column."""
     cases = []
-    for table in ('workflows', 'ai_agents', 'agent_teams', 'integrations', 'workflow_templates',
-                  'team_members', 'workflow_executions', 'agent_executions', 'team_executions'):
-        key = rls_matrix.ROW[table][0]
+    for table in rls_matrix.derived_tables() + ('workflow_templates',):
+        key = rls_matrix.row(table)[0]
         cases += [(table, key, 'multi', 'organization_id', 'B'),
                   (table, key, 'a_member', 'id', None)]
-        if table in rls_matrix.CREATED_BY:
+        if table in rls_matrix.created_by_tables():
             cases += [(table, key, 'a_member', 'created_by', 'b_owner'),
                       (table, key, 'a_member', 'created_at', '2000-01-01')]
     cases += [('organizations', 'A', 'a_owner', 'id', None),
@@ -255,7 +254,7 @@ def test_tenants_still_update_their_own_content(secured, api_for):
     f = secured.f
     api = api_for(secured.url)
     assert api.run("UPDATE public.workflows SET name = 'Renamed', is_active = false "
-                   'WHERE id = %s', (f['wf_a'],), user=f['a_member']) == 1
+                   'WHERE id = %s', (f[rls_matrix.row_key('workflows')],), user=f['a_member']) == 1
     assert api.run("UPDATE public.workflow_templates SET description = 'new', is_public = true "
                    'WHERE id = %s', (f['tpl_a_private'],), user=f['a_member']) == 1
 

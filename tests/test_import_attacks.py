@@ -61,7 +61,7 @@ def victim(database):
 def fingerprint(database):
     """Every table's row count and a digest of its content."""
     result = {}
-    for table, _ in snapshot.TABLES:
+    for table in snapshot.table_names():
         result[table] = database.execute_sql(
             "SELECT count(*), md5(coalesce(string_agg(t::text, ',' ORDER BY t.id), '')) FROM %s t"
             % table).fetchone()

@@ -144,11 +144,13 @@ def test_cuid_ids_are_an_option(txn):
 def test_every_index_and_constraint_name_of_the_database_is_in_the_schema(txn, text):
     for model in models.MODELS:
         table = model._meta.table_name
-        for name, cols, unique, _ in schema.live_indexes(txn, table):
+        for name, cols, unique, definition in schema.live_indexes(txn, table):
             if name == '%s_pkey' % table:
                 continue  # Prisma's default name for @id
             if unique:  # Prisma's default name for @unique / @@unique: ours match it
                 assert name == '%s_%s_key' % (table, '_'.join(cols))
+            elif ' USING brin ' in definition:  # the started_at indexes (migration 0006)
+                assert 'map: "%s", type: Brin)' % name in text
             else:
                 assert 'map: "%s")' % name in text
         for name, cols, *_ in schema.live_foreign_keys(txn, table):

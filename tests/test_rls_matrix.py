@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub import db as hubdb
-from hub import rls, rls_matrix, schema
+from hub import models, rls, rls_matrix, schema
 from hub.ids import new_id
 
 
@@ -40,7 +40,8 @@ def test_the_matrix_holds_on_every_table(secured):
     print('isolation matrix: %d cases' % len(cases))
     # Every catalog table x every command x every caller has its case.
     grid = collections.Counter((c.table, c.command) for c in cases if c.kind == 'matrix')
-    assert set(report['tables']) == set(schema.live_tables(secured)) == set(rls.TABLES)
+    assert set(report['tables']) == set(schema.live_tables(secured)) \
+        == set(rls.policy_tables())
     for table in report['tables']:
         for command in rls.COMMANDS:
             assert grid[table, command] >= len(rls_matrix.ACTORS), (table, command)
@@ -84,7 +85,7 @@ def test_anon_with_supabase_style_grants_still_sees_nothing(secured):
     report = verify_after(secured, 'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES '
                                    'IN SCHEMA public TO anon')
     assert {(c.table, c.actor) for c in report['extra_privileges']} == {
-        (t, 'anon') for t in rls.TABLES + ('hub_migrations',)}
+        (t, 'anon') for t in rls.policy_tables() + ('hub_migrations',)}
     others = [c for c in report['failures'] if c.kind != 'privilege']
     assert {(c.table, c.label, c.actual) for c in others} == {
         ('hub_migrations', '%s the migration history' % cmd.lower(), ('rows', 0))
@@ -99,8 +100,8 @@ def test_a_new_table_without_cases_fails_the_matrix(secured):
     report = verify_after(secured, 'CREATE TABLE public.audit_log (id text PRIMARY KEY)')
     assert {c.table for c in report['failures']} == {'audit_log'}
     assert {c.label for c in report['failures']} == {
-        'no isolation cases for this table: add its policies to hub.rls and its cases to '
-        'hub.rls_matrix', 'row-level security on audit_log'}
+        'no isolation cases for this table: declare its model in hub.models (a tenant or child '
+        'table gets its policies and cases from it)', 'row-level security on audit_log'}
 
 
 def test_verify_needs_the_policies(database):
@@ -110,7 +111,9 @@ def test_verify_needs_the_policies(database):
 
 # -- the property: random tenants, random rows, nothing leaks ---------------------------------
 
-TENANT_TABLES = ('workflows', 'ai_agents', 'agent_teams', 'integrations', 'workflow_executions')
+# Every tenant table, and a child one (its rows need a workflow, made in _populate).
+TENANT_TABLES = tuple(m._meta.table_name for m in models.MODELS
+                      if rls.kind(m) == rls.TENANT) + ('workflow_executions',)
 
 world = st.fixed_dictionaries({
     'orgs': st.integers(1, 4),
@@ -216,7 +219,7 @@ def test_random_tenants_never_see_or_change_each_others_rows(secured, w):
             writable = dict(expected, workflow_templates={
                 i for i, (org, _) in templates.items() if org in mine})
             for table in list(rows) + (['workflow_templates'] if templates else []):
-                for sql in ('UPDATE %s SET %s' % (table, rls_matrix.ROW[table][1]),
+                for sql in ('UPDATE %s SET %s' % (table, rls_matrix.row(table)[1]),
                             'DELETE FROM %s' % table):
                     with secured.atomic() as write:
                         assert secured.execute_sql(sql).rowcount == len(writable[table]), sql

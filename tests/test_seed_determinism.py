@@ -9,6 +9,7 @@ import time
 import pytest
 
 from hub import db as hubdb
+from hub import models
 from hub.crypto import Credentials
 from hub.graph import GraphError
 from hub.seed import content_hashes, seed_database
@@ -42,10 +43,8 @@ def seed(database, **options):
 def without_org(database, org_id):
     """content_hashes of everything but organization `org_id` and its users."""
     tenant = "t.organization_id IS DISTINCT FROM '%s'" % org_id
-    where = {table: tenant for table in (
-        'organization_members', 'workflow_templates', 'workflows', 'ai_agents', 'agent_teams',
-        'team_members', 'workflow_executions', 'agent_executions', 'team_executions',
-        'integrations')}
+    where = {m._meta.table_name: tenant for m in models.MODELS
+             if 'organization_id' in m._meta.columns}
     where['organizations'] = "t.id <> '%s'" % org_id
     where['users'] = ("t.id NOT IN (SELECT user_id FROM organization_members "
                       "WHERE organization_id = '%s')" % org_id)

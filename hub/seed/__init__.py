@@ -273,14 +273,18 @@ def system_templates(db):
 
 def remove_all(db):
     """Empty every NeuroFlow Hub table (all organizations, users, templates); returns counts."""
-    from hub.seed.generate import TABLES
-
+    from hub import models
+    from hub.catalog import live_tables
     from hub.seed import auth
 
     cursor = db.execute_sql('SELECT (SELECT count(*) FROM organizations), '
                             '(SELECT count(*) FROM users)')
     organizations, users = cursor.fetchone()
-    db.execute_sql('TRUNCATE %s' % ', '.join(TABLES))
+    # Every model's table, not only those the seeder fills: a table it has no generator for
+    # still references organizations, and TRUNCATE refuses to leave it pointing at nothing.
+    present = set(live_tables(db))
+    db.execute_sql('TRUNCATE %s' % ', '.join(m._meta.table_name for m in models.MODELS
+                                             if m._meta.table_name in present))
     removed = {'organizations': organizations, 'users': users}
     if auth.available(db):
         removed['auth_users'] = auth.remove_users(db)
