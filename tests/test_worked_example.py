@@ -1,6 +1,7 @@
 """The worked example of docs/migrations.md, performed on a copy of the project: a column on
 Workflow, a label on AgentStatus and a tenant table workflow_notes, through `hub db generate`,
-`hub db migrate`, `hub rls install`, `hub db check`, `hub seed`, `hub db rollback` and back.
+`hub db migrate`, `hub rls install`, `hub db check`, `hub rls status`, `hub rls verify`,
+`hub seed`, `hub db rollback` and back.
 
 The file `hub db generate` writes is the one docs/migrations.md shows, byte for byte."""
 import re
@@ -9,7 +10,6 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from hub import rls
 from tests.project import ROOT, Project
 
 KEY = 'GjCwG5Nj1cH4c5c9ZqZ0ajnRrjyYt5z8b9Lx4d2YfQM='
@@ -74,6 +74,13 @@ def test_the_worked_example(example):
     assert result.returncode == 0, result.stdout
     assert result.stderr == 'no differences: the database matches hub.models\n'
     assert project.hub(url, 'db', 'status').returncode == 0
+    # row-level security follows the models: the new tenant table is secured and isolated
+    result = project.hub(url, 'rls', 'status')
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r'^workflow_notes +on ', result.stdout, re.M), result.stdout
+    result = project.hub(url, 'rls', 'verify')
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'workflow_notes' in result.stdout and result.stderr.endswith(' cases, no leaks\n')
 
     # the seeder still works, and the new column has its database default in every row
     result = project.hub(url, 'seed', '--orgs', '2', '--scale', 'tiny', env={'HUB_SECRET_KEY': KEY})
@@ -115,25 +122,3 @@ def test_the_worked_example(example):
     assert project.hub(url, 'db', 'docs').stdout == schema
     assert project.hub(url, 'seed', '--orgs', '2', '--scale', 'tiny',
                        env={'HUB_SECRET_KEY': KEY}).returncode == 0
-
-
-#: Whether hub.rls derives the policies from the models (hub.rls.kind); until then it is xfail.
-DERIVED = hasattr(rls, 'kind')
-
-
-@pytest.mark.xfail(not DERIVED, strict=True,
-                   reason='RLS follows the models (lane derive, not merged yet): `hub rls install` '
-                          'takes its policies from the hand-written hub.rls.POLICIES, so the new '
-                          'tenant table workflow_notes gets none: `hub rls status` reports "no '
-                          'policies are defined for this table in hub.rls" and `hub rls verify` '
-                          'counts a leak (row-level security off) and a table without cases')
-def test_the_worked_example_is_secured_by_rls_install(example):
-    project, url, path = example
-    assert project.hub(url, 'db', 'migrate').returncode == 0
-    assert project.hub(url, 'rls', 'install').returncode == 0
-    result = project.hub(url, 'rls', 'status')
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r'^workflow_notes +on ', result.stdout, re.M), result.stdout
-    result = project.hub(url, 'rls', 'verify')
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert 'no leaks' in result.stderr
