@@ -15,6 +15,10 @@ import json
 import math
 
 
+class Raw(str):
+    """SQL text that `literal` and `interpolate` pass through as it is (an expression)."""
+
+
 def text(value):
     """A str as a standard-conforming string literal."""
     if '\x00' in value:
@@ -39,6 +43,8 @@ def literal(value):
     """
     if value is None:
         return 'NULL'
+    if isinstance(value, Raw):
+        return str(value)
     if isinstance(value, bool):
         return 'true' if value else 'false'
     if isinstance(value, int):
