@@ -341,7 +341,7 @@ def _expected(columns_of):
             want.add((table, 'authenticated', privilege, None))
         for privilege in ('INSERT', 'UPDATE'):
             columns = writable_columns(table, privilege, live)
-            if columns == live:
+            if set(columns) == set(live):  # every column, in whatever order: the table
                 want.add((table, 'authenticated', privilege, None))
             else:
                 want |= {(table, 'authenticated', privilege, c) for c in columns}
@@ -651,6 +651,8 @@ END $hub_do$""" % {'role': DEFINER_ROLE, 'schema': HELPER_SCHEMA, 'alter': alter
 
 HELPER_USAGE_SQL = 'GRANT USAGE ON SCHEMA %s TO authenticated, service_role' % HELPER_SCHEMA
 PUBLIC_USAGE_SQL = 'GRANT USAGE ON SCHEMA public TO authenticated, service_role'
+PUBLIC_USAGE_MISSING = ("NOT has_schema_privilege('authenticated', 'public', 'USAGE') "
+                        "OR NOT has_schema_privilege('service_role', 'public', 'USAGE')")
 
 
 def _helper_execute_sql():
@@ -705,11 +707,13 @@ def install_plan():
 
     plan = [_create_role_sql(role) for role in ROLES] + [BYPASS_SQL, CREATE_DEFINER_SQL]
     plan += [AUTH_SCHEMA_SQL] + [_auth_function_sql(name) for name in AUTH_FUNCTIONS]
-    plan += [HELPER_SCHEMA_SQL, HELPER_SCHEMA_PRIVATE_SQL] + [g for _, g in DEFINER_GRANTS]
+    plan += [HELPER_SCHEMA_SQL, HELPER_SCHEMA_PRIVATE_SQL]
+    plan += [_guarded('NOT ' + check % _literal(DEFINER_ROLE), [grant])
+             for check, grant in DEFINER_GRANTS]
     for name in HELPERS:
         plan += _helper_statements(name) + [_helper_revoke_sql(name)]
     plan += [_handover_sql(list(HELPERS)), HELPER_USAGE_SQL, _helper_execute_sql()]
-    plan.append(PUBLIC_USAGE_SQL)
+    plan.append(_guarded(PUBLIC_USAGE_MISSING, [PUBLIC_USAGE_SQL]))
     want = _expected(model_columns)
     for table in sorted(TABLES + (HISTORY_TABLE,)):
         plan += _grant_statements(table, want)
@@ -842,8 +846,7 @@ def _hand_helpers_to_definer(db):
 
 def _install_grants(db):
     actions = []
-    if not _one(db, "SELECT has_schema_privilege('authenticated', 'public', 'USAGE')") \
-            or not _one(db, "SELECT has_schema_privilege('service_role', 'public', 'USAGE')"):
+    if _one(db, 'SELECT ' + PUBLIC_USAGE_MISSING):
         db.execute_sql(PUBLIC_USAGE_SQL)
         actions.append('granted usage on schema public to authenticated, service_role')
     drift = privilege_drift(db)
