@@ -185,7 +185,11 @@ def _seed_file(path, auth_users, orgs, scale, seed_value, as_of, reset, scenario
         if given:
             raise ConfigError('%s cannot be used with --sql: the file is loaded into an empty '
                               'database built by `hub db sql` (drop %s)' % (flag, flag))
-    check_output(path)
+    try:
+        check_output(path)
+    except click.BadParameter as exc:
+        exc.param_hint = '--sql'
+        raise
     try:
         result = sqlfile.write_file(path, orgs=orgs, scale=scale, seed=seed_value,
                                     as_of=as_of.date() if as_of else None,
