@@ -674,10 +674,6 @@ def _grant_statements(table, want):
     return statements
 
 
-def _history_rls_sql(table):
-    return 'ALTER TABLE public.%s ENABLE ROW LEVEL SECURITY' % table
-
-
 def _sequence_revoke_sql(sequence):
     return 'REVOKE ALL ON SEQUENCE %s FROM PUBLIC, %s' % (sequence, ', '.join(ROLES))
 
@@ -717,7 +713,7 @@ def install_plan():
     want = _expected(model_columns)
     for table in sorted(TABLES + (HISTORY_TABLE,)):
         plan += _grant_statements(table, want)
-    plan += [_history_rls_sql(HISTORY_TABLE),
+    plan += [_enable_sql(HISTORY_TABLE),
              _sequence_revoke_sql('public.%s_id_seq' % HISTORY_TABLE)]
     for table in TABLES:
         plan.append(_enable_sql(table))
@@ -873,7 +869,7 @@ def _lock_history(db):
     actions = []
     if not _one(db, 'SELECT relrowsecurity FROM pg_class WHERE oid = %s::regclass',
                 ('public.%s' % table,)):
-        db.execute_sql(_history_rls_sql(table))
+        db.execute_sql(_enable_sql(table))
         actions.append('enabled row-level security on %s (no policy: nobody but its owner)'
                        % table)
     for sequence in _sequences_reachable(db, table):
