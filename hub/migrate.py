@@ -106,7 +106,19 @@ def _resolve_target(rows, target):
 def migrate(db, target=None, directory=MIGRATIONS_DIR):
     """Apply pending migrations (up to and including `target`); returns the names applied."""
     run = runner(db, directory)
-    rows = run.status()
+    plan = _pending_through(db, run.status(), target)
+
+    def up(name):
+        # Under the lock the history is read again: another run may have applied it meanwhile.
+        # Runner.up(name) applies what is still pending up to `name` (normally just `name`).
+        with _locked(db):
+            return run.up(name)
+    return _apply(up, plan)
+
+
+def _pending_through(db, rows, target):
+    """Names of the pending migrations in `rows` (status()), up to and including `target`;
+    DatabaseNewer when the database holds one this code does not have."""
     ensure_known(db, rows=rows)
     rows = [m for m in rows if m.path is not None]
     target = _resolve_target(rows, target)
@@ -116,13 +128,7 @@ def migrate(db, target=None, directory=MIGRATIONS_DIR):
             plan.append(m.name)
         if m.name == target:
             break
-
-    def up(name):
-        # Under the lock the history is read again: another run may have applied it meanwhile.
-        # Runner.up(name) applies what is still pending up to `name` (normally just `name`).
-        with _locked(db):
-            return run.up(name)
-    return _apply(up, plan)
+    return plan
 
 
 def rollback(db, target=None, all=False, directory=MIGRATIONS_DIR, teardown=None):
@@ -259,3 +265,115 @@ def _apply(step, names):
             raise MigrationError('migration %s failed and was rolled back: %s; fix the migration '
                                  'and run it again' % (name, first)) from None
     return done
+
+
+# -- the migrations as SQL, without running them (`hub db sql`, `hub db migrate --sql`) ----------
+
+class _Unanswered:
+    """The cursor a recorded statement returns: a migration that reads an answer cannot be
+    written out ahead of time, and is told so instead of getting a made-up one."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def _refuse(self, *args, **kwargs):
+        raise MigrationError('migration %s reads the database while it runs, so its SQL cannot be '
+                             'written without one; apply it with `hub db migrate`' % self.name)
+
+    fetchone = fetchall = fetchmany = __iter__ = _refuse
+    rowcount = -1
+    description = None
+
+    def close(self):
+        pass
+
+
+def _recorder():
+    from peewee import PostgresqlDatabase
+
+    class Recorder(PostgresqlDatabase):
+        """A database that never connects: it keeps every statement it is given, in order."""
+
+        def __init__(self):
+            super().__init__(None)
+            self.statements = []
+            self.running = None
+
+        def execute_sql(self, sql, params=None, *args, **kwargs):
+            from hub.sqltext import interpolate
+
+            self.statements.append(interpolate(sql, params).strip())
+            return _Unanswered(self.running)
+
+    return Recorder()
+
+
+def history_sql():
+    """The statements that create the history table (as Runner does: only where missing)."""
+    recorder = _recorder()
+    runner(recorder).History.create_table(safe=True)
+    return recorder.statements
+
+
+def record_sql(name):
+    """The history row `migrate` writes once migration `name` has run."""
+    from hub.sqltext import text
+
+    return 'INSERT INTO %s (name, applied) VALUES (%s, LOCALTIMESTAMP)' % (HISTORY_TABLE,
+                                                                         text(name))
+
+
+def migration_sql(names, directory=MIGRATIONS_DIR):
+    """[(name, [statements])]: what `up` of each migration executes, captured without a
+    database (the migrations are frozen SQL); the history row follows each migration's own."""
+    files = {m.name: m for m in runner(_recorder(), directory).migrations()}
+    out = []
+    for name in names:
+        if name not in files:
+            raise ConfigError('unknown migration %r; known migrations: %s'
+                              % (name, ', '.join(files) or 'none'))
+        module = files[name].load()
+        recorder = _recorder()
+        recorder.running = name
+        module.up(runner(recorder, directory).migrator, recorder)
+        out.append((name, recorder.statements + [record_sql(name)]))
+    return out
+
+
+def all_names(directory=MIGRATIONS_DIR):
+    """Every migration of `directory`, in order."""
+    return [m.name for m in runner(_recorder(), directory).migrations()]
+
+
+def script(parts):
+    """SQL text: each (heading, [statements]) as a comment line, then its statements."""
+    out = []
+    for heading, statements in parts:
+        out.append('-- %s\n' % heading)
+        out.extend(_terminated(statement) for statement in statements)
+        out.append('\n')
+    return ''.join(out)
+
+
+def _terminated(statement):
+    """`statement` ending in a semicolon of its own (after any trailing comment line)."""
+    statement = statement.rstrip()
+    if statement.endswith(';'):
+        return statement + '\n'
+    last = statement.rpartition('\n')[2]
+    return statement + ('\n;\n' if '--' in last else ';\n')
+
+
+def pending_sql(db, target=None, directory=MIGRATIONS_DIR):
+    """The SQL `migrate(db, target)` would run for the pending migrations, and their names.
+
+    Read-only: the database is asked only for its history (refused, DatabaseNewer, when it
+    holds a migration this code does not have). ('', []) when nothing is pending.
+    """
+    names = _pending_through(db, status(db, directory), target)
+    if not names:
+        return '', []
+    parts = [('the migration history (%s), where missing' % HISTORY_TABLE, history_sql())]
+    parts += [('migration %s' % name, statements)
+              for name, statements in migration_sql(names, directory)]
+    return script(parts), names
