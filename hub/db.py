@@ -4,9 +4,12 @@
     >>> url = db.resolve_url()              # --database-url > DATABASE_URL > the embedded .hub
     >>> database = db.open_database(url)    # connected; bad URLs raise a one-line HubError
     >>> db.bind(database)                   # hub.models now talk to it
+    <hub.db.HubDatabase object at 0x...>
     >>> database.close()
+    True
     >>> database = db.connect()             # the three steps at once (hub.connect)
-    >>> db.hub_home()                       # where the embedded server lives, e.g. /project/.hub
+    >>> db.hub_home().name                  # where the embedded server lives, e.g. /project/.hub
+    '.hub'
 
 URLs are checked when resolved (scheme, port 1-65535, host or socket folder, database name): a
 malformed one raises ConfigError before anything connects.

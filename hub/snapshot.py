@@ -3,13 +3,13 @@
     >>> import hub
     >>> from hub import snapshot
     >>> db = hub.connect()
-    >>> [o['slug'] for o in snapshot.list_organizations(db)]     # what `hub orgs` prints
-    ['acme', 'globex']
-    >>> doc = snapshot.export_organization(db, 'acme')           # an id or a slug
+    >>> slugs = [o['slug'] for o in snapshot.list_organizations(db)]   # what `hub orgs` prints
+    >>> slug = slugs[0]                                          # e.g. 'acme'
+    >>> doc = snapshot.export_organization(db, slug)             # an id or a slug
     >>> snapshot.write(snapshot.dumps(doc), 'acme.json')         # mode 0600: e-mails, ciphertext
     >>> doc = snapshot.read('acme.json')                         # parsed, its shape checked
-    >>> snapshot.import_organization(db, doc, as_new=True, link_users=True)
-    ('c5x...', {'organizations': 1, 'users': 0, ...})   # a copy under fresh ids, beside the original
+    >>> snapshot.import_organization(db, doc, as_new=True, link_users=True)  # a copy beside it
+    ('c...', {'organizations': 1, 'users': 0, ...})
 
 PostgreSQL converts both ways (`row_to_json` out, `json_populate_recordset` in), so every type
 (timestamptz, numeric, enums, text[], jsonb[]) round-trips exactly: export -> import into an
