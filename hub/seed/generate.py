@@ -629,30 +629,31 @@ class _Org:
         tokens = hundredths = 0
         error = NULL
         for i in range(stop):
-            step = run[i]
-            agent = step.agent
+            # Unpacked at once rather than read field by field: this runs for every node of
+            # every execution. The order is Step's.
+            _, _, label, agent, lo, hi, head, tail, failed_tails, errors, task, task_input = \
+                run[i]
             failing = state == 'FAILED' and i == stop - 1
             if agent is not None:
                 inp, out, duration = self.agent_draw(agent, 'FAILED' if failing else 'COMPLETED')
             else:
-                duration = step.lo + int(random() * (step.hi - step.lo))
+                duration = lo + int(random() * (hi - lo))
             # An in-flight run is busy with its last node, or with the one that would end
             # after as-of: nothing seeded finishes in the future.
             running = state == 'RUNNING' and (i == stop - 1 or t + duration + 2 >= self.end)
             if agent is not None:
                 status = 'RUNNING' if running else 'FAILED' if failing else 'COMPLETED'
                 tokens, hundredths = self.agent_row(
-                    agent, step.task, step.task_input, exec_id, t, status, inp, out, duration,
+                    agent, task, task_input, exec_id, t, status, inp, out, duration,
                     tokens, hundredths)
             if running:
                 break  # no log entry until the node finishes
             if failing:
-                which = int(random() * len(step.errors))
-                logs.append('"' + step.head + iso(t) + step.failed_tails[which] + str(duration)
-                            + '}"')
-                error = esc('%s: %s' % (step.label, step.errors[which]))
+                which = int(random() * len(errors))
+                logs.append('"' + head + iso(t) + failed_tails[which] + str(duration) + '}"')
+                error = esc('%s: %s' % (label, errors[which]))
             else:
-                logs.append('"' + step.head + iso(t) + step.tail + str(duration) + '}"')
+                logs.append('"' + head + iso(t) + tail + str(duration) + '}"')
             t += duration + 2
         finished = state in ('COMPLETED', 'FAILED', 'CANCELLED')
         if state == 'COMPLETED':
