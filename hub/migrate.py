@@ -3,8 +3,8 @@
     >>> import hub.db, hub.migrate
     >>> database = hub.db.open_database(hub.db.resolve_url())
     >>> hub.migrate.migrate(database)           # names applied now; [] when up to date
-    ['0001_initial']
-    >>> [(m.name, bool(m.applied)) for m in hub.migrate.status(database)]
+    []
+    >>> [(m.name, bool(m.applied)) for m in hub.migrate.status(database)][:1]
     [('0001_initial', True)]
 
 Built on `playhouse.migrations.Runner`: one transaction per migration, a history table
@@ -20,6 +20,7 @@ by every function here that writes, and by `ensure_known` for other writers:
 """
 import contextlib
 import re
+import threading
 from pathlib import Path
 
 from peewee import DatabaseError
@@ -83,9 +84,41 @@ def ensure_known(db, directory=MIGRATIONS_DIR, rows=None):
     snapshot.import_organization, crypto.rotate) and the CLI's writing commands. `rows`
     reuses a `status()` result.
     """
+    if rows is None and _checked.get(id(db)) == directory:
+        return  # inside known(db): checked once for the whole unit of work
     names = unknown(status(db, directory) if rows is None else rows)
     if names:
         raise DatabaseNewer(newer_message(names))
+
+
+class _Checked(threading.local):
+    def get(self, key):
+        return self.__dict__.get(key)
+
+
+# {id(db): directory} of the databases inside known() in this thread.
+_checked = _Checked()
+
+
+@contextlib.contextmanager
+def known(db, directory=MIGRATIONS_DIR):
+    """Check `db` once (ensure_known) for a unit of work: writers called inside skip theirs.
+
+    The CLI wraps each writing command in it, so a command checks once, before any question
+    or write, however many library writers it calls. Outside it every writer checks again:
+    a long-lived connection is not trusted to stay ahead of a newer hub migrating meanwhile.
+    Per thread; nested uses check nothing more.
+    """
+    key = id(db)
+    if _checked.get(key) == directory:
+        yield
+        return
+    ensure_known(db, directory)
+    _checked.__dict__[key] = directory
+    try:
+        yield
+    finally:
+        _checked.__dict__.pop(key, None)
 
 
 def _resolve_target(rows, target):

@@ -1,11 +1,18 @@
 """Seeded users as Supabase Auth users, on databases that have Supabase's `auth` schema.
 
+On a database with Supabase's auth schema (not plain PostgreSQL, so these examples are
+skipped by tests/test_doctests.py; `hub seed` in tests/test_supabase.py makes these calls):
+
     >>> from hub.seed import auth
-    >>> auth.available(database)                  # auth.users and auth.identities exist
+    >>> auth.available(database)                  # doctest: +SKIP
     True
-    >>> hashed = auth.password_hash(database, 42) # bcrypt of DEV_PASSWORD, salt fixed by the seed
-    >>> auth.add_users(database, org_ids, hashed, 42)   # rows for those organizations' members
+    >>> hashed = auth.password_hash(database, 42) # doctest: +SKIP
+    >>> org_ids = [org_id for (org_id,) in database.execute_sql('SELECT id FROM organizations')]
+    >>> auth.add_users(database, org_ids, hashed, 42)   # doctest: +SKIP
     24
+
+`password_hash` is the bcrypt of DEV_PASSWORD with the salt fixed by the seed; `add_users` adds
+the Auth rows of those organizations' members and returns how many.
 
 Each seeded user gets an `auth.users` row with the same id (a uuid, stored as text in
 `users.id`) and e-mail, confirmed, with the password DEV_PASSWORD, and the `auth.identities` row
