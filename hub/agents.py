@@ -3,10 +3,13 @@
     >>> import hub
     >>> from hub import agents
     >>> db = hub.connect()
-    >>> agent = hub.AIAgent.get(hub.AIAgent.name == 'Nova')
+    >>> agent = hub.AIAgent.select().order_by(hub.AIAgent.id).first()   # one of yours
+    >>> runs = agent.execution_count
     >>> agents.record_execution(agent, 'Summarise the ticket', {'ticket': 4211},
     ...                         status='COMPLETED', duration=1840, tokens_used=950)
-    >>> agent.execution_count, agent.success_rate, agent.avg_response_time   # recomputed
+    <AgentExecution: c...>
+    >>> agent.execution_count - runs, 0 <= agent.success_rate <= 1   # recomputed from the rows
+    (1, True)
 
 The model and provider come from the agent's own `model_config`; execution_count, success_rate
 and avg_response_time are recomputed from the agent's execution rows (hub.rules) in the same

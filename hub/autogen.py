@@ -5,7 +5,8 @@
     >>> plan = hub.autogen.plan(database)     # hub.schema.differences, rendered as SQL
     >>> plan.empty                            # True when the database matches hub.models
     True
-    >>> hub.autogen.generate(database, 'add_priority')   # the file written; None: no difference
+    >>> hub.autogen.generate(database, 'add_priority')   # (file written, warnings): nothing differs
+    (None, [])
 
 The differences are the ones `hub db check` finds (hub.schema.differences): nothing is compared
 twice. Each becomes frozen SQL for `UP` and its reverse for `DOWN`, so the file never imports

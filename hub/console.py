@@ -4,13 +4,15 @@
     >>> from hub import console
     >>> database = hub.connect()
     >>> ns = console.namespace(database)
-    >>> ns['Workflow'].select().count()
+    >>> console.run('every = Workflow.select().count()', '<string>', ns)   # the exit code
     0
-    >>> console.run('print(Workflow.select().count())', '<string>', ns)   # the exit code
-    0
-    0
-    >>> with console.tenant_session(database, 'cl9x0user000000000000000') as session:
-    ...     console.run('print(Workflow.select().count())', '<string>', ns)
+    >>> ns['every'] == ns['Workflow'].select().count()   # the script's names land in ns
+    True
+    >>> user = ns['User'].select().order_by(ns['User'].id).first()
+    >>> with console.tenant_session(database, user.id) as session:
+    ...     code = console.run('mine = Workflow.select().count()', '<string>', ns)
+    >>> 0 < ns['mine'] < ns['every']            # only the user's organizations' workflows
+    True
     >>> session.outcome                         # rolled back unless commit=True was asked
     'rolled back'
 

@@ -4,9 +4,12 @@
     >>> url = db.resolve_url()              # --database-url > DATABASE_URL > the embedded .hub
     >>> database = db.open_database(url)    # connected; bad URLs raise a one-line HubError
     >>> db.bind(database)                   # hub.models now talk to it
+    <hub.db.HubDatabase object at 0x...>
     >>> database.close()
+    True
     >>> database = db.connect()             # the three steps at once (hub.connect)
-    >>> db.hub_home()                       # where the embedded server lives, e.g. /project/.hub
+    >>> db.hub_home().name                  # where the embedded server lives, e.g. /project/.hub
+    '.hub'
 
 URLs are checked when resolved (scheme, port 1-65535, host or socket folder, database name): a
 malformed one raises ConfigError before anything connects.
@@ -32,7 +35,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import quote, urlparse, urlunparse
 
 from peewee import DatabaseProxy, PostgresqlDatabase
 
@@ -88,7 +91,7 @@ def redact(url):
 
 def with_database(url, name):
     """The same server and credentials as `url`, another database `name`."""
-    return urlunparse(urlparse(url)._replace(path='/' + name))
+    return urlunparse(urlparse(url)._replace(path='/' + quote(name, safe='')))
 
 
 def where(url):
@@ -101,8 +104,19 @@ def where(url):
 
 
 def _parse(url, source='database URL'):
-    """peewee's connection parameters for `url`; ConfigError naming the problem if malformed."""
-    from playhouse.db_url import parse
+    """peewee's connection parameters for `url`; ConfigError naming the problem if malformed.
+
+    playhouse.db_url reads the URL (user, password, host, port, database, query), with the
+    rules it shares across peewee's backends. libpq, which connects, reads four edges
+    differently; those are put back so a URL means what it means to psql
+    (tests/test_db_url.py compares with libpq's own parser): a percent-encoded database name
+    or socket folder in the host part is decoded (playhouse keeps `my%20db`, and lowercases
+    `%2FTmp`); a `+` in a query value is a plus, not a space; query values stay text
+    (playhouse turns `true`, `none`, `007` into True, None, 7).
+    """
+    from urllib.parse import parse_qsl, unquote
+
+    from playhouse.db_url import parseresult_to_dict
 
     shown = '%s %r' % (source, redact(url))
     parts = urlparse(url)
@@ -120,7 +134,13 @@ def _parse(url, source='database URL'):
                           % (shown, given, URL_HELP)) from None
     if port == 0:
         raise ConfigError('malformed %s: port 0 is out of range 1-65535; %s' % (shown, URL_HELP))
-    params = parse(url, unquote_password=True, unquote_user=True)
+    params = parseresult_to_dict(parts._replace(query=''), unquote_password=True,
+                                 unquote_user=True)
+    params['database'] = unquote(params['database'])
+    host = parts.netloc.rpartition('@')[2]
+    if '%' in host:
+        params['host'] = unquote(host if parts.port is None else host.rpartition(':')[0])
+    params.update(parse_qsl(parts.query.replace('+', '%2B'), keep_blank_values=True))
     if not params.get('database'):
         raise ConfigError('%s names no database; %s' % (shown, URL_HELP))
     if not (parts.hostname or params.get('host')):
@@ -158,6 +178,10 @@ class HubDatabase(PostgresqlDatabase):
 
 def open_database(url, autoconnect=True):
     """A connected `PostgresqlDatabase` for `url`; unreachable or refused logins raise one line."""
+    # Not playhouse.db_url.connect: it picks the class from a table shared by the whole process
+    # (register_database would make every postgresql:// URL of a user's own script open a
+    # HubDatabase), a default such as connect_timeout could only override the URL's own, and
+    # its errors are RuntimeError/ValueError, not one line. Its parsing is used, in _parse.
     import psycopg2
     from peewee import OperationalError, ProgrammingError
 

@@ -83,3 +83,37 @@ def adopt(db, target=None, directory=migrate.MIGRATIONS_DIR):
                 '--fake to build the schema' % (len(drift), '' if len(drift) == 1 else 's',
                                                  drift[0], ', ...' if len(drift) > 1 else ''))
         return migrate.fake(db, target, directory)
+
+
+#: Refuses to run on a database that already has our history: the file builds from nothing.
+_EMPTY_ONLY = """DO $hub_do$ BEGIN
+    IF pg_catalog.to_regclass('public.%(history)s') IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'duplicate_table',
+            MESSAGE = 'this database already has hub''s migration history (%(history)s)',
+            HINT = 'the file builds the schema from an empty database; upgrade an existing one '
+                   'with `hub db migrate` (or apply `hub db migrate --sql`)';
+    END IF;
+END $hub_do$"""
+
+
+def schema_sql(directory=migrate.MIGRATIONS_DIR, mode=rls.DEFAULT_MODE):
+    """The whole schema as one SQL script, without a database: every migration's `up` (recorded
+    in the history as `hub db migrate` records it), then what `hub rls install` runs on a
+    database just migrated. `psql -v ON_ERROR_STOP=1 -f` applies it to an empty database,
+    plain PostgreSQL or Supabase; no psql meta-command, no COPY, no BEGIN/COMMIT (the Supabase
+    CLI runs each migration file in a transaction of its own; give psql `-1` for one too).
+    `mode` is the row-level security mode, as `rls.install(mode=...)`."""
+    from hub.catalog import HISTORY_TABLE
+
+    names = migrate.all_names(directory)
+    parts = [('refuse a database that already has the schema', [_EMPTY_ONLY % {
+                 'history': HISTORY_TABLE}]),
+             ('the migration history (%s)' % HISTORY_TABLE, migrate.history_sql())]
+    parts += [('migration %s' % name, statements)
+              for name, statements in migrate.migration_sql(names, directory)]
+    parts.append(('row-level security: what `hub rls install` runs', rls.install_plan(mode)))
+    header = ('-- NeuroFlow Hub schema, written by `hub db sql`: migrations %s, then row-level '
+              'security.\n-- Apply to an empty database: psql -v ON_ERROR_STOP=1 -1 -f FILE, or '
+              'save it as\n-- supabase/migrations/<timestamp>_hub.sql. Regenerate it; do not edit '
+              'it.\n\nSET standard_conforming_strings = on;\n\n' % ', '.join(names))
+    return header + migrate.script(parts)

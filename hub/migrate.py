@@ -3,8 +3,8 @@
     >>> import hub.db, hub.migrate
     >>> database = hub.db.open_database(hub.db.resolve_url())
     >>> hub.migrate.migrate(database)           # names applied now; [] when up to date
-    ['0001_initial']
-    >>> [(m.name, bool(m.applied)) for m in hub.migrate.status(database)]
+    []
+    >>> [(m.name, bool(m.applied)) for m in hub.migrate.status(database)][:1]
     [('0001_initial', True)]
 
 Built on `playhouse.migrations.Runner`: one transaction per migration, a history table
@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 import os
 import re
+import threading
 from pathlib import Path
 
 from peewee import DatabaseError
@@ -145,9 +146,41 @@ def ensure_known(db, directory=MIGRATIONS_DIR, rows=None):
     snapshot.import_organization, crypto.rotate) and the CLI's writing commands. `rows`
     reuses a `status()` result.
     """
+    if rows is None and _checked.get(id(db)) == directory:
+        return  # inside known(db): checked once for the whole unit of work
     names = unknown(status(db, directory) if rows is None else rows)
     if names:
         raise DatabaseNewer(newer_message(names))
+
+
+class _Checked(threading.local):
+    def get(self, key):
+        return self.__dict__.get(key)
+
+
+# {id(db): directory} of the databases inside known() in this thread.
+_checked = _Checked()
+
+
+@contextlib.contextmanager
+def known(db, directory=MIGRATIONS_DIR):
+    """Check `db` once (ensure_known) for a unit of work: writers called inside skip theirs.
+
+    The CLI wraps each writing command in it, so a command checks once, before any question
+    or write, however many library writers it calls. Outside it every writer checks again:
+    a long-lived connection is not trusted to stay ahead of a newer hub migrating meanwhile.
+    Per thread; nested uses check nothing more.
+    """
+    key = id(db)
+    if _checked.get(key) == directory:
+        yield
+        return
+    ensure_known(db, directory)
+    _checked.__dict__[key] = directory
+    try:
+        yield
+    finally:
+        _checked.__dict__.pop(key, None)
 
 
 def _resolve_target(rows, target):
@@ -169,17 +202,8 @@ def migrate(db, target=None, directory=MIGRATIONS_DIR):
     """Apply pending migrations (up to and including `target`); returns the names applied."""
     run = runner(db, directory)
     rows = run.status()
-    ensure_known(db, rows=rows)
-    rows = [m for m in rows if m.path is not None]
-    target = _resolve_target(rows, target)
-    plan = []
-    for m in rows:
-        if m.applied is None:
-            plan.append(m.name)
-        if m.name == target:
-            break
-
-    files = {m.name: m for m in rows}
+    plan = _pending_through(db, rows, target)
+    files = {m.name: m for m in rows if m.path is not None}
 
     def up(name):
         # Under the lock the history is read again: another run may have applied it meanwhile.
@@ -194,10 +218,25 @@ def migrate(db, target=None, directory=MIGRATIONS_DIR):
             _record_checksums(db, directory)
             return done
     done = _apply(up, plan)
-    if not done and rows:
+    if not done and files:
         with conflicts('record the migrations\' checksums'), _locked(db):
             _record_checksums(db, directory)
     return done
+
+
+def _pending_through(db, rows, target):
+    """Names of the pending migrations in `rows` (status()), up to and including `target`;
+    DatabaseNewer when the database holds one this code does not have."""
+    ensure_known(db, rows=rows)
+    rows = [m for m in rows if m.path is not None]
+    target = _resolve_target(rows, target)
+    plan = []
+    for m in rows:
+        if m.applied is None:
+            plan.append(m.name)
+        if m.name == target:
+            break
+    return plan
 
 
 def commit_first(migration):
@@ -477,3 +516,122 @@ def _apply(step, names):
             raise MigrationError('migration %s failed and was rolled back: %s; fix the migration '
                                  'and run it again' % (name, first)) from None
     return done
+
+
+# -- the migrations as SQL, without running them (`hub db sql`, `hub db migrate --sql`) ----------
+
+class _Unanswered:
+    """The cursor a recorded statement returns: a migration that reads an answer cannot be
+    written out ahead of time, and is told so instead of getting a made-up one."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def _refuse(self, *args, **kwargs):
+        raise MigrationError('migration %s reads the database while it runs, so its SQL cannot be '
+                             'written without one; apply it with `hub db migrate`' % self.name)
+
+    fetchone = fetchall = fetchmany = __iter__ = _refuse
+    rowcount = -1
+    description = None
+
+    def close(self):
+        pass
+
+
+def _recorder():
+    from peewee import PostgresqlDatabase
+
+    class Recorder(PostgresqlDatabase):
+        """A database that never connects: it keeps every statement it is given, in order."""
+
+        def __init__(self):
+            super().__init__(None)
+            self.statements = []
+            self.running = None
+
+        def execute_sql(self, sql, params=None, *args, **kwargs):
+            from hub.sqltext import interpolate
+
+            self.statements.append(interpolate(sql, params).strip())
+            return _Unanswered(self.running)
+
+    return Recorder()
+
+
+def history_sql():
+    """The statements that create the history table (as Runner does: only where missing)."""
+    recorder = _recorder()
+    runner(recorder).History.create_table(safe=True)
+    return recorder.statements + ['ALTER TABLE public.%s ADD COLUMN IF NOT EXISTS checksum text'
+                                  % HISTORY_TABLE]
+
+
+def record_sql(name, path=None):
+    """The history row `migrate` writes once migration `name` (file `path`) has run."""
+    from hub.sqltext import text
+
+    if path is None:
+        return 'INSERT INTO %s (name, applied) VALUES (%s, LOCALTIMESTAMP)' % (HISTORY_TABLE,
+                                                                             text(name))
+    return ('INSERT INTO %s (name, applied, checksum) VALUES (%s, LOCALTIMESTAMP, %s)'
+            % (HISTORY_TABLE, text(name), text(checksum(path))))
+
+
+def migration_sql(names, directory=MIGRATIONS_DIR):
+    """[(name, [statements])]: what `up` of each migration executes, captured without a
+    database (the migrations are frozen SQL); the history row follows each migration's own."""
+    files = {m.name: m for m in runner(_recorder(), directory).migrations()}
+    out = []
+    for name in names:
+        if name not in files:
+            raise ConfigError('unknown migration %r; known migrations: %s'
+                              % (name, ', '.join(files) or 'none'))
+        module = files[name].load()
+        recorder = _recorder()
+        recorder.running = name
+        first = commit_first(files[name])
+        if first:  # enum labels: each statement commits on its own unless psql is given -1
+            recorder.execute_sql(first)
+        module.up(runner(recorder, directory).migrator, recorder)
+        out.append((name, recorder.statements + [record_sql(name, files[name].path)]))
+    return out
+
+
+def all_names(directory=MIGRATIONS_DIR):
+    """Every migration of `directory`, in order."""
+    return [m.name for m in runner(_recorder(), directory).migrations()]
+
+
+def script(parts):
+    """SQL text: each (heading, [statements]) as a comment line, then its statements."""
+    out = []
+    for heading, statements in parts:
+        out.append('-- %s\n' % heading)
+        out.extend(_terminated(statement) for statement in statements)
+        out.append('\n')
+    return ''.join(out)
+
+
+def _terminated(statement):
+    """`statement` ending in a semicolon of its own (after any trailing comment line)."""
+    statement = statement.rstrip()
+    if statement.endswith(';'):
+        return statement + '\n'
+    last = statement.rpartition('\n')[2]
+    return statement + ('\n;\n' if '--' in last else ';\n')
+
+
+def pending_sql(db, target=None, directory=MIGRATIONS_DIR):
+    """The SQL `migrate(db, target)` would run for the pending migrations, and their names.
+
+    Read-only: the database is asked only for its history (refused, DatabaseNewer, when it
+    holds a migration this code does not have). ('', []) when nothing is pending.
+    """
+    names = _pending_through(db, status(db, directory), target)
+    if not names:
+        return '', []
+    parts = [('the migration history (%s), where missing' % HISTORY_TABLE, history_sql())]
+    parts += [('migration %s' % name, statements)
+              for name, statements in migration_sql(names, directory)]
+    return script(parts), names

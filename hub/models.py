@@ -2,7 +2,7 @@
 
     >>> import hub.db
     >>> from hub.models import Workflow, WorkflowExecution, ExecutionStatus
-    >>> hub.db.bind(hub.db.open_database(hub.db.resolve_url()))
+    >>> database = hub.db.bind(hub.db.open_database(hub.db.resolve_url()))
     >>> failing = (Workflow.select(Workflow.name)
     ...            .join(WorkflowExecution)
     ...            .where(WorkflowExecution.status == ExecutionStatus.FAILED)

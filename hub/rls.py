@@ -428,14 +428,19 @@ def _history_table():
 def expected_privileges(db):
     """{(table, role, privilege, column or None)}: what anon, authenticated, service_role and
     PUBLIC hold on our tables once installed (the migration history: nothing at all)."""
+    return _expected(lambda table: live_column_names(db, table))
+
+
+def _expected(columns_of):
+    """expected_privileges with each table's columns from `columns_of(table)`."""
     want = set()
     for table in policy_tables():
-        live = live_column_names(db, table)
+        live = columns_of(table)
         for privilege in ('SELECT', 'DELETE'):
             want.add((table, 'authenticated', privilege, None))
         for privilege in ('INSERT', 'UPDATE'):
             columns = writable_columns(table, privilege, live)
-            if columns == live:
+            if set(columns) == set(live):  # every column, in whatever order: the table
                 want.add((table, 'authenticated', privilege, None))
             else:
                 want |= {(table, 'authenticated', privilege, c) for c in columns}
@@ -589,8 +594,195 @@ def installed_mode(db):
 def _install_mode(db, mode):
     if live_schema_comment(db, HELPER_SCHEMA) == _SCHEMA_COMMENT % mode:
         return []
-    db.execute_sql('COMMENT ON SCHEMA %s IS %%s' % HELPER_SCHEMA, (_SCHEMA_COMMENT % mode,))
+    db.execute_sql(_mode_sql(mode))
     return ['row-level security mode: %s' % mode]
+
+
+def _mode_sql(mode):
+    return 'COMMENT ON SCHEMA %s IS %s' % (HELPER_SCHEMA, _literal(_SCHEMA_COMMENT % mode))
+
+
+# -- the statements install runs ----------------------------------------------------------------
+#
+# install() asks the catalog what is missing and runs, for each missing thing, the statements
+# built here; install_plan() lists the same statements for a database just migrated, in the same
+# order. What may already exist in the cluster (roles, Supabase's auth) is guarded in the SQL
+# itself, so one text serves both, on plain PostgreSQL and on Supabase.
+
+def _literal(text):
+    return "'%s'" % text.replace("'", "''")
+
+
+def _guarded(condition, statements, duplicates=False):
+    """One DO block running `statements` only when `condition` (SQL) holds; with
+    `duplicates`, a concurrent creation of the same role elsewhere is fine (roles are
+    cluster-wide: another database's install may create it at the same moment)."""
+    body = ''.join('\n        %s;' % statement for statement in statements)
+    return 'DO $hub_do$ BEGIN\n    IF %s THEN%s\n    END IF;%s\nEND $hub_do$' % (
+        condition, body,
+        '\nEXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;' if duplicates else '')
+
+
+def _role_missing(role):
+    return 'NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s)' % _literal(role)
+
+
+def _create_role_sql(role):
+    attrs = 'NOLOGIN NOINHERIT' + (' BYPASSRLS' if role == 'service_role' else '')
+    return _guarded(_role_missing(role), ['CREATE ROLE %s %s' % (role, attrs)], duplicates=True)
+
+
+BYPASS_SQL = _guarded("EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'service_role' "
+                      "AND NOT rolbypassrls)", ['ALTER ROLE service_role BYPASSRLS'])
+CREATE_DEFINER_SQL = _guarded(_role_missing(DEFINER_ROLE), [
+    'CREATE ROLE %s NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS'
+    % DEFINER_ROLE,
+    "COMMENT ON ROLE %s IS 'owns the hub row-level security helpers (hub rls install); never "
+    "log in as it'" % DEFINER_ROLE], duplicates=True)
+AUTH_SCHEMA_SQL = _guarded(
+    "NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'auth')",
+    ['CREATE SCHEMA auth', 'COMMENT ON SCHEMA auth IS %s' % _literal(AUTH_MARK),
+     'GRANT USAGE ON SCHEMA auth TO anon, authenticated, service_role'])
+
+
+def _auth_function_sql(name):
+    returns, body = AUTH_FUNCTIONS[name]
+    return _guarded(
+        "NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n "
+        "ON n.oid = p.pronamespace WHERE n.nspname = 'auth' AND p.proname = %s "
+        "AND p.pronargs = 0)" % _literal(name),
+        ['CREATE FUNCTION auth.%s() RETURNS %s LANGUAGE sql STABLE AS $hub$%s$hub$'
+         % (name, returns, body),
+         'COMMENT ON FUNCTION auth.%s() IS %s' % (name, _literal(AUTH_MARK))])
+
+
+HELPER_SCHEMA_SQL = _guarded(
+    'NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s)'
+    % _literal(HELPER_SCHEMA),
+    ['CREATE SCHEMA %s' % HELPER_SCHEMA])
+# Nobody may create objects here: a function planted in a SECURITY DEFINER helper's schema is
+# the classic escalation.
+HELPER_SCHEMA_PRIVATE_SQL = 'REVOKE ALL ON SCHEMA %s FROM PUBLIC' % HELPER_SCHEMA
+#: The definer's rights, and nothing more: reach the two schemas, read organization_members
+#: (through DEFINER_POLICY, installed with the other policies). (check, grant) pairs.
+DEFINER_GRANTS = (
+    ("has_schema_privilege(%s, 'public', 'USAGE')",
+     'GRANT USAGE ON SCHEMA public TO %s' % DEFINER_ROLE),
+    ("has_schema_privilege(%s, '" + HELPER_SCHEMA + "', 'USAGE')",
+     'GRANT USAGE ON SCHEMA %s TO %s' % (HELPER_SCHEMA, DEFINER_ROLE)),
+    ("has_table_privilege(%s, 'public.organization_members', 'SELECT')",
+     'GRANT SELECT ON public.organization_members TO %s' % DEFINER_ROLE))
+
+
+def _helper_statements(name):
+    """Create or replace helper `name`, with its comment."""
+    return [helper_sql(name), 'COMMENT ON FUNCTION %s.%s() IS %s'
+            % (HELPER_SCHEMA, name, _literal(HELPERS[name][3]))]
+
+
+def _helper_revoke_sql(name):
+    return 'REVOKE ALL ON FUNCTION %s.%s() FROM PUBLIC, anon' % (HELPER_SCHEMA, name)
+
+
+def _handover_sql(names):
+    """Give the definer the helpers `names`, as a superuser or as a CREATEROLE owner (see
+    _hand_helpers_to_definer); which one is asked of the database when the block runs."""
+    alter = ''.join('\n    ALTER FUNCTION %s.%s() OWNER TO %s;' % (HELPER_SCHEMA, name,
+                                                                   DEFINER_ROLE)
+                    for name in names)
+    return """DO $hub_do$
+DECLARE
+    superuser boolean := (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user);
+BEGIN
+    IF NOT superuser THEN
+        IF NOT pg_catalog.pg_has_role(current_user, '%(role)s', 'USAGE') THEN
+            -- SET for the transfer; INHERIT so later installs may replace and grant the helpers
+            -- as their owner (PostgreSQL 16 gives a CREATEROLE creator neither).
+            EXECUTE 'GRANT %(role)s TO CURRENT_USER' || CASE
+                WHEN pg_catalog.current_setting('server_version_num')::int >= 160000
+                THEN ' WITH INHERIT TRUE, SET TRUE' ELSE '' END;
+        END IF;
+        GRANT CREATE ON SCHEMA %(schema)s TO %(role)s;
+    END IF;%(alter)s
+    IF NOT superuser THEN
+        REVOKE CREATE ON SCHEMA %(schema)s FROM %(role)s;
+    END IF;
+END $hub_do$""" % {'role': DEFINER_ROLE, 'schema': HELPER_SCHEMA, 'alter': alter}
+
+
+HELPER_USAGE_SQL = 'GRANT USAGE ON SCHEMA %s TO authenticated, service_role' % HELPER_SCHEMA
+PUBLIC_USAGE_SQL = 'GRANT USAGE ON SCHEMA public TO authenticated, service_role'
+PUBLIC_USAGE_MISSING = ("NOT has_schema_privilege('authenticated', 'public', 'USAGE') "
+                        "OR NOT has_schema_privilege('service_role', 'public', 'USAGE')")
+
+
+def _helper_execute_sql():
+    return 'GRANT EXECUTE ON FUNCTION %s TO authenticated, service_role' % ', '.join(
+        '%s.%s()' % (HELPER_SCHEMA, name) for name in HELPERS)
+
+
+def _grant_statements(table, want):
+    """Start from nothing, whatever default privileges or earlier grants (column grants
+    included: REVOKE on the table takes them too) the database had; then grant `want`."""
+    statements = ['REVOKE ALL ON public.%s FROM PUBLIC, %s' % (table, ', '.join(ROLES))]
+    grants = collections.defaultdict(list)  # (role, privilege) -> [columns] ([] = table)
+    for t, role, privilege, column in sorted(want, key=lambda w: (w[1], w[2], w[3] or '')):
+        if t == table:
+            grants[role, privilege] += [] if column is None else [column]
+    for (role, privilege), columns in sorted(grants.items()):
+        statements.append('GRANT %s%s ON public.%s TO %s' % (
+            privilege, ' (%s)' % ', '.join(columns) if columns else '', table, role))
+    return statements
+
+
+def _sequence_revoke_sql(sequence):
+    return 'REVOKE ALL ON SEQUENCE %s FROM PUBLIC, %s' % (sequence, ', '.join(ROLES))
+
+
+def _enable_sql(table):
+    return 'ALTER TABLE public.%s ENABLE ROW LEVEL SECURITY' % table
+
+
+def _policy_statements(table, command, mode):
+    sql = policy_sql(table, command, mode)
+    return [sql, "COMMENT ON POLICY %s ON public.%s IS '%s'"
+            % (policy_name(command), table, _fingerprint(sql))]
+
+
+def _definer_policy_statements():
+    return [DEFINER_POLICY_SQL, "COMMENT ON POLICY %s ON public.organization_members IS '%s'"
+            % (DEFINER_POLICY, _fingerprint(DEFINER_POLICY_SQL))]
+
+
+def install_plan(mode=DEFAULT_MODE):
+    """The statements `install` runs on a database just migrated (nothing of ours there yet),
+    in its order: roles and Supabase's auth only where missing (guarded in the SQL), the
+    helpers and their owner, the grants, the policies. For `hub db sql`. The column grants
+    follow hub.models, which a migrated database matches (`hub db check`); tests apply this
+    plan and check that `install` then has nothing left to do."""
+    from hub.catalog import HISTORY_TABLE
+
+    plan = [_create_role_sql(role) for role in ROLES] + [BYPASS_SQL, CREATE_DEFINER_SQL]
+    plan += [AUTH_SCHEMA_SQL] + [_auth_function_sql(name) for name in AUTH_FUNCTIONS]
+    plan += [HELPER_SCHEMA_SQL, HELPER_SCHEMA_PRIVATE_SQL]
+    plan += [_guarded('NOT ' + check % _literal(DEFINER_ROLE), [grant])
+             for check, grant in DEFINER_GRANTS]
+    for name in HELPERS:
+        plan += _helper_statements(name) + [_helper_revoke_sql(name)]
+    plan += [_handover_sql(list(HELPERS)), HELPER_USAGE_SQL, _helper_execute_sql()]
+    plan.append(_mode_sql(mode))
+    plan.append(_guarded(PUBLIC_USAGE_MISSING, [PUBLIC_USAGE_SQL]))
+    want = _expected(model_columns)
+    declared = policies()
+    for table in sorted(tuple(declared) + (HISTORY_TABLE,)):
+        plan += _grant_statements(table, want)
+    plan += [_enable_sql(HISTORY_TABLE),
+             _sequence_revoke_sql('public.%s_id_seq' % HISTORY_TABLE)]
+    for table in declared:
+        plan.append(_enable_sql(table))
+        for command in declared[table]:
+            plan += _policy_statements(table, command, mode)
+    return plan + _definer_policy_statements()
 
 
 def _install_roles(db):
@@ -598,27 +790,13 @@ def _install_roles(db):
     for role in ROLES:
         exists, bypass = live_role(db, role)
         if not exists:
-            attrs = 'NOLOGIN NOINHERIT' + (' BYPASSRLS' if role == 'service_role' else '')
-            # Roles are cluster-wide: another database's install may create the same role at the
-            # same moment, which is fine.
-            db.execute_sql("""
-                DO $hub$ BEGIN
-                    CREATE ROLE %s %s;
-                EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-                END $hub$""" % (role, attrs))
+            db.execute_sql(_create_role_sql(role))
             actions.append('created role %s' % role)
         elif role == 'service_role' and not bypass:
-            db.execute_sql('ALTER ROLE service_role BYPASSRLS')
+            db.execute_sql(BYPASS_SQL)
             actions.append('gave role service_role BYPASSRLS')
     if _definer(db) is None:
-        db.execute_sql("""
-            DO $hub$ BEGIN
-                CREATE ROLE %s NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE
-                    NOBYPASSRLS;
-            EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-            END $hub$""" % DEFINER_ROLE)
-        db.execute_sql("COMMENT ON ROLE %s IS 'owns the hub row-level security helpers "
-                       "(hub rls install); never log in as it'" % DEFINER_ROLE)
+        db.execute_sql(CREATE_DEFINER_SQL)
         actions.append('created role %s' % DEFINER_ROLE)
     return actions
 
@@ -635,15 +813,11 @@ def _install_auth(db):
     """Supabase's auth.uid()/auth.jwt(), only where missing (never touching Supabase's own)."""
     actions = []
     if not live_schema_exists(db, 'auth'):
-        db.execute_sql('CREATE SCHEMA auth')
-        db.execute_sql("COMMENT ON SCHEMA auth IS '%s'" % AUTH_MARK)
-        db.execute_sql('GRANT USAGE ON SCHEMA auth TO anon, authenticated, service_role')
+        db.execute_sql(AUTH_SCHEMA_SQL)
         actions.append('created schema auth')
-    for name, (returns, body) in AUTH_FUNCTIONS.items():
+    for name in AUTH_FUNCTIONS:
         if live_function(db, 'auth', name) is None:
-            db.execute_sql('CREATE FUNCTION auth.%s() RETURNS %s LANGUAGE sql STABLE '
-                           'AS $hub$%s$hub$' % (name, returns, body))
-            db.execute_sql("COMMENT ON FUNCTION auth.%s() IS '%s'" % (name, AUTH_MARK))
+            db.execute_sql(_auth_function_sql(name))
             actions.append('created function auth.%s()' % name)
     return actions
 
@@ -651,50 +825,40 @@ def _install_auth(db):
 def _install_helpers(db):
     actions = []
     if not live_schema_exists(db, HELPER_SCHEMA):
-        db.execute_sql('CREATE SCHEMA %s' % HELPER_SCHEMA)
+        db.execute_sql(HELPER_SCHEMA_SQL)
         actions.append('created schema %s' % HELPER_SCHEMA)
-    # Nobody may create objects here: a function planted in a SECURITY DEFINER helper's
-    # schema is the classic escalation.
-    db.execute_sql('REVOKE ALL ON SCHEMA %s FROM PUBLIC' % HELPER_SCHEMA)
+    db.execute_sql(HELPER_SCHEMA_PRIVATE_SQL)
     actions += _grant_definer(db)
     for name in HELPERS:
         returns, definer, body, comment = HELPERS[name]
         live = live_function(db, HELPER_SCHEMA, name)
         if live is None or live[2] != body or bool(live[0]) != definer \
                 or live[1] != HELPER_CONFIG:
-            db.execute_sql(helper_sql(name))
-            db.execute_sql('COMMENT ON FUNCTION %s.%s() IS %%s' % (HELPER_SCHEMA, name), (comment,))
+            for statement in _helper_statements(name):
+                db.execute_sql(statement)
             actions.append('%s function %s.%s()' % ('created' if live is None else 'replaced',
                                                      HELPER_SCHEMA, name))
-        db.execute_sql('REVOKE ALL ON FUNCTION %s.%s() FROM PUBLIC, anon' % (HELPER_SCHEMA, name))
+        db.execute_sql(_helper_revoke_sql(name))
     actions += _hand_helpers_to_definer(db)
     if not _one(db, "SELECT has_schema_privilege('authenticated', %s, 'USAGE')", (HELPER_SCHEMA,)):
-        db.execute_sql('GRANT USAGE ON SCHEMA %s TO authenticated, service_role' % HELPER_SCHEMA)
+        db.execute_sql(HELPER_USAGE_SQL)
         actions.append('granted usage on schema %s to authenticated' % HELPER_SCHEMA)
     ungranted = ['%s.%s()' % (HELPER_SCHEMA, name) for name in HELPERS if not _one(
         db, "SELECT has_function_privilege('authenticated', %s, 'EXECUTE')",
         ('%s.%s()' % (HELPER_SCHEMA, name),))]
     if ungranted:
-        db.execute_sql('GRANT EXECUTE ON FUNCTION %s TO authenticated, service_role'
-                       % ', '.join(ungranted))
+        db.execute_sql(_helper_execute_sql())
         actions.append('granted execute on %s to authenticated, service_role'
                        % ', '.join(ungranted))
     return actions
 
 
 def _grant_definer(db):
-    """The definer's rights, and nothing more: reach the two schemas, read organization_members
-    (through DEFINER_POLICY, installed with the other policies)."""
-    needed = [("has_schema_privilege(%s, 'public', 'USAGE')", 'GRANT USAGE ON SCHEMA public TO %s'),
-              ("has_schema_privilege(%s, '" + HELPER_SCHEMA + "', 'USAGE')",
-               'GRANT USAGE ON SCHEMA ' + HELPER_SCHEMA + ' TO %s'),
-              ("has_table_privilege(%s, 'public.organization_members', 'SELECT')",
-               'GRANT SELECT ON public.organization_members TO %s')]
     actions = []
-    for check, grant in needed:
+    for check, grant in DEFINER_GRANTS:
         if not _one(db, 'SELECT ' + check, (DEFINER_ROLE,)):
-            db.execute_sql(grant % DEFINER_ROLE)
-            actions.append((grant % DEFINER_ROLE).lower().replace('grant', 'granted', 1))
+            db.execute_sql(grant)
+            actions.append(grant.lower().replace('grant', 'granted', 1))
     return actions
 
 
@@ -713,25 +877,9 @@ def _hand_helpers_to_definer(db):
         return []
     from peewee import DatabaseError
 
-    superuser = _one(db, 'SELECT rolsuper FROM pg_roles WHERE rolname = current_user')
     try:
         with db.atomic():
-            if not superuser:
-                if not _one(db, "SELECT pg_has_role(current_user, %s, 'USAGE')",
-                            (DEFINER_ROLE,)):
-                    # SET for the transfer; INHERIT so later installs may replace and grant the
-                    # helpers as their owner (PostgreSQL 16 gives a CREATEROLE creator neither).
-                    version = _one(db, 'SHOW server_version_num')
-                    db.execute_sql('GRANT %s TO CURRENT_USER%s' % (
-                        DEFINER_ROLE,
-                        ' WITH INHERIT TRUE, SET TRUE' if int(version) >= 160000 else ''))
-                db.execute_sql('GRANT CREATE ON SCHEMA %s TO %s' % (HELPER_SCHEMA, DEFINER_ROLE))
-            for name in wrong:
-                db.execute_sql('ALTER FUNCTION %s.%s() OWNER TO %s'
-                               % (HELPER_SCHEMA, name, DEFINER_ROLE))
-            if not superuser:
-                db.execute_sql('REVOKE CREATE ON SCHEMA %s FROM %s'
-                               % (HELPER_SCHEMA, DEFINER_ROLE))
+            db.execute_sql(_handover_sql(wrong))
     except DatabaseError as exc:
         cause = str(exc.__cause__ or exc).strip().splitlines()[0]
         raise RlsError('cannot hand the helpers to role %s (%s); install once as a superuser, '
@@ -743,23 +891,14 @@ def _hand_helpers_to_definer(db):
 
 def _install_grants(db):
     actions = []
-    if not _one(db, "SELECT has_schema_privilege('authenticated', 'public', 'USAGE')") \
-            or not _one(db, "SELECT has_schema_privilege('service_role', 'public', 'USAGE')"):
-        db.execute_sql('GRANT USAGE ON SCHEMA public TO authenticated, service_role')
+    if _one(db, 'SELECT ' + PUBLIC_USAGE_MISSING):
+        db.execute_sql(PUBLIC_USAGE_SQL)
         actions.append('granted usage on schema public to authenticated, service_role')
     drift = privilege_drift(db)
     want = expected_privileges(db)
     for table in sorted({t for t, _ in drift}):
-        # Start from nothing: whatever default privileges or earlier grants (column grants
-        # included: REVOKE on the table takes them too) the database had.
-        db.execute_sql('REVOKE ALL ON public.%s FROM PUBLIC, %s' % (table, ', '.join(ROLES)))
-        grants = collections.defaultdict(list)  # (role, privilege) -> [columns] ([] = table)
-        for t, role, privilege, column in sorted(want, key=lambda w: (w[1], w[2], w[3] or '')):
-            if t == table:
-                grants[role, privilege] += [] if column is None else [column]
-        for (role, privilege), columns in sorted(grants.items()):
-            db.execute_sql('GRANT %s%s ON public.%s TO %s' % (
-                privilege, ' (%s)' % ', '.join(columns) if columns else '', table, role))
+        for statement in _grant_statements(table, want):
+            db.execute_sql(statement)
         for role in ROLES + (PUBLIC,):
             if (table, role) in drift:
                 extra, missing = drift[table, role]
@@ -778,11 +917,11 @@ def _lock_history(db):
         return []
     actions = []
     if not live_rls(db, table)[0]:
-        db.execute_sql('ALTER TABLE public.%s ENABLE ROW LEVEL SECURITY' % table)
+        db.execute_sql(_enable_sql(table))
         actions.append('enabled row-level security on %s (no policy: nobody but its owner)'
                        % table)
     for sequence in live_sequences_reachable(db, table, ROLES):
-        db.execute_sql('REVOKE ALL ON SEQUENCE %s FROM PUBLIC, %s' % (sequence, ', '.join(ROLES)))
+        db.execute_sql(_sequence_revoke_sql(sequence))
         actions.append('revoked API access to sequence %s' % sequence)
     return actions
 
@@ -793,28 +932,26 @@ def _install_policies(db, mode):
     declared = policies()
     for table in declared:
         if not live_rls(db, table)[0]:
-            db.execute_sql('ALTER TABLE public.%s ENABLE ROW LEVEL SECURITY' % table)
+            db.execute_sql(_enable_sql(table))
             actions.append('enabled row-level security on %s' % table)
         for command in declared[table]:
             name = policy_name(command)
-            sql = policy_sql(table, command, mode)
-            mark = _fingerprint(sql)
+            mark = _fingerprint(policy_sql(table, command, mode))
             current = live.get((table, name))
             if current is not None and current[4] == mark:
                 continue
             if current is not None:
                 db.execute_sql('DROP POLICY %s ON public.%s' % (name, table))
-            db.execute_sql(sql)
-            db.execute_sql("COMMENT ON POLICY %s ON public.%s IS '%s'" % (name, table, mark))
+            for statement in _policy_statements(table, command, mode):
+                db.execute_sql(statement)
             actions.append('%s policy %s on %s (%s)' % (
                 'created' if current is None else 'replaced', name, table, command))
     current = live.get(('organization_members', DEFINER_POLICY))
     if current is None or current[4] != _fingerprint(DEFINER_POLICY_SQL):
         if current is not None:
             db.execute_sql('DROP POLICY %s ON public.organization_members' % DEFINER_POLICY)
-        db.execute_sql(DEFINER_POLICY_SQL)
-        db.execute_sql("COMMENT ON POLICY %s ON public.organization_members IS '%s'"
-                       % (DEFINER_POLICY, _fingerprint(DEFINER_POLICY_SQL)))
+        for statement in _definer_policy_statements():
+            db.execute_sql(statement)
         actions.append('%s policy %s on organization_members (SELECT, to %s)' % (
             'created' if current is None else 'replaced', DEFINER_POLICY, DEFINER_ROLE))
     return actions

@@ -3,7 +3,7 @@
     >>> import hub.db, hub.rls_matrix
     >>> database = hub.db.open_database(hub.db.resolve_url())
     >>> report = hub.rls_matrix.verify(database)  # rolled back
-    >>> print(hub.rls_matrix.format_report(report))
+    >>> text = hub.rls_matrix.format_report(report)   # the table `hub rls verify` prints
     >>> [case.label for case in report['leaks']]
     []
 

@@ -47,24 +47,10 @@ def load_document(db, doc, user_id=None):
     """Load a scenario already read with `read`; None when its organization is present.
 
     `user_id(snapshot user id) -> id` renames the scenario's users first (`hub seed` gives them
-    uuids on a database with Supabase Auth); every reference to them follows.
+    uuids on a database with Supabase Auth); every reference to them follows (the snapshot's
+    own id mapping, by foreign key).
     """
     if db.execute_sql('SELECT 1 FROM organizations WHERE id = %s',
                       (doc['organization_id'],)).fetchone():
         return None
-    if user_id is not None:
-        doc = rename_users(doc, user_id)
-    return snapshot.import_organization(db, doc)
-
-
-def rename_users(doc, user_id):
-    """A copy of `doc` whose users are `user_id(id)`, in users.id and every column naming one.
-
-    A user id is a unique random string, so a column value equal to one is a reference to that
-    user (organization_members.user_id, created_by, ...), whatever the column's name.
-    """
-    names = {u['id']: user_id(u['id']) for u in doc['tables']['users']}
-    tables = {table: [{k: names.get(v, v) if isinstance(v, str) else v for k, v in row.items()}
-                      for row in rows]
-              for table, rows in doc['tables'].items()}
-    return dict(doc, tables=tables)
+    return snapshot.import_organization(db, doc, user_id=user_id)

@@ -3,13 +3,13 @@
     >>> import hub
     >>> from hub import snapshot
     >>> db = hub.connect()
-    >>> [o['slug'] for o in snapshot.list_organizations(db)]     # what `hub orgs` prints
-    ['acme', 'globex']
-    >>> doc = snapshot.export_organization(db, 'acme')           # an id or a slug
+    >>> slugs = [o['slug'] for o in snapshot.list_organizations(db)]   # what `hub orgs` prints
+    >>> slug = slugs[0]                                          # e.g. 'acme'
+    >>> doc = snapshot.export_organization(db, slug)             # an id or a slug
     >>> snapshot.write(snapshot.dumps(doc), 'acme.json')         # mode 0600: e-mails, ciphertext
     >>> doc = snapshot.read('acme.json')                         # parsed, its shape checked
-    >>> snapshot.import_organization(db, doc, as_new=True, link_users=True)
-    ('c5x...', {'organizations': 1, 'users': 0, ...})   # a copy under fresh ids, beside the original
+    >>> snapshot.import_organization(db, doc, as_new=True, link_users=True)  # a copy beside it
+    ('c...', {'organizations': 1, 'users': 0, ...})
 
 PostgreSQL converts both ways (`row_to_json` out, `json_populate_recordset` in), so every type
 (timestamptz, numeric, enums, text[], jsonb[]) round-trips exactly: export -> import into an
@@ -519,7 +519,7 @@ def _shipped_ids():
 class _Import:
     """One import: checks the document against this database, then writes it."""
 
-    def __init__(self, db, doc, name, as_new, link_users):
+    def __init__(self, db, doc, name, as_new, link_users, user_id=None):
         self.db, self.name, self.as_new, self.link_users = db, name, as_new, link_users
         self.org_id = doc['organization_id']
         # Copies: the caller's document stays as it was.
@@ -528,6 +528,10 @@ class _Import:
         self.system = [dict(r) for r in doc.get('system_templates', [])]
         self.columns = _catalog(db, self.names)
         self.references = _references(self.names)
+        if user_id is not None:
+            # Before any check: the users are checked and written under their new ids.
+            _remap(self.tables, {'users': {u['id']: user_id(u['id'])
+                                           for u in self.tables['users']}}, self.references)
         self.ids = {t: {r['id'] for r in rows} for t, rows in self.tables.items()}
         self.linked = {}           # snapshot user id -> existing user id
         self.add_templates = []    # shipped template ids to add
@@ -703,15 +707,7 @@ class _Import:
             for table in self.names:
                 for row in self.tables[table]:
                     mapping[table].setdefault(row['id'], new_id())
-        for table in self.names:
-            references = [(c, t) for c, t in self.references[table].items() if t in mapping]
-            for row in self.tables[table]:
-                row['id'] = mapping[table].get(row['id'], row['id'])
-                for column, target in references:
-                    value = row.get(column)
-                    if value is not None:
-                        # Templates outside the snapshot (system, public) keep their ids.
-                        row[column] = mapping[target].get(value, value)
+        _remap(self.tables, mapping, self.references)
         linked = set(self.linked.values())
         self.tables['users'] = [u for u in self.tables['users'] if u['id'] not in linked]
         for membership in self.tables['organization_members']:
@@ -787,7 +783,22 @@ class _Import:
             outer.rollback()
 
 
-def import_organization(db, doc, as_new=False, link_users=False, name='snapshot'):
+def _remap(tables, mapping, references):
+    """Rename ids in `tables` (in place): each row's id per `mapping[table]` ({old: new}), and
+    every reference to a renamed row, found by the foreign keys (`references`, _references).
+    Ids missing from a mapping stay (templates outside the snapshot keep theirs)."""
+    for table, rows in tables.items():
+        own = mapping.get(table, {})
+        followed = [(c, mapping[t]) for c, t in references[table].items() if t in mapping]
+        for row in rows:
+            row['id'] = own.get(row['id'], row['id'])
+            for column, ids in followed:
+                value = row.get(column)
+                if value is not None:
+                    row[column] = ids.get(value, value)
+
+
+def import_organization(db, doc, as_new=False, link_users=False, name='snapshot', user_id=None):
     """Check a snapshot against this database, then load it in one transaction.
 
     Returns (organization id, rows inserted per table). With `as_new`, every row gets a fresh
@@ -795,14 +806,16 @@ def import_organization(db, doc, as_new=False, link_users=False, name='snapshot'
     Users whose e-mail exists here are refused unless `link_users`, which makes them members of
     the imported organization instead (their profile is left as it is). Raises SnapshotError,
     naming `name` and the JSON path of the first problem, with nothing written; DatabaseNewer
-    for a database migrated by a newer hub.
+    for a database migrated by a newer hub. `user_id(snapshot user id) -> id` renames the
+    snapshot's users before anything is checked, every reference following (`hub seed
+    --scenario` gives scenario users uuids on a database with Supabase Auth).
     """
     from hub.migrate import ensure_known
 
     check_document(doc, name)
     ensure_known(db)
     with db.atomic():
-        job = _Import(db, doc, name, as_new, link_users)
+        job = _Import(db, doc, name, as_new, link_users, user_id)
         job.check()
         org_id = job.prepare()
         counts = job.write()

@@ -3,9 +3,18 @@
     >>> import hub
     >>> from hub import teams
     >>> db = hub.connect()
-    >>> teams.add_member(team, agent, hub.TeamRole.WORKER)   # PIPELINE: appended as priority k
-    >>> teams.add_member(team, other, 'SPECIALIST', priority=0)  # inserted first; others shift
-    >>> teams.remove_member(team, agent)                     # priorities close the gap
+    >>> org = hub.Organization.select().order_by(hub.Organization.id).first()   # one of yours
+    >>> owner = org.memberships.where(hub.OrganizationMember.role == 'OWNER').get().user
+    >>> team = hub.AgentTeam.create(name='Review line', structure='PIPELINE', coordination={},
+    ...                             organization=org, creator=owner)
+    >>> agent, other = hub.AIAgent.select().where(hub.AIAgent.organization == org).limit(2)
+    >>> teams.add_member(team, agent, hub.TeamRole.WORKER).priority   # PIPELINE: appended
+    0
+    >>> teams.add_member(team, other, 'SPECIALIST', priority=0).priority  # first; others shift
+    0
+    >>> teams.remove_member(team, other)                     # priorities close the gap
+    >>> [(m.agent_id == agent.id, m.priority) for m in team.members]
+    [(True, 0)]
 
 Rules: the agent belongs to the team's organization and joins once; a HIERARCHICAL team has
 exactly one LEADER (a second is refused; the leader leaves last); a PIPELINE team's priorities

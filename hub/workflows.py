@@ -4,10 +4,14 @@
     >>> from hub import workflows
     >>> db = hub.connect()
     >>> template = hub.WorkflowTemplate.get(hub.WorkflowTemplate.name == 'Inbound Lead Qualification')
+    >>> organization = hub.Organization.select().order_by(hub.Organization.id).first()
+    >>> creator = organization.memberships.get().user           # a member of it
     >>> flow = workflows.instantiate_template(template, organization, creator)   # usage_count + 1
     >>> run = workflows.start_execution(flow, input={'email': 'ada@example.com'})  # PENDING
-    >>> workflows.mark_running(run)
-    >>> workflows.finish_execution(run, hub.ExecutionStatus.COMPLETED, output={'score': 82})
+    >>> workflows.mark_running(run).status
+    <ExecutionStatus.RUNNING: 'RUNNING'>
+    >>> workflows.finish_execution(run, hub.ExecutionStatus.COMPLETED, output={'score': 82}).status
+    <ExecutionStatus.COMPLETED: 'COMPLETED'>
 
 Each function runs in one transaction (a savepoint inside yours) and raises
 `hub.rules.RuleViolation` with a one-line reason instead of writing a row that breaks a rule.

@@ -7,6 +7,7 @@
     $ hub db check                # models vs live database, exit 1 on any difference
     $ hub db docs -o docs/schema.md
     $ hub db prisma -o prisma/schema.prisma
+    $ hub db sql -o supabase/migrations/20250101000000_hub.sql
     $ psql "$(hub db url)"
 """
 import json
@@ -54,26 +55,45 @@ def stop():
 
 @db.command()
 @click.argument('target', required=False)
+@click.option('--sql', 'as_sql', is_flag=True,
+              help='Print the SQL of the pending migrations (and their history rows) instead of '
+                   'running it; nothing is written.')
 @click.option('--fake', is_flag=True,
               help='Record the pending migrations (up to TARGET) as applied without running '
                    'them: adopts a database whose schema already matches hub.models; refused '
                    'when `hub db check` finds a difference.')
 @click.pass_obj
-def migrate(session, target, fake):
+def migrate(session, target, as_sql, fake):
     """Apply pending migrations, up to and including TARGET (a name like 0001_initial, or 1).
 
-    Examples: hub db migrate
-              hub db migrate --fake 0005     # adopt a database built by hand (or restored)
+    With --sql, print what would run, for psql or a supabase/migrations/ file; a later
+    `hub db status` on a database where it was applied shows the migrations as applied.
+    With --fake, record them as applied without running them (a database whose schema
+    already matches, built by hand or restored).
+
+    Example: hub db migrate
+
+    Example: hub db migrate --sql > supabase/migrations/20250201000000_hub_0006.sql
+
+    Example: hub db migrate --fake 0005
     """
     from hub import lifecycle
     from hub import migrate as migrations
 
+    if as_sql and fake:
+        raise click.UsageError('give --sql or --fake, not both')
     if fake:
         recorded = lifecycle.adopt(session.db, target)
         for name in recorded:
             click.echo('recorded %s (not run)' % name)
         if not recorded:
             click.echo('nothing to record: every migration is applied', err=True)
+        return
+    if as_sql:
+        text, names = migrations.pending_sql(session.db, target)
+        click.echo(text, nl=False)
+        click.echo('-- %d pending migration%s: %s' % (len(names), '' if len(names) == 1 else 's',
+                                                  ', '.join(names) or 'none'), err=True)
         return
     applied = migrations.migrate(session.db, target)
     for name in applied:
@@ -286,6 +306,36 @@ def check(session):
         click.echo('%d difference(s) between hub.models and the database' % len(diffs), err=True)
         raise click.exceptions.Exit(1)
     click.echo('no differences: the database matches hub.models', err=True)
+
+
+@db.command('sql')
+@click.option('-o', '--output', type=click.Path(dir_okay=False, writable=True),
+              help='Write to this file instead of stdout (e.g. supabase/migrations/'
+                   '20250101000000_hub.sql).')
+@click.option('--mode', type=click.Choice(['members', 'active']), default='members',
+              show_default=True,
+              help='The row-level security mode to install, as `hub rls install --mode`.')
+def schema_sql(output, mode):
+    """Write the whole schema as one SQL script: every migration, then row-level security.
+
+    Needs no database. Roles and the `auth` stand-ins are created only where missing, so the
+    script applies to an empty database on plain PostgreSQL and on Supabase, and records the
+    migration history: `hub db status`, `hub db check` and `hub rls status` are clean after it.
+    No psql meta-commands, no COPY, no BEGIN/COMMIT.
+
+    Example: hub db sql -o supabase/migrations/20250101000000_hub.sql
+
+    Example: hub db sql | psql -v ON_ERROR_STOP=1 -1 -d "$DATABASE_URL"
+
+    Example: hub db sql --mode active -o supabase/migrations/20250101000000_hub.sql
+    """
+    from hub import lifecycle
+
+    if output:
+        check_output(output)
+    emit(lifecycle.schema_sql(mode=mode), output)
+    if output:
+        click.echo('wrote %s' % output, err=True)
 
 
 @db.command('prisma')

@@ -28,8 +28,9 @@ class Failure(click.ClickException):
 
 #: Commands (paths under `hub`; a group covers all of its commands) that write. On first use of
 #: the database they refuse one that holds a migration this code lacks (DatabaseNewer), before
-#: any question or write. The library functions behind most of them check too; this covers
-#: every command, including those whose library functions do not. Add new writing commands.
+#: any question or write, once (hub.migrate.known: the library writers they call skip their
+#: own check). This covers every command, including those whose library functions do not
+#: check. Add new writing commands.
 WRITING = (('db', 'migrate'), ('db', 'rollback'), ('db', 'reset'), ('seed',),
            ('templates', 'load'), ('import',), ('rls', 'install'), ('rls', 'uninstall'),
            ('secrets',))
@@ -47,6 +48,7 @@ class Session:
         self.url_option = url_option
         self._url = None
         self._db = None
+        self._scope = None
 
     @property
     def url(self):
@@ -63,15 +65,22 @@ class Session:
             ctx = click.get_current_context(silent=True)
             if ctx is not None and writes(ctx.command_path.split()[1:]):
                 from hub import migrate
+                # Checked here, once, before any question; the library's writers called by
+                # the command skip their own check inside this scope (ended by close()).
+                scope = migrate.known(database)
                 try:
-                    migrate.ensure_known(database)
+                    scope.__enter__()
                 except BaseException:
                     database.close()
                     raise
+                self._scope = scope
             self._db = database
         return self._db
 
     def close(self):
+        if self._scope is not None:
+            self._scope.__exit__(None, None, None)
+            self._scope = None
         if self._db is not None and not self._db.is_closed():
             self._db.close()
 

@@ -4,6 +4,7 @@
     $ hub seed --orgs 50 --scale medium --as-of 2025-01-31
     $ hub seed --orgs 51 --as-of 2025-01-31      # adds organization 51 only
     $ hub seed --reset --yes --json | jq .total_rows
+    $ hub seed --sql supabase/seed.sql --orgs 10 --as-of 2025-01-31   # no database needed
 
 A thin wrapper over `hub.seed.seed_database`: it parses options, shows progress on stderr (a
 bar on a terminal; otherwise, as in CI logs, a line every 5 s or $HUB_PROGRESS_SECONDS) and
@@ -15,6 +16,8 @@ import sys
 import time
 
 import click
+
+from hub.cli.output import check_output
 
 #: Without a terminal, a progress line every this many seconds ($HUB_PROGRESS_SECONDS).
 PROGRESS_SECONDS = 5.0
@@ -101,23 +104,41 @@ def _interval():
 @click.option('-y', '--yes', is_flag=True, help='Do not ask before --reset.')
 @click.option('-q', '--quiet', is_flag=True, help='No progress, notes or table.')
 @click.option('--json', 'as_json', is_flag=True, help='Print the summary as JSON.')
+@click.option('--sql', 'sql_file', type=click.Path(dir_okay=False, writable=True), metavar='FILE',
+              help='Write the seed as a data-only SQL file (multi-row INSERTs) instead of into a '
+                   'database; needs no database, same options give the same bytes.')
+@click.option('--auth-users', is_flag=True,
+              help='With --sql: users get uuid ids and Supabase Auth users (auth.users, '
+                   'auth.identities), as `hub seed` gives them on a database with Supabase Auth.')
 @click.pass_obj
-def seed(session, orgs, scale, seed_value, as_of, reset, scenario, yes, quiet, as_json):
+def seed(session, orgs, scale, seed_value, as_of, reset, scenario, yes, quiet, as_json,
+         sql_file, auth_users):
     """Fill the database with organizations, users, agents, teams, workflows and executions.
 
     Migrates the database if needed, installs the row-level-security policies if missing and
     loads the template marketplace first. Running it again with the same options adds nothing;
     a larger --orgs adds only the new organizations.
 
+    With --sql FILE nothing is connected to: FILE gets the rows this command would write into
+    an empty database (marketplace included), for a database built by `hub db sql`, e.g. as
+    Supabase's supabase/seed.sql, loaded by `supabase db reset`.
+
     Integration credentials are encrypted with $HUB_SECRET_KEY (generated and kept in .hub/
-    for the embedded database; required for any other).
+    for the embedded database; required for any other, and for --sql).
+
+    Example: hub seed --orgs 50 --scale medium --as-of 2025-01-31
+
+    Example: hub seed --sql supabase/seed.sql --orgs 10 --as-of 2025-01-31 --auth-users
     """
     from hub import crypto, seed as seeder
     from hub.db import redact
 
     say = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
-    db = session.db
     bar = _Bar(enabled=not quiet and not as_json)
+    if sql_file or auth_users:
+        return _seed_file(sql_file, auth_users, orgs, scale, seed_value, as_of, reset, scenario,
+                          quiet, as_json, bar)
+    db = session.db
     # Checked before the question: a run that cannot encrypt must not ask, nor delete.
     crypto.key_for(db)
     if reset and not yes:
@@ -150,6 +171,36 @@ def seed(session, orgs, scale, seed_value, as_of, reset, scenario, yes, quiet, a
             % (result.kept, '' if result.kept == 1 else 's', result.seed))
     if not quiet:
         click.echo(format_table(result))
+
+
+def _seed_file(path, auth_users, orgs, scale, seed_value, as_of, reset, scenario, quiet,
+               as_json, bar):
+    from hub.errors import ConfigError
+    from hub.seed import sqlfile
+
+    if not path:
+        raise ConfigError('--auth-users applies to --sql FILE only; `hub seed` into a database '
+                          'adds Auth users wherever the database has Supabase Auth')
+    for flag, given in (('--reset', reset), ('--scenario', scenario)):
+        if given:
+            raise ConfigError('%s cannot be used with --sql: the file is loaded into an empty '
+                              'database built by `hub db sql` (drop %s)' % (flag, flag))
+    try:
+        check_output(path)
+    except click.BadParameter as exc:
+        exc.param_hint = '--sql'
+        raise
+    try:
+        result = sqlfile.write_file(path, orgs=orgs, scale=scale, seed=seed_value,
+                                    as_of=as_of.date() if as_of else None,
+                                    auth_users=auth_users, progress=bar)
+    finally:
+        bar.close()
+    if as_json:
+        click.echo(json.dumps(dict(result.as_dict(), file=path), indent=2))
+    elif not quiet:
+        click.echo(format_table(result))
+        click.echo('wrote %s' % path, err=True)
 
 
 def format_table(result):

@@ -17,6 +17,7 @@ import time
 import click
 import psycopg2
 import pytest
+from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
 from hub import db as hubdb
@@ -164,6 +165,61 @@ def test_every_writing_command_refuses_a_newer_database_before_writing(newer, ar
     assert one_line(err).startswith(NEWER), err
     assert out == ''
     assert state(url) == before
+
+
+@pytest.mark.parametrize('args', [['seed', '--orgs', '1', '--scale', 'tiny', '--as-of',
+                                   '2025-01-31'],
+                                  ['db', 'reset', '-y'], ['rls', 'install'],
+                                  ['templates', 'load']], ids=' '.join)
+def test_a_writing_command_reads_the_migration_history_for_the_check_once(db_url, secret,
+                                                                           monkeypatch, args):
+    """The CLI checks before any question; the library writers it calls do not check again."""
+    reads, inside = [], []
+    real_check, real_status = migrate.ensure_known, migrate.status
+
+    def check(*a, **k):
+        inside.append(True)
+        try:
+            return real_check(*a, **k)
+        finally:
+            inside.pop()
+
+    def status(*a, **k):
+        if inside:
+            reads.append(1)
+        return real_status(*a, **k)
+    monkeypatch.setattr(migrate, 'ensure_known', check)
+    monkeypatch.setattr(migrate, 'status', status)
+    result = CliRunner().invoke(cli, ['--database-url', db_url, *args])
+    assert result.exit_code == 0, result.output
+    assert len(reads) == 1
+
+
+def test_the_library_still_checks_outside_a_command_scope(db_url):
+    """known() covers one unit of work: afterwards, and in other threads, writers check again."""
+    database = hubdb.bind(hubdb.open_database(db_url))
+    try:
+        with migrate.known(database):
+            # A newer hub migrates meanwhile: this scope checked at its start and trusts that.
+            database.execute_sql("INSERT INTO hub_migrations (name, applied) VALUES (%s, now())",
+                                 (FUTURE,))
+            migrate.ensure_known(database)
+            refused = []
+            thread = threading.Thread(target=lambda: refused.append(_refused(database)))
+            thread.start()
+            thread.join()
+            assert refused == [True]
+        assert _refused(database)
+    finally:
+        database.close()
+
+
+def _refused(database):
+    try:
+        migrate.ensure_known(database)
+    except DatabaseNewer:
+        return True
+    return False
 
 
 def test_the_library_refuses_a_newer_database_too(newer):

@@ -64,3 +64,79 @@ def test_the_library_raises_config_error(monkeypatch):
     with pytest.raises(ConfigError) as caught:
         hubdb.resolve_url()
     assert caught.value.exit_code == 2 and str(caught.value).startswith("DATABASE_URL 'garbage'")
+
+
+# -- what a URL means: libpq's reading, since libpq connects --------------------------------------
+
+MEANING = [
+    'postgresql://postgres@127.0.0.1:5432/hub',
+    'postgres://u:p%40ss@db.example.com/app?sslmode=require',
+    'postgresql://us%40er:p%3As%2Fs%20x@h/app',               # percent-encoded user and password
+    'postgresql://postgres@/hub?host=/run/postgresql',         # socket folder as a parameter
+    'postgresql://postgres@/hub?host=/run/postgresql&port=5433',
+    'postgresql://%2Frun%2FPostgreSQL:5433/hub',               # socket folder in the host part
+    'postgresql://postgres@[::1]:65535/hub',
+    'postgresql://u@h/my%20db',                                # percent-encoded database name
+    'postgresql://u@h/db?application_name=a+b&connect_timeout=10',  # '+' is a plus to libpq
+    'postgresql://u@h/db?application_name=007&keepalives=true&sslmode=none',  # text, not 7/True/None
+    'postgresql://u@h/db?options=-c%20search_path%3Dx',
+    'postgresql://u:@h/db',                                    # empty password: none
+]
+
+
+@pytest.mark.parametrize('url', MEANING)
+def test_a_url_means_what_it_means_to_libpq(url):
+    from psycopg2.extensions import parse_dsn
+
+    libpq = parse_dsn(url)
+    libpq['database'] = libpq.pop('dbname')
+    ours = {key: str(value) for key, value in hubdb._parse(url).items()}
+    assert ours == libpq
+
+
+@pytest.fixture
+def named_database(server_url):
+    """A database whose name needs percent-encoding in a URL: (name, url of its server)."""
+    import psycopg2
+    from psycopg2 import sql
+
+    from tools.throwaway import admin_connection
+
+    name = 'hub_test url %s' % os.urandom(4).hex()
+    conn = admin_connection(server_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL('CREATE DATABASE {}').format(sql.Identifier(name)))
+        yield name
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)')
+                        .format(sql.Identifier(name)))
+    finally:
+        conn.close()
+
+
+def test_a_percent_encoded_database_name_and_socket_folder_connect(server_url, named_database):
+    from urllib.parse import quote
+
+    url = hubdb.with_database(server_url, named_database)
+    assert '%20' in url
+    database = hubdb.open_database(url)
+    try:
+        assert database.execute_sql('SELECT current_database()').fetchone()[0] == named_database
+        folders, port = [database.execute_sql('SHOW %s' % setting).fetchone()[0]
+                         for setting in ('unix_socket_directories', 'port')]
+    finally:
+        database.close()
+    folder = folders.split(',')[0].strip()
+    if not folder or not os.path.isdir(folder):
+        pytest.skip('the server under test has no socket folder on this machine')
+    user = hubdb._parse(server_url).get('user')
+    socket_url = 'postgresql://%s%s:%s/%s' % (quote(user, safe='') + '@' if user else '',
+                                              quote(folder, safe=''), port,
+                                              quote(named_database, safe=''))
+    database = hubdb.open_database(socket_url)
+    try:
+        row = database.execute_sql('SELECT current_database(), inet_server_addr()').fetchone()
+        assert row == (named_database, None)  # no address: it came through the socket
+    finally:
+        database.close()

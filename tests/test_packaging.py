@@ -116,8 +116,8 @@ def test_benchmarks_and_tools_import_without_patching_sys_path(module):
 
 
 def test_every_benchmark_moved_out_of_the_command_package():
-    assert BENCHMARKS == ['bench_fleet', 'bench_rls', 'bench_seed', 'bench_snapshot',
-                          'bench_startup']
+    # The four that moved out of scripts/ are here (later ones may join them), and none is left.
+    assert {'bench_rls', 'bench_seed', 'bench_snapshot', 'bench_startup'} <= set(BENCHMARKS)
     assert not list((ROOT / 'scripts').glob('bench_*.py'))
     assert not (ROOT / 'scripts' / 'make_scenarios.py').exists()
 

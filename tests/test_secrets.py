@@ -123,6 +123,31 @@ def test_rotate_re_encrypts_every_credential_under_the_new_key(seeded):
                                    'id %s' % (len(credentials(url)), Credentials(new).kid))
 
 
+def test_a_rotation_between_two_seed_batches_stops_the_seed(db_url, database, secret):
+    """Why the seeder checks the key in every batch, under the seed lock: `hub secrets rotate`
+    may commit between two batches, and the next batch, sealed under the old key, would
+    leave credentials that no single key opens."""
+    import datetime
+
+    from hub.seed import seed_database
+
+    new = Fernet.generate_key().decode()
+    rotated = []
+
+    def progress(added, total, rows):
+        if added and not rotated:
+            other = hubdb.open_database(db_url)
+            try:
+                rotated.append(crypto.rotate(other, secret, new)['rotated'])
+            finally:
+                other.close()
+    with pytest.raises(KeyMismatch, match='encrypted with key id %s' % crypto.kid_of(new)):
+        seed_database(database, orgs=6, scale='small', as_of=datetime.date(2025, 1, 31),
+                      batch_rows=500, progress=progress)
+    assert rotated and rotated[0] > 0
+    assert crypto.key_ids(database) == {crypto.kid_of(new): rotated[0]}
+
+
 def test_rotate_with_a_wrong_old_key_writes_nothing(seeded):
     url, old, before = seeded
     wrong, new = new_key(), new_key()

@@ -1,11 +1,18 @@
 """Seeded users as Supabase Auth users, on databases that have Supabase's `auth` schema.
 
+On a database with Supabase's auth schema (not plain PostgreSQL, so these examples are
+skipped by tests/test_doctests.py; `hub seed` in tests/test_supabase.py makes these calls):
+
     >>> from hub.seed import auth
-    >>> auth.available(database)                  # auth.users and auth.identities exist
+    >>> auth.available(database)                  # doctest: +SKIP
     True
-    >>> hashed = auth.password_hash(database, 42) # bcrypt of DEV_PASSWORD, salt fixed by the seed
-    >>> auth.add_users(database, org_ids, hashed, 42)   # rows for those organizations' members
+    >>> hashed = auth.password_hash(database, 42) # doctest: +SKIP
+    >>> org_ids = [org_id for (org_id,) in database.execute_sql('SELECT id FROM organizations')]
+    >>> auth.add_users(database, org_ids, hashed, 42)   # doctest: +SKIP
     24
+
+`password_hash` is the bcrypt of DEV_PASSWORD with the salt fixed by the seed; `add_users` adds
+the Auth rows of those organizations' members and returns how many.
 
 Each seeded user gets an `auth.users` row with the same id (a uuid, stored as text in
 `users.id`) and e-mail, confirmed, with the password DEV_PASSWORD, and the `auth.identities` row
@@ -81,10 +88,7 @@ _MEMBERS = ('SELECT DISTINCT u.id, u.email, u.name, u.created_at FROM public.use
             'WHERE m.organization_id = ANY(%s)')
 
 
-def add_users(db, org_ids, hashed, seed):
-    """auth.users + auth.identities rows for the members of `org_ids`; returns users added."""
-    cursor = db.execute_sql(
-        """WITH seeded AS (%s)
+_USERS = """WITH seeded AS (%s)
         INSERT INTO auth.users (instance_id, id, aud, role, email, encrypted_password,
             email_confirmed_at, confirmation_token, recovery_token, email_change_token_new,
             email_change, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
@@ -94,20 +98,39 @@ def add_users(db, org_ids, hashed, seed):
                                %%s, %%s::numeric),
             jsonb_build_object('name', s.name), s.created_at, s.created_at
         FROM seeded s
-        ON CONFLICT (id) DO NOTHING
-        RETURNING id""" % _MEMBERS, (list(org_ids), INSTANCE_ID, hashed, MARK, seed))
-    added = [row[0] for row in cursor.fetchall()]
-    if added:
-        db.execute_sql(
-            """INSERT INTO auth.identities (id, provider_id, user_id, identity_data, provider,
+        ON CONFLICT (id) DO NOTHING""" % _MEMBERS
+_IDENTITIES = """INSERT INTO auth.identities (id, provider_id, user_id, identity_data, provider,
                 created_at, updated_at)
             SELECT md5('hub-identity:' || u.id::text)::uuid, u.id::text, u.id,
                 jsonb_build_object('sub', u.id::text, 'email', u.email,
                                    'email_verified', true, 'phone_verified', false),
                 'email', u.created_at, u.created_at
-            FROM auth.users u WHERE u.id = ANY(%s::uuid[])
-            ON CONFLICT DO NOTHING""", ([str(i) for i in added],))
+            FROM auth.users u WHERE %s
+            ON CONFLICT DO NOTHING"""
+
+
+def add_users(db, org_ids, hashed, seed):
+    """auth.users + auth.identities rows for the members of `org_ids`; returns users added."""
+    cursor = db.execute_sql(_USERS + '\n        RETURNING id',
+                            (list(org_ids), INSTANCE_ID, hashed, MARK, seed))
+    added = [row[0] for row in cursor.fetchall()]
+    if added:
+        db.execute_sql(_IDENTITIES % 'u.id = ANY(%s::uuid[])', ([str(i) for i in added],))
     return len(added)
+
+
+def add_users_sql(org_ids, seed):
+    """The statements that add what `add_users` adds for `org_ids` to an empty auth schema, as
+    SQL text for a seed file: the bcrypt hash is computed by the loading database's pgcrypto
+    (`extensions.crypt`, where Supabase installs it) with the seed's salt, so it is the same."""
+    from hub.sqltext import Raw, interpolate, literal
+
+    ids = Raw('ARRAY[%s]::text[]' % ', '.join(literal(i) for i in org_ids))
+    hashed = Raw('extensions.crypt(%s, %s)' % (literal(DEV_PASSWORD), literal(salt(seed))))
+    seeded = ('u.raw_app_meta_data ? %s AND u.id IN (SELECT m.user_id::uuid FROM '
+              'public.organization_members m WHERE m.organization_id = ANY(%s))'
+              % (literal(MARK), ids))
+    return [interpolate(_USERS, (ids, INSTANCE_ID, hashed, MARK, seed)), _IDENTITIES % seeded]
 
 
 def remove_users(db):

@@ -106,8 +106,26 @@ FAILABLE = frozenset(NODE_ERRORS)
 FINISHED = (('COMPLETED', 0.82), ('FAILED', 0.94), ('CANCELLED', 1.0))
 
 Agent = namedtuple('Agent', 'id model archetype created')
-# Per-agent counters, filled as executions are drawn: positions in a list of six ints.
-COUNT_FAILED, COUNT_COMPLETED, COUNT_MS, COUNT_BUSY, COUNT_LAST, COUNT_RUNS = range(6)
+# An agent's row before its counters are known (written last, by write_parents).
+AgentRow = namedtuple('AgentRow', 'agent name personality config tools memory active creator '
+                                  'edited')
+# One node of a workflow as its executions replay it, computed once per workflow (prepare):
+# timing bounds, the log entry's fixed text around its timestamp and duration (`head`, `tail`,
+# `failed_tails` per error), and for agent nodes the agent execution's task and input.
+Step = namedtuple('Step', 'node_id kind label agent lo hi head tail failed_tails errors task '
+                          'task_input')
+
+
+class Tally:
+    """The counters of an agent or team, filled as its executions are drawn.
+
+    `last` is the latest start in epoch ms, 0 before any; `busy_ms` sums the durations of
+    completed runs and `running` counts in-flight ones (agents only).
+    """
+    __slots__ = ('runs', 'completed', 'failed', 'busy_ms', 'running', 'last')
+
+    def __init__(self):
+        self.runs = self.completed = self.failed = self.busy_ms = self.running = self.last = 0
 
 
 def fast_id_factory(rng):
@@ -316,10 +334,10 @@ class _Org:
             agent = Agent(agent_id, model, archetype, created)
             self.agent_list.append(agent)
             self.by_archetype.setdefault(archetype.key, []).append(agent_id)
-            self.agent_rows.append((agent, name, personality, config, tools, memory,
-                                    self.random() < 0.92, self.creator(),
-                                    created + self.between(0, DAY * 3)))
-        self.agent_counts = {a.id: [0] * 6 for a in self.agent_list}
+            self.agent_rows.append(AgentRow(agent, name, personality, config, tools, memory,
+                                            self.random() < 0.92, self.creator(),
+                                            created + self.between(0, DAY * 3)))
+        self.agent_counts = {a.id: Tally() for a in self.agent_list}
         self.agents_by_id = {a.id: a for a in self.agent_list}
 
     def teams(self):
@@ -354,7 +372,7 @@ class _Org:
                                           ts(created + self.between(0, HOUR))])
             self.team_list.append(dict(id=team_id, name=name, purpose=purpose,
                                        structure=structure, members=roles, created=created,
-                                       creator=self.creator(), runs=[0, 0, 0, None]))
+                                       creator=self.creator(), runs=Tally()))
 
     def integrations(self):
         rng, ctx = self.rng, self.ctx
@@ -511,12 +529,12 @@ class _Org:
             task_input = jsonb({'prompt': str(data.get('prompt') or data.get('instructions')
                                               or label)[:500],
                                 'workflow': workflow['name'], 'node': node['id']})
-            steps[node['id']] = (node['id'], kind, label, agent, lo, hi, head, tail, failed_tails,
-                                 errors, esc(label), task_input)
+            steps[node['id']] = Step(node['id'], kind, label, agent, lo, hi, head, tail,
+                                     failed_tails, errors, esc(label), task_input)
         runs = []
         for path in graphs.paths(workflow['nodes'], workflow['edges']):
             run = [steps[n] for n in path]
-            failable = [i for i, s in enumerate(run) if s[1] in FAILABLE] or [len(run) - 1]
+            failable = [i for i, s in enumerate(run) if s.kind in FAILABLE] or [len(run) - 1]
             last = nodes[path[-1]].get('data', {}).get('label') or path[-1]
             output = jsonb({'status': 'ok', 'result': last, 'nodesExecuted': len(run)})
             runs.append((run, failable, output))
@@ -611,8 +629,10 @@ class _Org:
         tokens = hundredths = 0
         error = NULL
         for i in range(stop):
-            node_id, kind, label, agent, lo, hi, head, tail, failed_tails, errors, \
-                task, task_input = run[i]
+            # Unpacked at once rather than read field by field: this runs for every node of
+            # every execution. The order is Step's.
+            _, _, label, agent, lo, hi, head, tail, failed_tails, errors, task, task_input = \
+                run[i]
             failing = state == 'FAILED' and i == stop - 1
             if agent is not None:
                 inp, out, duration = self.agent_draw(agent, 'FAILED' if failing else 'COMPLETED')
@@ -666,10 +686,10 @@ class _Org:
         """Append one agent execution; returns `tokens` and `hundredths` plus its own."""
         model = agent.model
         counts = self.agent_counts[agent.id]
-        counts[COUNT_RUNS] += 1
-        counts[COUNT_LAST] = max(counts[COUNT_LAST], started)
+        counts.runs += 1
+        counts.last = max(counts.last, started)
         if status in ('RUNNING', 'PENDING'):
-            counts[COUNT_BUSY] += status == 'RUNNING'
+            counts.running += status == 'RUNNING'
             self.out.tables['agent_executions'].append(line((
                 self.new_id(), self.out.id, agent.id, exec_id, task, task_input, NULL, status,
                 ts(started), NULL, NULL, '0', '0.00', model.name, model.provider)))
@@ -678,12 +698,12 @@ class _Org:
         if status == 'COMPLETED':
             output = '{"text":"%s","usage":{"inputTokens":%d,"outputTokens":%d},' \
                      '"finishReason":"stop"}' % (self.reply(), inp, out)
-            counts[COUNT_COMPLETED] += 1
-            counts[COUNT_MS] += duration
+            counts.completed += 1
+            counts.busy_ms += duration
         else:
             output = '{"finishReason":"%s","usage":{"inputTokens":%d,"outputTokens":0}}' \
                      % ('cancelled' if status == 'CANCELLED' else 'error', inp)
-            counts[COUNT_FAILED] += status == 'FAILED'
+            counts.failed += status == 'FAILED'
         self.out.tables['agent_executions'].append(line((
             self.new_id(), self.out.id, agent.id, exec_id, task, task_input, output, status,
             ts(started), ts(started + duration), str(duration), str(inp + out), cents(cost),
@@ -711,7 +731,7 @@ class _Org:
             self.agent_row(agent, esc(task), task_input, NULL,
                            self.run_start(agent.created + 10 * MINUTE), status, inp, out,
                            duration)
-        live = [row[0] for row in self.agent_rows if row[6]]
+        live = [row.agent for row in self.agent_rows if row.active]
         for agent in rng.sample(live, min(len(live), self.between(0, 2))):
             task = self.fill(rng.choice(agent.archetype.tasks))
             self.agent_row(agent, esc(task), jsonb({'task': task}), NULL,
@@ -782,10 +802,10 @@ class _Org:
                 state, ts(started), ts(started + total) if finished else NULL,
                 str(total) if finished else NULL, jsonb_array(results))))
             counts = team['runs']
-            counts[0] += 1
-            counts[1] += state == 'COMPLETED'
-            counts[2] += state == 'FAILED'
-            counts[3] = started if counts[3] is None else max(counts[3], started)
+            counts.runs += 1
+            counts.completed += state == 'COMPLETED'
+            counts.failed += state == 'FAILED'
+            counts.last = max(counts.last, started)
 
     # -- parents, with their counters -----------------------------------------------------
 
@@ -807,24 +827,25 @@ class _Org:
                 boolean(w['active']), w['version'], text_array(w['tags']), str(w['runs']),
                 ts(w['last']) if w['last'] is not None else NULL, w['template'] or NULL,
                 ts(w['created']), ts(updated), org, w['creator']])
-        for agent, name, personality, config, tools, memory, active, creator, edited in \
-                self.agent_rows:
-            failed, completed, busy_ms, running, last, runs = self.agent_counts[agent.id]
-            if running:
+        for row in self.agent_rows:
+            agent, counts = row.agent, self.agent_counts[row.agent.id]
+            if counts.running:
                 status = 'BUSY'
-            elif not active:
+            elif not row.active:
                 status = 'OFFLINE'
             else:
                 status = 'ERROR' if self.random() < 0.04 else 'IDLE'
             self.add('ai_agents', [
-                agent.id, esc(name), esc(agent.archetype.description),
+                agent.id, esc(row.name), esc(agent.archetype.description),
                 'https://api.dicebear.com/9.x/bottts/svg?seed=%s' % agent.id,
-                jsonb(personality), jsonb(config), text_array(tools), jsonb(memory),
-                str(runs), _number(rules.success_rate(completed, failed)),
-                _number(rules.mean_duration(busy_ms, completed)), boolean(active), status,
-                ts(agent.created), ts(max(edited, last)), org, creator])
+                jsonb(row.personality), jsonb(row.config), text_array(row.tools),
+                jsonb(row.memory), str(counts.runs),
+                _number(rules.success_rate(counts.completed, counts.failed)),
+                _number(rules.mean_duration(counts.busy_ms, counts.completed)),
+                boolean(row.active), status, ts(agent.created), ts(max(row.edited, counts.last)),
+                org, row.creator])
         for team in self.team_list:
-            runs, completed, failed, last = team['runs']
+            counts = team['runs']
             coordination = dict(catalog.COORDINATION[team['structure']])
             members = [a for a, _, _ in team['members']]
             if team['structure'] == 'HIERARCHICAL':
@@ -833,7 +854,8 @@ class _Org:
                 coordination['stages'] = [a.id for a in members]
             self.add('agent_teams', [
                 team['id'], esc(team['name']), esc(team['purpose'][1]), team['structure'],
-                jsonb(coordination), str(runs), _number(rules.success_rate(completed, failed)),
-                ts(team['created']), ts(max(team['created'] + self.between(0, DAY), last or 0)),
+                jsonb(coordination), str(counts.runs),
+                _number(rules.success_rate(counts.completed, counts.failed)),
+                ts(team['created']), ts(max(team['created'] + self.between(0, DAY), counts.last)),
                 org, team['creator']])
 
