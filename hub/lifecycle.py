@@ -12,6 +12,7 @@ helpers and the auth stand-in would outlive the tables otherwise). The seeder an
 line (`hub seed`, `hub db reset`, `hub db rollback`) share these functions.
 """
 from hub import locks, migrate, rls
+from hub.errors import SchemaDrift
 
 
 def remove_rls(db):
@@ -60,6 +61,28 @@ def prepare(db, notify=None, mode=None):
     if installed:
         notify('installed the row-level-security policies')
     return migrated, installed
+
+
+def adopt(db, target=None, directory=migrate.MIGRATIONS_DIR):
+    """Record the pending migrations (up to `target`) as applied without running them, for a
+    database whose schema already matches hub.models (built by hand, restored from a dump, or
+    migrated by another tool). Returns the names recorded.
+
+    Refuses (SchemaDrift, nothing recorded) when `hub db check` finds a difference: recording
+    migrations that were never run over a schema that differs would hide the difference.
+    """
+    from hub import schema
+
+    with db.atomic():  # under the migration lock: no migration runs between check and record
+        locks.hold(db, locks.MIGRATE)
+        drift = schema.check(db)
+        if drift:
+            raise SchemaDrift(
+                'refusing to record migrations as applied: the database differs from hub.models '
+                'in %d way%s (%s%s); run `hub db check` to see them, and `hub db migrate` without '
+                '--fake to build the schema' % (len(drift), '' if len(drift) == 1 else 's',
+                                                 drift[0], ', ...' if len(drift) > 1 else ''))
+        return migrate.fake(db, target, directory)
 
 
 #: Refuses to run on a database that already has our history: the file builds from nothing.

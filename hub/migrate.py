@@ -17,15 +17,25 @@ A database that holds a migration this code does not have (applied by a newer hu
 by every function here that writes, and by `ensure_known` for other writers:
 
     >>> hub.migrate.ensure_known(database)      # DatabaseNewer when the database is ahead
+
+Each applied migration's file is recorded with its checksum (sha256 of its bytes, column
+`checksum` of the history, added by `migrate` on a history written by an older hub), so
+`edited` names a file changed after it was applied; `fake` records migrations as applied
+without running them (hub.lifecycle.adopt checks the schema first):
+
+    >>> hub.migrate.edited(database)             # [] unless an applied file was changed
+    []
 """
 import contextlib
+import hashlib
+import os
 import re
 import threading
 from pathlib import Path
 
 from peewee import DatabaseError
+from playhouse.migrations import Migration, Runner
 from playhouse.migrations import MigrationError as RunnerError
-from playhouse.migrations import Runner
 
 from hub import locks
 from hub.catalog import HISTORY_TABLE
@@ -49,6 +59,58 @@ def _locked(db):
     with db.atomic():
         locks.hold(db, LOCK_KEY)
         yield
+
+
+def checksum(path):
+    """The sha256 (hex) of a migration file's bytes: what the history records when it is applied."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _has_checksums(db):
+    """Whether the history table exists with its `checksum` column (an older hub's has none)."""
+    return db.execute_sql("""
+        SELECT EXISTS (SELECT 1 FROM pg_attribute
+                       WHERE attrelid = to_regclass(%s) AND attname = 'checksum'
+                         AND NOT attisdropped)""", ('public.%s' % HISTORY_TABLE,)).fetchone()[0]
+
+
+def _record_checksums(db, directory):
+    """Store the checksum of every applied migration that has none yet (under the lock).
+
+    The column is added here, idempotently, so a history written by an older hub (Runner's
+    name and applied only) gains it on its first `hub db migrate`: its applied migrations are
+    then recorded as their files are now, which is the most that can be known of them.
+    """
+    if db.execute_sql('SELECT to_regclass(%s)', ('public.%s' % HISTORY_TABLE,)).fetchone()[0] is None:
+        return
+    if not _has_checksums(db):
+        db.execute_sql('ALTER TABLE public.%s ADD COLUMN IF NOT EXISTS checksum text' % HISTORY_TABLE)
+    missing = [r[0] for r in db.execute_sql(
+        'SELECT name FROM public.%s WHERE checksum IS NULL' % HISTORY_TABLE).fetchall()]
+    files = {m.name: m.path for m in _Files(directory).migrations()}
+    for name in missing:
+        if name in files:
+            db.execute_sql('UPDATE public.%s SET checksum = %%s WHERE name = %%s' % HISTORY_TABLE,
+                           (checksum(files[name]), name))
+
+
+def edited(db, directory=MIGRATIONS_DIR):
+    """[(name, path)] of applied migrations whose file differs from the one applied."""
+    if not _has_checksums(db):
+        return []
+    recorded = dict(db.execute_sql('SELECT name, checksum FROM public.%s WHERE checksum IS NOT NULL'
+                                   % HISTORY_TABLE).fetchall())
+    return [(m.name, m.path) for m in _Files(directory).migrations()
+            if m.name in recorded and checksum(m.path) != recorded[m.name]]
+
+
+def edited_message(name, path):
+    """The one line that says an applied migration's file was changed, and what to do."""
+    relative = os.path.relpath(path)
+    path = path if relative.startswith('..') else relative
+    return ('%s was edited after it was applied (its checksum differs from the one recorded); '
+            'restore it (git checkout -- %s) and put the change in a new migration '
+            '(`hub db new NAME` or `hub db generate NAME`)' % (Path(path).name, path))
 
 
 def status(db, directory=MIGRATIONS_DIR):
@@ -139,14 +201,27 @@ def _resolve_target(rows, target):
 def migrate(db, target=None, directory=MIGRATIONS_DIR):
     """Apply pending migrations (up to and including `target`); returns the names applied."""
     run = runner(db, directory)
-    plan = _pending_through(db, run.status(), target)
+    rows = run.status()
+    plan = _pending_through(db, rows, target)
+    files = {m.name: m for m in rows if m.path is not None}
 
     def up(name):
         # Under the lock the history is read again: another run may have applied it meanwhile.
         # Runner.up(name) applies what is still pending up to `name` (normally just `name`).
+        first = commit_first(files[name])
+        if first:
+            with _locked(db):
+                if name not in {m.name for m in run.status() if m.applied}:
+                    db.execute_sql(first)
         with _locked(db):
-            return run.up(name)
-    return _apply(up, plan)
+            done = run.up(name)
+            _record_checksums(db, directory)
+            return done
+    done = _apply(up, plan)
+    if not done and files:
+        with conflicts('record the migrations\' checksums'), _locked(db):
+            _record_checksums(db, directory)
+    return done
 
 
 def _pending_through(db, rows, target):
@@ -162,6 +237,28 @@ def _pending_through(db, rows, target):
         if m.name == target:
             break
     return plan
+
+
+def commit_first(migration):
+    """The migration's COMMIT_FIRST SQL ('' when it has none): statements `migrate` commits in
+    a transaction of their own before up() runs. hub.autogen puts `ALTER TYPE ... ADD VALUE`
+    there, since PostgreSQL lets no transaction use an enum label that it added itself."""
+    sql = getattr(migration.load(), 'COMMIT_FIRST', None) or ''
+    return sql if has_statements(sql) else ''
+
+
+def fake(db, target=None, directory=MIGRATIONS_DIR):
+    """Record pending migrations (up to and including `target`) as applied, with their
+    checksums, without running them; returns the names. For a database whose schema already
+    matches: hub.lifecycle.adopt checks that first, and is what to call."""
+    run = runner(db, directory)
+    rows = run.status()
+    ensure_known(db, rows=rows)
+    target = _resolve_target([m for m in rows if m.path is not None], target)
+    with conflicts('record migrations as applied'), _locked(db):
+        done = run.fake(target)
+        _record_checksums(db, directory)
+    return done
 
 
 def rollback(db, target=None, all=False, directory=MIGRATIONS_DIR, teardown=None):
@@ -245,7 +342,9 @@ def reset(db, directory=MIGRATIONS_DIR, teardown=None):
     """Revert every migration, `teardown(db)` first, and migrate again from scratch.
 
     One transaction: a failure leaves the database as it was. hub.lifecycle.reset passes
-    what removes row-level security as `teardown`.
+    what removes row-level security as `teardown`. The exception: from the first migration
+    with COMMIT_FIRST statements (enum labels) on, the rest is applied as `migrate` does, a
+    transaction each, since those statements must be committed before what uses them.
     """
     run = runner(db, directory)
     with _locked(db):
@@ -255,7 +354,126 @@ def reset(db, directory=MIGRATIONS_DIR, teardown=None):
         applied = [m.name for m in reversed(run.status()) if m.applied]
         _apply(run.down, applied)
         db.execute_sql('DROP TABLE IF EXISTS %s' % HISTORY_TABLE)
-        return _apply(run.up, [m.name for m in run.status()])
+        plan = [m for m in run.status() if m.path is not None]
+        split = next((i for i, m in enumerate(plan) if commit_first(m)), len(plan))
+        done = _apply(run.up, [m.name for m in plan[:split]])
+        _record_checksums(db, directory)
+    if split < len(plan):
+        done += migrate(db, directory=directory)
+    return done
+
+
+# -- writing new migrations (`hub db new`, and hub.autogen for `hub db generate`) --------------
+
+#: A migration file in the project's style: frozen SQL in UP and DOWN, run by up() and down().
+TEMPLATE = '''\
+"""%(title)s.
+%(body)s
+Frozen SQL, like 0001: what this migration builds must not change with the code around it, so
+it never imports hub.models. Schema-qualify names (public.workflows) and write %%%% for a
+literal %%: the SQL is run with parameters. Once it is applied anywhere, do not edit this file
+(`hub db status` reports it); write a new migration instead.
+"""
+%(commit_first)s
+UP = r"""
+%(up)s"""
+
+DOWN = r"""
+%(down)s"""
+
+
+def up(migrator, db):
+%(run_up)s
+
+
+def down(migrator, db):
+%(run_down)s
+'''
+
+#: Enum labels come first, committed in a transaction of their own (see `migrate`).
+COMMIT_FIRST_BLOCK = '''
+# ALTER TYPE ... ADD VALUE: PostgreSQL lets no transaction use an enum label that it added
+# itself, so `hub db migrate` runs these statements first and commits them, then runs up().
+# down() cannot take a label back (PostgreSQL has no ALTER TYPE ... DROP VALUE): it stays,
+# unused, and IF NOT EXISTS lets up() run again after a rollback.
+COMMIT_FIRST = r"""
+%s"""
+'''
+
+NEW_UP = """\
+-- Write the change here; while this file holds only comments, applying it fails. E.g.:
+-- ALTER TABLE public.workflows ADD COLUMN priority integer NOT NULL DEFAULT 0;
+"""
+
+NEW_DOWN = """\
+-- Undo what UP does, in reverse order. E.g.:
+-- ALTER TABLE public.workflows DROP COLUMN priority;
+"""
+
+_NAME = re.compile(r'[a-z][a-z0-9_]{0,59}')
+
+
+def has_statements(sql):
+    """Whether `sql` holds anything besides blank lines and -- comments."""
+    return any(line.strip() and not line.strip().startswith('--') for line in sql.splitlines())
+
+
+#: The first line of up() in a file with TODOs: applying it fails, naming it, until they are done.
+TODO_GUARD = """\
+    # Delete these two lines once the TODOs of this file are written.
+    from playhouse.migrations import MigrationError
+    raise MigrationError('its TODOs are not written yet: write them, then delete the guard in up()')
+"""
+
+
+def render(name, body='', up_sql=NEW_UP, down_sql=NEW_DOWN, commit_first='', todo=False):
+    """The source of a migration file (TEMPLATE). A side without statements does nothing,
+    except in the file `hub db new` writes: its comments make `migrate` fail until filled in.
+    With `todo`, up() refuses to run until its guard is deleted (TODO_GUARD)."""
+    def run(sql, const, nothing):
+        if has_statements(sql) or sql in (NEW_UP, NEW_DOWN):
+            return '    db.execute_sql(%s)' % const
+        return '    pass  # %s' % nothing
+    guard = TODO_GUARD if todo else ''
+    return TEMPLATE % {
+        'title': name.replace('_', ' ').capitalize(), 'body': '\n' + body if body else '',
+        'commit_first': COMMIT_FIRST_BLOCK % commit_first if commit_first else '',
+        'up': up_sql, 'down': down_sql,
+        'run_up': guard + run(up_sql, 'UP', 'nothing to do'),
+        'run_down': run(down_sql, 'DOWN', 'nothing to undo')}
+
+
+def check_name(name, directory=MIGRATIONS_DIR):
+    """Refuse (ConfigError) a name that is not snake_case, or that a migration has already."""
+    if not _NAME.fullmatch(name or ''):
+        raise ConfigError('invalid migration name %r: use lowercase letters, digits and '
+                          'underscores, starting with a letter, at most 60 characters '
+                          '(e.g. add_workflow_priority)' % name)
+    taken = [m.name for m in _Files(directory).migrations() if m.name.split('_', 1)[-1] == name]
+    if taken:
+        raise ConfigError('a migration named %r exists already (%s.py); choose another name'
+                          % (name, taken[0]))
+
+
+class _Files:
+    """What playhouse.migrations.Runner.create needs, without a database: its folder."""
+
+    def __init__(self, directory):
+        self.directory = str(directory)
+
+    def migrations(self):
+        return Migration.load_directory(self.directory)
+
+
+def new(name, directory=MIGRATIONS_DIR, source=None):
+    """Write the next numbered migration file, NNNN_<name>.py, and return its path.
+
+    `source` is the file's text (hub.autogen renders one for `hub db generate`); by default
+    the template of `hub db new`, whose UP and DOWN are comments to replace. The number and
+    the file name are playhouse.migrations.Runner.create's: one more than the highest there.
+    """
+    check_name(name, directory)
+    return Path(Runner.create(_Files(directory), name, source or render(name)))
 
 
 def _idx(rows, name):
@@ -345,15 +563,19 @@ def history_sql():
     """The statements that create the history table (as Runner does: only where missing)."""
     recorder = _recorder()
     runner(recorder).History.create_table(safe=True)
-    return recorder.statements
+    return recorder.statements + ['ALTER TABLE public.%s ADD COLUMN IF NOT EXISTS checksum text'
+                                  % HISTORY_TABLE]
 
 
-def record_sql(name):
-    """The history row `migrate` writes once migration `name` has run."""
+def record_sql(name, path=None):
+    """The history row `migrate` writes once migration `name` (file `path`) has run."""
     from hub.sqltext import text
 
-    return 'INSERT INTO %s (name, applied) VALUES (%s, LOCALTIMESTAMP)' % (HISTORY_TABLE,
-                                                                         text(name))
+    if path is None:
+        return 'INSERT INTO %s (name, applied) VALUES (%s, LOCALTIMESTAMP)' % (HISTORY_TABLE,
+                                                                             text(name))
+    return ('INSERT INTO %s (name, applied, checksum) VALUES (%s, LOCALTIMESTAMP, %s)'
+            % (HISTORY_TABLE, text(name), text(checksum(path))))
 
 
 def migration_sql(names, directory=MIGRATIONS_DIR):
@@ -368,8 +590,11 @@ def migration_sql(names, directory=MIGRATIONS_DIR):
         module = files[name].load()
         recorder = _recorder()
         recorder.running = name
+        first = commit_first(files[name])
+        if first:  # enum labels: each statement commits on its own unless psql is given -1
+            recorder.execute_sql(first)
         module.up(runner(recorder, directory).migrator, recorder)
-        out.append((name, recorder.statements + [record_sql(name)]))
+        out.append((name, recorder.statements + [record_sql(name, files[name].path)]))
     return out
 
 

@@ -24,7 +24,9 @@ from hub.errors import MigrationError
 
 # peewee's field_type -> the name PostgreSQL's format_type() prints.
 _TYPES = {'TEXT': 'text', 'INT': 'integer', 'DOUBLE': 'double precision', 'BOOL': 'boolean',
-          'JSON': 'jsonb', 'TIMESTAMPTZ': 'timestamp with time zone', 'JSONB[]': 'jsonb[]'}
+          'JSON': 'jsonb', 'TIMESTAMPTZ': 'timestamp with time zone', 'JSONB[]': 'jsonb[]',
+          'BIGINT': 'bigint', 'SMALLINT': 'smallint', 'FLOAT': 'real', 'DATE': 'date',
+          'UUID': 'uuid', 'BLOB': 'bytea', 'DATETIME': 'timestamp without time zone'}
 
 
 def expected_type(field):
@@ -79,47 +81,78 @@ def expected_foreign_keys(model):
 
 # -- the comparison ---------------------------------------------------------------------------
 
+class Difference:
+    """One difference between hub.models and the database: what `check` prints (`message`) and
+    what hub.autogen renders as SQL. `kind` names it ('missing_column', 'column_type', ...);
+    `table` and `item` say where (a column name, an index or foreign key tuple, an enum);
+    `want` is the models' side (a field, a model, labels) and `live` the database's."""
+
+    __slots__ = ('kind', 'table', 'item', 'want', 'live', 'message')
+
+    def __init__(self, kind, table, item, want, live, message):
+        self.kind, self.table, self.item = kind, table, item
+        self.want, self.live, self.message = want, live, message
+
+    def __repr__(self):
+        return 'Difference(%r)' % self.message
+
+
 def check(db):
     """Differences between hub.models and the live database, one readable line each."""
+    return [d.message for d in differences(db)]
+
+
+def differences(db, policies=True):
+    """Every Difference between hub.models and the live database, in the order `check` prints
+    them; `policies=False` leaves out the row-level-security policies."""
     diffs = []
     tables = set(live_tables(db))
     by_table = {m._meta.table_name: m for m in models.MODELS}
     for name in sorted(tables - set(by_table)):
-        diffs.append('table %s is in the database but not in the models' % name)
+        diffs.append(Difference('extra_table', name, None, None, name,
+                                'table %s is in the database but not in the models' % name))
     for table, model in by_table.items():
         if table not in tables:
-            diffs.append('table %s is missing from the database' % table)
+            diffs.append(Difference('missing_table', table, None, model, None,
+                                    'table %s is missing from the database' % table))
             continue
         diffs.extend(_check_columns(db, table, model))
-        diffs.extend(_check_set(table, 'index', expected_indexes(model),
-                                {(cols, unique) for _, cols, unique, _ in live_indexes(db, table)},
-                                _show_index))
-        diffs.extend(_check_set(table, 'foreign key', expected_foreign_keys(model),
-                                {fk[1:5] for fk in live_foreign_keys(db, table)}, _show_fk))
+        indexes = {(cols, unique): (name, definition)
+                   for name, cols, unique, definition in live_indexes(db, table)}
+        diffs.extend(_check_set(table, 'index', expected_indexes(model), indexes, _show_index))
+        fks = {fk[1:5]: (fk[0], fk[5]) for fk in live_foreign_keys(db, table)}
+        diffs.extend(_check_set(table, 'foreign key', expected_foreign_keys(model), fks, _show_fk))
     diffs.extend(_check_enums(db))
-    diffs.extend(_check_policies(db, tables))
+    if policies:
+        diffs.extend(_check_policies(db, tables))
     return diffs
 
 
 def _check_columns(db, table, model):
-    live = {name: (ctype, not_null) for name, ctype, not_null, _ in live_columns(db, table)}
-    want = {f.column_name: (expected_type(f), not f.null or f.primary_key)
-            for f in model._meta.sorted_fields}
+    live = {name: (ctype, not_null, default) for name, ctype, not_null, default
+            in live_columns(db, table)}
+    fields = {f.column_name: f for f in model._meta.sorted_fields}
+    want = {column: (expected_type(f), not f.null or f.primary_key) for column, f in fields.items()}
     for column in want:
         if column not in live:
-            yield '%s.%s: column is missing from the database (models: %s)' % (
-                table, column, want[column][0])
+            yield Difference('missing_column', table, column, fields[column], None,
+                             '%s.%s: column is missing from the database (models: %s)' % (
+                                 table, column, want[column][0]))
             continue
-        (ltype, lnn), (wtype, wnn) = live[column], want[column]
+        (ltype, lnn, _), (wtype, wnn) = live[column], want[column]
         if ltype != wtype:
-            yield '%s.%s: type is %s in the database, %s in the models' % (table, column, ltype, wtype)
+            yield Difference('column_type', table, column, fields[column], live[column],
+                             '%s.%s: type is %s in the database, %s in the models'
+                             % (table, column, ltype, wtype))
         if lnn != wnn:
-            yield '%s.%s: %s in the database, %s in the models' % (
-                table, column, _null(lnn), _null(wnn))
+            yield Difference('nullability', table, column, fields[column], live[column],
+                             '%s.%s: %s in the database, %s in the models' % (
+                                 table, column, _null(lnn), _null(wnn)))
     for column in live:
         if column not in want:
-            yield '%s.%s: column is in the database (%s) but not in the models' % (
-                table, column, live[column][0])
+            yield Difference('extra_column', table, column, None, live[column],
+                             '%s.%s: column is in the database (%s) but not in the models' % (
+                                 table, column, live[column][0]))
 
 
 def _null(not_null):
@@ -127,10 +160,15 @@ def _null(not_null):
 
 
 def _check_set(table, kind, want, live, show):
-    for item in sorted(want - live, key=str):
-        yield '%s: %s %s is missing from the database' % (table, kind, show(item))
-    for item in sorted(live - want, key=str):
-        yield '%s: %s %s is in the database but not in the models' % (table, kind, show(item))
+    """`live` maps each item to what the database says of it (its name, its definition)."""
+    name = kind.replace(' ', '_')
+    for item in sorted(want - set(live), key=str):
+        yield Difference('missing_' + name, table, item, item, None,
+                         '%s: %s %s is missing from the database' % (table, kind, show(item)))
+    for item in sorted(set(live) - want, key=str):
+        yield Difference('extra_' + name, table, item, None, live[item],
+                         '%s: %s %s is in the database but not in the models'
+                         % (table, kind, show(item)))
 
 
 def _show_index(item):
@@ -148,12 +186,15 @@ def _check_enums(db):
     for name, enum_class in models.ENUMS.items():
         labels = [m.value for m in enum_class]
         if name not in live:
-            yield 'enum %s is missing from the database' % name
+            yield Difference('missing_enum', None, name, labels, None,
+                             'enum %s is missing from the database' % name)
         elif live[name] != labels:
-            yield 'enum %s: labels are %s in the database, %s in the models' % (
-                name, ', '.join(live[name]), ', '.join(labels))
+            yield Difference('enum_labels', None, name, labels, live[name],
+                             'enum %s: labels are %s in the database, %s in the models' % (
+                                 name, ', '.join(live[name]), ', '.join(labels)))
     for name in sorted(set(live) - set(models.ENUMS)):
-        yield 'enum %s is in the database but not in the models' % name
+        yield Difference('extra_enum', None, name, None, live[name],
+                         'enum %s is in the database but not in the models' % name)
 
 
 def _check_policies(db, tables):
@@ -165,9 +206,12 @@ def _check_policies(db, tables):
     want = rls.expected_policies()
     live = {(t, p[0], p[1]) for t in tables for p in live_policies(db, t)}
     for table, name, cmd in sorted(want - live):
-        yield '%s: policy %s (%s) is missing from the database' % (table, name, cmd)
+        yield Difference('missing_policy', table, (name, cmd), True, None,
+                         '%s: policy %s (%s) is missing from the database' % (table, name, cmd))
     for table, name, cmd in sorted(live - want):
-        yield '%s: policy %s (%s) is in the database but not in hub.rls' % (table, name, cmd)
+        yield Difference('extra_policy', table, (name, cmd), None, True,
+                         '%s: policy %s (%s) is in the database but not in hub.rls'
+                         % (table, name, cmd))
 
 
 # -- documentation ----------------------------------------------------------------------------

@@ -58,19 +58,37 @@ def stop():
 @click.option('--sql', 'as_sql', is_flag=True,
               help='Print the SQL of the pending migrations (and their history rows) instead of '
                    'running it; nothing is written.')
+@click.option('--fake', is_flag=True,
+              help='Record the pending migrations (up to TARGET) as applied without running '
+                   'them: adopts a database whose schema already matches hub.models; refused '
+                   'when `hub db check` finds a difference.')
 @click.pass_obj
-def migrate(session, target, as_sql):
+def migrate(session, target, as_sql, fake):
     """Apply pending migrations, up to and including TARGET (a name like 0001_initial, or 1).
 
     With --sql, print what would run, for psql or a supabase/migrations/ file; a later
     `hub db status` on a database where it was applied shows the migrations as applied.
+    With --fake, record them as applied without running them (a database whose schema
+    already matches, built by hand or restored).
 
     Example: hub db migrate
 
     Example: hub db migrate --sql > supabase/migrations/20250201000000_hub_0006.sql
+
+    Example: hub db migrate --fake 0005
     """
+    from hub import lifecycle
     from hub import migrate as migrations
 
+    if as_sql and fake:
+        raise click.UsageError('give --sql or --fake, not both')
+    if fake:
+        recorded = lifecycle.adopt(session.db, target)
+        for name in recorded:
+            click.echo('recorded %s (not run)' % name)
+        if not recorded:
+            click.echo('nothing to record: every migration is applied', err=True)
+        return
     if as_sql:
         text, names = migrations.pending_sql(session.db, target)
         click.echo(text, nl=False)
@@ -82,14 +100,63 @@ def migrate(session, target, as_sql):
         click.echo('applied %s' % name)
     if not applied:
         click.echo('nothing to apply: the database is up to date', err=True)
+    for name, path in migrations.edited(session.db):
+        click.echo('warning: %s' % migrations.edited_message(name, path), err=True)
+
+
+@db.command()
+@click.argument('name')
+def new(name):
+    """Write the next numbered migration, hub/migrations/NNNN_NAME.py, to fill in by hand.
+
+    NAME is snake_case (lowercase letters, digits, underscores). The file's UP and DOWN SQL
+    are comments to replace (applying it fails until they are written); its path is printed.
+    To write the SQL from the models instead, use `hub db generate NAME`.
+    Example: hub db new backfill_workflow_priority
+    """
+    from hub import migrate as migrations
+
+    path = migrations.new(name)
+    click.echo(str(path))
+    click.echo('wrote %s: write its UP and DOWN SQL, then run `hub db migrate`' % path.name,
+               err=True)
+
+
+@db.command()
+@click.argument('name')
+@click.pass_obj
+def generate(session, name):
+    """Write the next numbered migration, NNNN_NAME.py, that brings the database to hub.models.
+
+    Compares the models with the live database (what `hub db check` lists) and writes frozen
+    SQL: UP brings the database to the models, DOWN reverses it. What it cannot write without
+    guessing (a rename, a removed enum label, a narrowed type) becomes a TODO in the file and
+    a warning on stderr. No difference: says so, writes nothing, exit 0. Run it on a database
+    with every migration applied; read the file, then `hub db migrate` and `hub rls install`.
+    Example: hub db generate add_workflow_priority
+    """
+    from hub import autogen, schema
+
+    path, warnings = autogen.generate(session.db, name)
+    if path is None:
+        click.echo('no differences: the database matches hub.models; nothing written', err=True)
+        if schema.check(session.db):  # what is left are policies: not a migration's
+            click.echo('the row-level-security policies differ from hub.rls: run `hub rls '
+                       'install`', err=True)
+        return
+    click.echo(str(path))
+    for warning in warnings:
+        click.echo('warning: %s' % warning, err=True)
+    click.echo('wrote %s: read it, then run `hub db migrate`' % path.name, err=True)
 
 
 @db.command()
 @click.option('--json', 'as_json', is_flag=True, help='Print the list as JSON.')
 @click.pass_obj
 def status(session, as_json):
-    """List migrations, applied and pending; exit 1 when something is pending, or when the
-    database holds a migration this version of hub does not have.
+    """List migrations, applied and pending; exit 1 when something is pending, when the
+    database holds a migration this version of hub does not have, or when an applied
+    migration's file was edited after it was applied (its recorded checksum differs).
 
     Times are when each migration was applied (in --json with their UTC offset).
     Example: hub db status --json
@@ -97,23 +164,30 @@ def status(session, as_json):
     from hub import migrate as migrations
 
     rows = migrations.status(session.db)
+    edited = dict(migrations.edited(session.db))
     if as_json:
         click.echo(json.dumps([{'name': m.name, 'applied': _aware(m.applied).isoformat()
-                                if m.applied else None, 'file': m.path is not None}
+                                if m.applied else None, 'file': m.path is not None,
+                                'edited': m.name in edited}
                                for m in rows], indent=2))
     else:
         for m in rows:
             state = 'applied %s' % m.applied.strftime('%Y-%m-%d %H:%M:%S') if m.applied else 'pending'
             if m.path is None:
                 state += ' (file missing)'
+            if m.name in edited:
+                state += ' (edited since)'
             click.echo('%s  %s' % (m.name.ljust(32), state))
     unknown = migrations.unknown(rows)
     if unknown:
         click.echo(migrations.newer_message(unknown), err=True)
         raise click.exceptions.Exit(1)
+    for name, path in edited.items():
+        click.echo(migrations.edited_message(name, path), err=True)
     pending = [m.name for m in rows if m.applied is None]
     if pending:
         click.echo('%d pending: run `hub db migrate`' % len(pending), err=True)
+    if pending or edited:
         raise click.exceptions.Exit(1)
 
 

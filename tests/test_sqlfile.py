@@ -13,6 +13,7 @@ import psycopg2
 import pytest
 
 from hub import db as hubdb
+from hub import migrate
 from hub import rls
 from hub.seed import content_hashes
 from tests.commands import hub
@@ -157,7 +158,8 @@ def test_migrate_sql_stops_at_the_target(databases):
     assert result.returncode == 0, result.stderr
     assert '-- migration 0002_member_invitations' in result.stdout
     assert '0003' not in result.stdout
-    assert "VALUES ('0002_member_invitations', LOCALTIMESTAMP)" in result.stdout
+    assert ("VALUES ('0002_member_invitations', LOCALTIMESTAMP, '%s')"
+            % migrate.checksum(migrate.MIGRATIONS_DIR / '0002_member_invitations.py')) in result.stdout
     bad = hub(url, 'db', 'migrate', '--sql', '0099')
     assert bad.returncode == 2 and bad.stderr.count('\n') == 1 and '0099' in bad.stderr
 
