@@ -241,10 +241,10 @@ def measure(conns, variants, params, runs, queries=QUERIES):
 
 
 def set_mode(url, mode):
-    from hub import db as hubdb
+    from hub import connection
     from hub import rls
 
-    database = hubdb.open_database(url)
+    database = connection.open_database(url)
     try:
         rls.install(database, mode=mode)
     finally:
@@ -407,13 +407,13 @@ def grow(owner, lo, hi, days):
 
 
 def main(argv=None):
-    from hub import db as hubdb
+    from hub import connection
     from hub import migrate, rls
 
     args = parse_args(argv)
-    server = args.database_url or hubdb.resolve_url()
+    server = args.database_url or connection.resolve_url()
     with throwaway_database(server, prefix='hub_bench_fleet', keep=args.keep) as url:
-        database = hubdb.open_database(url)
+        database = connection.open_database(url)
         try:
             migrate.migrate(database)
             rls.install(database)

@@ -149,10 +149,10 @@ def parse_args(argv=None):
 
 
 def build(url, orgs, executions):
-    from hub import db as hubdb
+    from hub import connection
     from hub import migrate, rls
 
-    database = hubdb.open_database(url)
+    database = connection.open_database(url)
     try:
         migrate.migrate(database)
         rls.install(database)
@@ -273,10 +273,10 @@ def variants_for(orgs):
 
 
 def main(argv=None):
-    from hub import db as hubdb
+    from hub import connection
 
     args = parse_args(argv)
-    server = args.database_url or hubdb.resolve_url()
+    server = args.database_url or connection.resolve_url()
     with throwaway_database(server, prefix='hub_bench_rls', keep=args.keep) as url:
         conn = build(url, args.orgs, args.executions)
         try:

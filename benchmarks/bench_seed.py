@@ -47,12 +47,12 @@ def main(argv=None):
 
     from cryptography.fernet import Fernet
 
-    from hub import db as hubdb
+    from hub import connection
 
     os.environ.setdefault('HUB_SECRET_KEY', Fernet.generate_key().decode())
-    server = hubdb.resolve_url()
-    print('server: %s' % hubdb.redact(server))
-    admin = hubdb.open_database(server)
+    server = connection.resolve_url()
+    print('server: %s' % connection.redact(server))
+    admin = connection.open_database(server)
     version = admin.execute_sql('SHOW server_version').fetchone()[0]
     admin.close()
     print('PostgreSQL %s, %d CPUs' % (version, os.cpu_count()))
@@ -68,7 +68,7 @@ def main(argv=None):
         rows = big['summary']['total_rows']
         if rows < args.min_rows:
             print('warning: %d rows < %d; raise --orgs' % (rows, args.min_rows))
-        database = hubdb.bind(hubdb.open_database(url))
+        database = connection.bind(connection.open_database(url))
         try:
             copy_seconds = copy_back(database, args.repeat)
             naive_per_row = naive(database, args.naive_rows)

@@ -16,7 +16,7 @@ import time
 
 import psycopg2
 
-from hub import db as hubdb
+from hub import connection
 from hub import migrate, seed, snapshot
 from tools.throwaway import Databases
 
@@ -54,10 +54,10 @@ def main():
 
     # The seeder encrypts integration credentials; a throwaway key does for a throwaway database.
     os.environ.setdefault('HUB_SECRET_KEY', Fernet.generate_key().decode())
-    server = hubdb.resolve_url()
+    server = connection.resolve_url()
     with Databases(server, prefix='hub_bench_snap') as dbs:
         names = [dbs.create() for _ in ('source', 'snapshot import', 'COPY')]
-        source = hubdb.bind(hubdb.open_database(dbs.url(names[0])))
+        source = connection.bind(connection.open_database(dbs.url(names[0])))
         seed.seed_database(source, orgs=args.orgs, scale=args.scale, seed=42)
         org_id = source.execute_sql(
             'SELECT organization_id FROM workflow_executions GROUP BY 1 '
@@ -69,7 +69,7 @@ def main():
         doc = snapshot.loads(text)
         rows = sum(len(r) for r in doc['tables'].values()) + len(doc['system_templates'])
 
-        target = hubdb.open_database(dbs.url(names[1]))
+        target = connection.open_database(dbs.url(names[1]))
         migrate.migrate(target)
         started = time.perf_counter()
         snapshot.import_organization(target, snapshot.loads(text))
@@ -77,7 +77,7 @@ def main():
         assert snapshot.dumps(snapshot.export_organization(target, org_id)) == text
 
         copy_target = psycopg2.connect(dbs.url(names[2]))
-        migrate.migrate(hubdb.open_database(dbs.url(names[2])))
+        migrate.migrate(connection.open_database(dbs.url(names[2])))
         copy_out, copy_in = copy_round_trip(source.connection(), copy_target, doc)
         copy_target.close()
 

@@ -36,12 +36,12 @@ def main(argv=None):
 
     from cryptography.fernet import Fernet
 
-    from hub import db as hubdb
+    from hub import connection
     from hub.seed import content_hashes
 
     os.environ.setdefault('HUB_SECRET_KEY', Fernet.generate_key().decode())
-    server = hubdb.resolve_url()
-    print('server: %s, %d CPUs' % (hubdb.redact(server), os.cpu_count()))
+    server = connection.resolve_url()
+    print('server: %s, %d CPUs' % (connection.redact(server), os.cpu_count()))
     options = ['--orgs', str(args.orgs), '--scale', args.scale, '--seed', '1', '--as-of', AS_OF]
     seeds, files, loads = [], [], []
     with tempfile.TemporaryDirectory() as folder, Databases(server, prefix='hub_bench') as dbs:
@@ -70,7 +70,7 @@ def main(argv=None):
                                                  files[-1], size / 1e6, loads[-1]))
         hashes = []
         for url in (seeded, loaded):
-            database = hubdb.open_database(url)
+            database = connection.open_database(url)
             hashes.append(content_hashes(database))
             database.close()
         if hashes[0] != hashes[1]:

@@ -17,7 +17,7 @@ __version__ = '0.1.0'
 
 # public name -> module that defines it
 _EXPORTS = {
-    'connect': 'hub.db',
+    'connect': 'hub.connection',
     'HubError': 'hub.errors', 'ConfigError': 'hub.errors', 'DatabaseUnavailable': 'hub.errors',
     'MigrationError': 'hub.errors', 'KeyMismatch': 'hub.errors', 'ShellError': 'hub.errors',
     'SnapshotError': 'hub.errors', 'TemplateIdTaken': 'hub.errors',

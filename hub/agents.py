@@ -18,7 +18,7 @@ transaction, so they can never drift from the rows.
 import datetime
 
 from hub import rules
-from hub.db import database
+from hub.connection import database
 from hub.models import AgentExecution, AIAgent, ExecutionStatus, WorkflowExecution
 from hub.rules import RuleViolation
 

@@ -1,7 +1,7 @@
 """Migrations written from the models: what `hub db generate NAME` puts in a new file.
 
-    >>> import hub.db, hub.autogen
-    >>> database = hub.db.open_database(hub.db.resolve_url())
+    >>> import hub.connection, hub.autogen
+    >>> database = hub.connection.open_database(hub.connection.resolve_url())
     >>> plan = hub.autogen.plan(database)     # hub.schema.differences, rendered as SQL
     >>> plan.empty                            # True when the database matches hub.models
     True

@@ -1,13 +1,13 @@
 """Readers of PostgreSQL's catalogs: what the live database has, as plain tuples and lists.
 
-    >>> import hub.db, hub.catalog
-    >>> database = hub.db.open_database(hub.db.resolve_url())
+    >>> import hub.connection, hub.catalog
+    >>> database = hub.connection.open_database(hub.connection.resolve_url())
     >>> tables = hub.catalog.live_tables(database)     # ['agent_executions', ...]; [] when empty
     >>> name, ctype, not_null, default = hub.catalog.live_columns(database, 'workflows')[0]
 
-The lowest layer above hub.db: hub.schema (check, docs), hub.rls, hub.rls_matrix and hub.prisma
-read the catalog through it, so none of them needs another's half (peewee's introspection layer
-plays the same part).
+The lowest layer above hub.connection: hub.schema (check, docs), hub.rls, hub.rls_matrix and
+hub.prisma read the catalog through it, so none of them needs another's half (peewee's
+introspection layer plays the same part).
 """
 
 #: The migration runner's bookkeeping table; never one of the models' tables.

@@ -49,7 +49,7 @@ MAKE_KEY = ('python -c "from cryptography.fernet import Fernet; '
 
 def is_embedded(db):
     """True when `db` (a peewee database) is on the embedded server of hub_home()."""
-    from hub.db import hub_home
+    from hub.connection import hub_home
 
     host = (getattr(db, 'connect_params', None) or {}).get('host')
     return bool(host) and os.path.abspath(str(host)) == str(hub_home() / 'pgdata')
@@ -74,13 +74,13 @@ def key_source(embedded):
     """Where load_key(embedded) takes the key from, for messages: '$HUB_SECRET_KEY' or a path."""
     if os.environ.get(KEY_ENV, '').strip() or not embedded:
         return '$%s' % KEY_ENV
-    from hub.db import hub_home
+    from hub.connection import hub_home
 
     return str(hub_home() / KEY_FILE)
 
 
 def _embedded_key(create=True):
-    from hub.db import hub_home
+    from hub.connection import hub_home
 
     path = hub_home() / KEY_FILE
     try:
@@ -359,7 +359,7 @@ def rotate_key_file(db):
     """
     from cryptography.fernet import Fernet
 
-    from hub.db import hub_home
+    from hub.connection import hub_home
 
     path = hub_home() / KEY_FILE
     pending = path.with_name(KEY_FILE + '.next')

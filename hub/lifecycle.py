@@ -1,7 +1,7 @@
 """What takes a database through its life as a whole: ready it for use, reset it, tear it down.
 
-    >>> import hub.db, hub.lifecycle
-    >>> database = hub.db.open_database(hub.db.resolve_url())
+    >>> import hub.connection, hub.lifecycle
+    >>> database = hub.connection.open_database(hub.connection.resolve_url())
     >>> hub.lifecycle.prepare(database)        # (migrations applied, RLS installed now)
     ([], False)
     >>> applied = hub.lifecycle.reset(database)  # drop everything of ours, migrate from scratch

@@ -1,7 +1,7 @@
 """The advisory lock keys of hub, and the one way it takes them: for the current transaction.
 
-    >>> import hub.db, hub.locks
-    >>> database = hub.db.open_database(hub.db.resolve_url())
+    >>> import hub.connection, hub.locks
+    >>> database = hub.connection.open_database(hub.connection.resolve_url())
     >>> with database.atomic():
     ...     hub.locks.hold(database, hub.locks.SEED)   # released at commit or rollback
 

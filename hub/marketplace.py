@@ -1,7 +1,7 @@
 """The template marketplace: fixtures/templates/*.json, validated, loaded as system templates.
 
-    >>> from hub import db, marketplace
-    >>> database = db.bind(db.open_database(db.resolve_url()))
+    >>> from hub import connection, marketplace
+    >>> database = connection.bind(connection.open_database(connection.resolve_url()))
     >>> rows = marketplace.read_fixtures()          # validated rows, nothing written yet
     >>> marketplace.load(database)                  # upsert them all, one transaction
     28

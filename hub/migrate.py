@@ -1,7 +1,7 @@
 """Apply, list and revert the numbered migrations in hub/migrations/.
 
-    >>> import hub.db, hub.migrate
-    >>> database = hub.db.open_database(hub.db.resolve_url())
+    >>> import hub.connection, hub.migrate
+    >>> database = hub.connection.open_database(hub.connection.resolve_url())
     >>> hub.migrate.migrate(database)           # names applied now; [] when up to date
     []
     >>> [(m.name, bool(m.applied)) for m in hub.migrate.status(database)][:1]

@@ -1,8 +1,8 @@
 """Peewee models of the 12 NeuroFlow Hub tables and Python twins of the 8 enum types.
 
-    >>> import hub.db
+    >>> import hub.connection
     >>> from hub.models import Workflow, WorkflowExecution, ExecutionStatus
-    >>> database = hub.db.bind(hub.db.open_database(hub.db.resolve_url()))
+    >>> database = hub.connection.bind(hub.connection.open_database(hub.connection.resolve_url()))
     >>> failing = (Workflow.select(Workflow.name)
     ...            .join(WorkflowExecution)
     ...            .where(WorkflowExecution.status == ExecutionStatus.FAILED)
@@ -26,7 +26,7 @@ from peewee import (SQL, BooleanField, CharField, DecimalField, DoubleField, Fie
 from playhouse.fields import EnumFieldMixin
 from playhouse.postgres_ext import ArrayField, DateTimeTZField
 
-from hub.db import database
+from hub.connection import database
 from hub.ids import new_id
 
 

@@ -1,7 +1,8 @@
 """A Prisma schema (schema.prisma) of the NeuroFlow Hub database, for Prisma Client.
 
-    >>> import hub.db, hub.prisma
-    >>> database = hub.db.open_database(hub.db.resolve_url())   # migrated: `hub db migrate`
+    >>> import hub.connection, hub.prisma
+    >>> # a migrated database (`hub db migrate`)
+    >>> database = hub.connection.open_database(hub.connection.resolve_url())
     >>> text = hub.prisma.schema(database)       # what `hub db prisma` writes
     >>> 'model AIAgent {' in text and '@@map("ai_agents")' in text
     True

@@ -1,8 +1,8 @@
 """Row-level security for the tables of hub.models: install, uninstall, inspect.
 
-    >>> import hub.db, hub.rls
+    >>> import hub.connection, hub.rls
     >>> from hub.models import Workflow
-    >>> database = hub.db.bind(hub.db.open_database(hub.db.resolve_url()))
+    >>> database = hub.connection.bind(hub.connection.open_database(hub.connection.resolve_url()))
     >>> hub.rls.install(database)              # what it did; [] when already installed
     [...]
     >>> with hub.rls.as_user(database, 'cl9x0user000000000000000'):

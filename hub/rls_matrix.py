@@ -1,7 +1,7 @@
 """The isolation matrix: every table x command x caller, with the exact outcome PostgreSQL gives.
 
-    >>> import hub.db, hub.rls_matrix
-    >>> database = hub.db.open_database(hub.db.resolve_url())
+    >>> import hub.connection, hub.rls_matrix
+    >>> database = hub.connection.open_database(hub.connection.resolve_url())
     >>> report = hub.rls_matrix.verify(database)  # rolled back
     >>> text = hub.rls_matrix.format_report(report)   # the table `hub rls verify` prints
     >>> [case.label for case in report['leaks']]

@@ -1,7 +1,7 @@
 """Read the live schema from PostgreSQL's catalogs: compare it with the models, document it.
 
-    >>> import hub.db, hub.schema
-    >>> database = hub.db.open_database(hub.db.resolve_url())
+    >>> import hub.connection, hub.schema
+    >>> database = hub.connection.open_database(hub.connection.resolve_url())
     >>> hub.schema.check(database)           # [] when the database matches hub.models
     []
     >>> markdown = hub.schema.docs(database)  # what `hub db docs` writes to docs/schema.md

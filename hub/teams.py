@@ -20,7 +20,7 @@ Rules: the agent belongs to the team's organization and joins once; a HIERARCHIC
 exactly one LEADER (a second is refused; the leader leaves last); a PIPELINE team's priorities
 are 0..k-1 with no gaps or repeats.
 """
-from hub.db import database
+from hub.connection import database
 from hub.models import TeamMember, TeamRole, TeamStructure
 from hub.rules import RuleViolation
 

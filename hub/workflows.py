@@ -22,7 +22,7 @@ import datetime
 from peewee import fn
 
 from hub import graph, rules
-from hub.db import database
+from hub.connection import database
 from hub.models import (ExecutionStatus, OrganizationMember, Workflow, WorkflowExecution,
                         WorkflowTemplate)
 from hub.rules import RuleViolation

@@ -40,10 +40,10 @@ def stop():
 
     Example: cd docs && hub db stop      # stops the server of the project's .hub above
     """
-    from hub import db as hubdb
+    from hub import connection
 
-    home = hubdb.hub_home()
-    if hubdb.stop_embedded():
+    home = connection.hub_home()
+    if connection.stop_embedded():
         click.echo('stopped the embedded PostgreSQL in %s' % home, err=True)
     elif home.exists():
         click.echo('the embedded PostgreSQL in %s is not running' % home, err=True)
@@ -209,7 +209,7 @@ def rollback(session, target, everything, yes):
     skips the question. Reverting every migration also removes row-level security (policies,
     helpers, the auth stand-in). Example: hub db rollback --all --yes
     """
-    from hub import db as hubdb
+    from hub import connection
     from hub import lifecycle
 
     if target and everything:
@@ -218,7 +218,7 @@ def rollback(session, target, everything, yes):
         plan = lifecycle.plan_rollback(session.db, target, all=everything)
         if plan.rows:
             confirm('reverting %s drops %s in %s; continue?' % (
-                ', '.join(plan.names), _losses(plan), hubdb.redact(session.url)))
+                ', '.join(plan.names), _losses(plan), connection.redact(session.url)))
     for name in lifecycle.rollback(session.db, target, all=everything):
         click.echo('reverted %s' % name)
 
@@ -248,14 +248,14 @@ def reset(session, yes, reseed):
     Asks first on stderr; --yes skips the question. Example: hub db reset -y --seed
     """
     from hub import crypto, lifecycle
-    from hub import db as hubdb
+    from hub import connection
     from hub import seed as seeder
 
     db = session.db
     if reseed:
         crypto.key_for(db)  # a seed that cannot encrypt must fail before anything is dropped
     if not yes:
-        confirm('drop all NeuroFlow Hub data in %s?' % hubdb.redact(session.url))
+        confirm('drop all NeuroFlow Hub data in %s?' % connection.redact(session.url))
     from hub import rls as hubrls
 
     mode = hubrls.installed_mode(db)  # reinstalled as it was (hub rls install --mode)

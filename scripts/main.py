@@ -53,15 +53,15 @@ class Session:
     @property
     def url(self):
         if self._url is None:
-            from hub import db
-            self._url = db.resolve_url(self.url_option)
+            from hub import connection
+            self._url = connection.resolve_url(self.url_option)
         return self._url
 
     @property
     def db(self):
         if self._db is None:
-            from hub import db
-            database = db.bind(db.open_database(self.url))
+            from hub import connection
+            database = connection.bind(connection.open_database(self.url))
             ctx = click.get_current_context(silent=True)
             if ctx is not None and writes(ctx.command_path.split()[1:]):
                 from hub import migrate

@@ -131,7 +131,7 @@ def seed(session, orgs, scale, seed_value, as_of, reset, scenario, yes, quiet, a
     Example: hub seed --sql supabase/seed.sql --orgs 10 --as-of 2025-01-31 --auth-users
     """
     from hub import crypto, seed as seeder
-    from hub.db import redact
+    from hub.connection import redact
 
     say = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
     bar = _Bar(enabled=not quiet and not as_json)

@@ -34,7 +34,7 @@ def shell(ctx, code, interactive, user_id, commit, script, args):
 
     Without FILE, -c or piped input it opens a prompt. Example: hub shell --as USER_ID -c CODE
     """
-    from hub import console, db as hubdb
+    from hub import connection, console
     from hub.errors import ConfigError
 
     if commit and not user_id:
@@ -45,7 +45,7 @@ def shell(ctx, code, interactive, user_id, commit, script, args):
     database = session.db
     namespace = console.namespace(database)
     banner = 'hub shell: %s; models, enums and operations imported; db is the database' % (
-        hubdb.where(session.url))
+        connection.where(session.url))
     if not user_id:
         click.echo(banner, err=True)
         ctx.exit(_run(console, source, filename, argv, namespace, interactive))

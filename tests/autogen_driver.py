@@ -7,7 +7,7 @@ import json
 import sys
 
 from hub import autogen, lifecycle, migrate, schema
-from hub import db as hubdb
+from hub import connection
 
 
 def dump(database):
@@ -21,7 +21,7 @@ def dump(database):
 
 
 def main(name):
-    database = hubdb.bind(hubdb.open_database(hubdb.resolve_url()))
+    database = connection.bind(connection.open_database(connection.resolve_url()))
     out = {'before': dump(database)}
     path, warnings = autogen.generate(database, name)
     out.update(path=path and str(path), warnings=warnings,

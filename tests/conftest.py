@@ -12,7 +12,7 @@ import uuid
 import psycopg2
 import pytest
 
-from hub import db as hubdb
+from hub import connection
 from hub import migrate
 from tools.throwaway import Databases, admin_connection as _admin
 
@@ -20,7 +20,7 @@ from tools.throwaway import Databases, admin_connection as _admin
 @pytest.fixture(scope='session')
 def server_url():
     """URL of the server under test (its own database is only used to create and drop ours)."""
-    return hubdb.resolve_url()
+    return connection.resolve_url()
 
 
 @pytest.fixture(scope='session')
@@ -34,7 +34,7 @@ def databases(server_url):
 def migrated_template(databases):
     """Name of a database with every migration applied; never connected to by tests."""
     name = databases.create(prefix='hub_tpl')
-    database = hubdb.open_database(databases.url(name))
+    database = connection.open_database(databases.url(name))
     try:
         migrate.migrate(database)
     finally:
@@ -61,14 +61,14 @@ def empty_db_url(databases):
 @pytest.fixture
 def database(db_url):
     """A connected peewee database (fresh, migrated) with hub.models bound to it."""
-    database = hubdb.bind(hubdb.open_database(db_url))
+    database = connection.bind(connection.open_database(db_url))
     yield database
     database.close()
 
 
 @pytest.fixture
 def empty_database(empty_db_url):
-    database = hubdb.bind(hubdb.open_database(empty_db_url))
+    database = connection.bind(connection.open_database(empty_db_url))
     yield database
     database.close()
 
@@ -77,7 +77,7 @@ def empty_database(empty_db_url):
 def shared_database(databases, migrated_template):
     """One migrated database for the whole session; use it only through `txn`."""
     name = databases.create(template=migrated_template)
-    database = hubdb.open_database(databases.url(name))
+    database = connection.open_database(databases.url(name))
     yield database
     database.close()
 
@@ -89,7 +89,7 @@ def txn(shared_database):
     Cheaper than `database` (no CREATE DATABASE); for tests that need no commit, no second
     connection and no role or setting that must outlive a savepoint.
     """
-    hubdb.bind(shared_database)
+    connection.bind(shared_database)
     with shared_database.atomic() as transaction:
         yield shared_database
         transaction.rollback()
@@ -237,7 +237,7 @@ def pooler(server_url, api_login):
     binary = shutil.which('pgbouncer') or shutil.which('pgbouncer', path='/usr/sbin')
     if binary is None:
         _required('HUB_REQUIRE_POOLER', 'pgbouncer is not installed (apt-get install pgbouncer)')
-    params = hubdb._parse(server_url)
+    params = connection._parse(server_url)
     if str(params.get('host', '')).startswith('/') or not params.get('host'):
         _required('HUB_REQUIRE_POOLER', 'pgbouncer fronts a TCP server here; the server under '
                                         'test listens on a Unix socket (set DATABASE_URL)')

@@ -199,12 +199,12 @@ def test_every_library_writer_refuses_a_database_newer_than_the_code(newer):
     from cryptography.fernet import Fernet
 
     from hub import crypto, lifecycle, marketplace, rls, snapshot
-    from hub import db as hubdb
+    from hub import connection
     from hub.errors import DatabaseNewer
 
     url, secret = newer
     before = state(url)
-    database = hubdb.bind(hubdb.open_database(url))
+    database = connection.bind(connection.open_database(url))
     try:
         org = database.execute_sql('SELECT id FROM organizations LIMIT 1').fetchone()[0]
         doc = snapshot.export_organization(database, org)

@@ -13,7 +13,7 @@ import uuid
 import pytest
 from click.testing import CliRunner
 
-from hub import db as hubdb
+from hub import connection
 from hub import migrate, rls, rls_matrix
 from hub.cli.main import cli
 from hub.ids import new_id, stable_id
@@ -35,7 +35,7 @@ ALTER DEFAULT PRIVILEGES IN SCHEMA public
 def supabase_template(databases, api_login):
     """A database given Supabase's default privileges while empty, then migrated."""
     name = databases.create(prefix='hub_supa')
-    database = hubdb.open_database(databases.url(name))
+    database = connection.open_database(databases.url(name))
     try:
         database.execute_sql(SUPABASE_GRANTS)
         migrate.migrate(database)
@@ -58,7 +58,7 @@ class Secured:
 def secured(databases, supabase_template):
     name = databases.create(template=supabase_template)
     url = databases.url(name)
-    database = hubdb.bind(hubdb.open_database(url))
+    database = connection.bind(connection.open_database(url))
     rls.install(database)
     fixture = rls_matrix.build_fixture(database)  # committed: A and B with a row in every table
     yield Secured(url, database, fixture)
@@ -392,7 +392,7 @@ def createrole_owner(databases, server_url):
     and holds hub_rls_definer only WITH ADMIN OPTION (as its creator would on PostgreSQL 16+)."""
     role = 'hub_test_installer_%s' % uuid.uuid4().hex[:8]
     name = databases.create()
-    admin = hubdb.open_database(server_url)
+    admin = connection.open_database(server_url)
     try:
         admin.execute_sql('CREATE ROLE %s LOGIN CREATEROLE' % role)
         rls._install_roles(admin)  # the cluster-wide roles, hub_rls_definer among them
@@ -404,12 +404,12 @@ def createrole_owner(databases, server_url):
         admin.execute_sql('ALTER DATABASE %s OWNER TO %s' % (name, role))
     finally:
         admin.close()
-    owner_db = hubdb.open_database(databases.url(name))
+    owner_db = connection.open_database(databases.url(name))
     owner_db.execute_sql('ALTER SCHEMA public OWNER TO %s' % role)
     owner_db.close()
     yield _with_user(databases.url(name), role), role
     databases.drop(name)
-    admin = hubdb.open_database(server_url)
+    admin = connection.open_database(server_url)
     try:
         admin.execute_sql('DROP ROLE %s' % role)
     finally:
@@ -418,7 +418,7 @@ def createrole_owner(databases, server_url):
 
 def test_a_createrole_owner_installs_and_hands_the_helpers_over(createrole_owner):
     url, role = createrole_owner
-    database = hubdb.open_database(url)
+    database = connection.open_database(url)
     try:
         migrate.migrate(database)
         rls.install(database)

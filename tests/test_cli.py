@@ -11,7 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from hub import db as hubdb
+from hub import connection
 from hub import schema
 from hub.cli.main import cli
 from tests.test_migrations import ALL
@@ -93,14 +93,14 @@ BAD_INPUT = [
 @pytest.mark.parametrize('args, code, words', BAD_INPUT)
 def test_bad_input_gives_one_line_and_an_exit_code(server_url, empty_db_url, args, code, words):
     urls = {'{empty}': empty_db_url,
-            '{missing_database}': hubdb.with_database(server_url, 'hub_no_such_database'),
+            '{missing_database}': connection.with_database(server_url, 'hub_no_such_database'),
             '{missing_role}': with_user(server_url, 'hub_no_such_role')}
     got, _, err = run(*[urls.get(a, a) for a in args])
     lines = err.strip().splitlines()
     assert got == code, err
     assert len(lines) == 1 and 'Traceback' not in err, err
     assert words in lines[0]
-    database = hubdb.open_database(empty_db_url)
+    database = connection.open_database(empty_db_url)
     try:
         assert schema.live_tables(database) == []  # nothing half-written
     finally:

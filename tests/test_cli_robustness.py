@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
-from hub import db as hubdb
+from hub import connection
 from hub import migrate, rls
 from hub.cli.main import WRITING, cli
 from hub.errors import DatabaseNewer
@@ -106,7 +106,7 @@ def key(monkeypatch):
 @pytest.fixture
 def seeded_url(db_url, key):
     """A migrated database with RLS, the marketplace and one tiny organization."""
-    database = hubdb.bind(hubdb.open_database(db_url))
+    database = connection.bind(connection.open_database(db_url))
     try:
         seed_database(database, orgs=1, scale='tiny', as_of=AS_OF)
     finally:
@@ -125,7 +125,7 @@ def newer(databases, migrated_template):
     secret = Fernet.generate_key().decode()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv('HUB_SECRET_KEY', secret)
-        database = hubdb.bind(hubdb.open_database(url))
+        database = connection.bind(connection.open_database(url))
         try:
             seed_database(database, orgs=1, scale='tiny', as_of=AS_OF)
         finally:
@@ -197,7 +197,7 @@ def test_a_writing_command_reads_the_migration_history_for_the_check_once(db_url
 
 def test_the_library_still_checks_outside_a_command_scope(db_url):
     """known() covers one unit of work: afterwards, and in other threads, writers check again."""
-    database = hubdb.bind(hubdb.open_database(db_url))
+    database = connection.bind(connection.open_database(db_url))
     try:
         with migrate.known(database):
             # A newer hub migrates meanwhile: this scope checked at its start and trusts that.
@@ -225,7 +225,7 @@ def _refused(database):
 def test_the_library_refuses_a_newer_database_too(newer):
     url, secret = newer
     before = state(url)
-    database = hubdb.bind(hubdb.open_database(url))
+    database = connection.bind(connection.open_database(url))
     try:
         with pytest.raises(DatabaseNewer, match='0999_from_a_newer_hub is applied'):
             migrate.ensure_known(database)
@@ -270,7 +270,7 @@ def test_rollback_asks_on_stderr_before_dropping_rows(seeded_url, answer):
 
 @pytest.mark.parametrize('flag', ['-y', '--yes'])
 def test_rollback_of_everything_leaves_nothing_of_ours(seeded_url, flag):
-    assert rls.installed(hubdb.open_database(seeded_url))
+    assert rls.installed(connection.open_database(seeded_url))
     code, out, err = hub('--database-url', seeded_url, 'db', 'rollback', '--all', flag)
     assert (code, out, err) == (0, ''.join('reverted %s\n' % n for n in reversed(ALL)), '')
     assert our_leftovers(seeded_url) == []
@@ -320,7 +320,7 @@ def test_reset_leaves_what_hub_seed_starts_from(seeded_url, db_url, databases,
                    '--as-of', AS_OF.isoformat())[0] == 0
     hashes = []
     for url in (seeded_url, fresh):
-        database = hubdb.open_database(url)
+        database = connection.open_database(url)
         try:
             hashes.append(content_hashes(database))
         finally:
@@ -472,7 +472,7 @@ def test_a_deadlock_with_another_session_is_named_and_reverts_nothing(seeded_url
 
 def test_a_lock_timeout_in_rollback_is_named(seeded_url, timers):
     before = state(seeded_url)
-    name = hubdb._parse(seeded_url)['database']
+    name = connection._parse(seeded_url)['database']
     query(seeded_url, "ALTER DATABASE %s SET lock_timeout = '300ms'" % name)
     other = Holder(seeded_url, 'SELECT count(*) FROM workflows')
     try:
@@ -556,7 +556,7 @@ def test_a_bare_group_prints_its_help_and_succeeds(path):
 
 
 def test_database_url_after_the_command_wins(db_url, server_url):
-    missing = hubdb.with_database(server_url, 'hub_no_such_database')
+    missing = connection.with_database(server_url, 'hub_no_such_database')
     code, out, err = hub('db', 'status', '--database-url', db_url, env={'DATABASE_URL': missing})
     assert (code, err) == (0, '') and out.startswith('0001_initial')
     code, out, _ = hub('--database-url', missing, 'db', 'status', '--json', '--database-url',

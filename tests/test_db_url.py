@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from hub import db as hubdb
+from hub import connection
 from hub.errors import ConfigError
 
 BAD = [
@@ -46,7 +46,7 @@ def test_the_option_is_checked_like_the_variable(tmp_path):
                          cwd=tmp_path)
     assert (code, out) == (2, '')
     assert err.strip() == ("Error: malformed database URL 'postgresql://h:99999/x': port 99999 is "
-                           "out of range 1-65535; %s" % hubdb.URL_HELP)
+                           "out of range 1-65535; %s" % connection.URL_HELP)
 
 
 @pytest.mark.parametrize('url', ['postgresql://postgres@127.0.0.1:5432/hub',
@@ -55,14 +55,14 @@ def test_the_option_is_checked_like_the_variable(tmp_path):
                                  'postgresql://postgres@[::1]:65535/hub'])
 def test_well_formed_urls_resolve_unchanged(url, monkeypatch):
     monkeypatch.setenv('DATABASE_URL', url)
-    assert hubdb.resolve_url() == url
-    assert hubdb.resolve_url(url) == url
+    assert connection.resolve_url() == url
+    assert connection.resolve_url(url) == url
 
 
 def test_the_library_raises_config_error(monkeypatch):
     monkeypatch.setenv('DATABASE_URL', 'garbage')
     with pytest.raises(ConfigError) as caught:
-        hubdb.resolve_url()
+        connection.resolve_url()
     assert caught.value.exit_code == 2 and str(caught.value).startswith("DATABASE_URL 'garbage'")
 
 
@@ -90,7 +90,7 @@ def test_a_url_means_what_it_means_to_libpq(url):
 
     libpq = parse_dsn(url)
     libpq['database'] = libpq.pop('dbname')
-    ours = {key: str(value) for key, value in hubdb._parse(url).items()}
+    ours = {key: str(value) for key, value in connection._parse(url).items()}
     assert ours == libpq
 
 
@@ -118,9 +118,9 @@ def named_database(server_url):
 def test_a_percent_encoded_database_name_and_socket_folder_connect(server_url, named_database):
     from urllib.parse import quote
 
-    url = hubdb.with_database(server_url, named_database)
+    url = connection.with_database(server_url, named_database)
     assert '%20' in url
-    database = hubdb.open_database(url)
+    database = connection.open_database(url)
     try:
         assert database.execute_sql('SELECT current_database()').fetchone()[0] == named_database
         folders, port = [database.execute_sql('SHOW %s' % setting).fetchone()[0]
@@ -130,11 +130,11 @@ def test_a_percent_encoded_database_name_and_socket_folder_connect(server_url, n
     folder = folders.split(',')[0].strip()
     if not folder or not os.path.isdir(folder):
         pytest.skip('the server under test has no socket folder on this machine')
-    user = hubdb._parse(server_url).get('user')
+    user = connection._parse(server_url).get('user')
     socket_url = 'postgresql://%s%s:%s/%s' % (quote(user, safe='') + '@' if user else '',
                                               quote(folder, safe=''), port,
                                               quote(named_database, safe=''))
-    database = hubdb.open_database(socket_url)
+    database = connection.open_database(socket_url)
     try:
         row = database.execute_sql('SELECT current_database(), inet_server_addr()').fetchone()
         assert row == (named_database, None)  # no address: it came through the socket

@@ -2,7 +2,7 @@
 
 The examples are written against "your database": here that is a copy of one seeded database
 (2 tiny organizations, seed 1, as of 2025-01-31, a fixed key), which `database`, `hub.connect()`
-and `hub.db.resolve_url()` all reach ($DATABASE_URL). The working directory and HUB_HOME are
+and `hub.connection.resolve_url()` all reach ($DATABASE_URL). The working directory and HUB_HOME are
 the test's own. No example reads the clock into its output: seeded data is dated by `as_of`.
 Examples that need what a plain PostgreSQL lacks (Supabase's auth schema) say so in their
 docstring and carry `# doctest: +SKIP`.
@@ -15,7 +15,7 @@ import pkgutil
 import pytest
 
 import hub
-from hub import db as hubdb
+from hub import connection
 
 #: Any fixed Fernet key: seeded credentials, and so the key ids the examples show, follow it.
 KEY = 'rZHHKnMDOvZUQzYJ05APnmwY3RInO_ahzt5pGyDpRwE='
@@ -36,7 +36,7 @@ def seeded_template(databases, migrated_template):
     name = databases.create(template=migrated_template)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv('HUB_SECRET_KEY', KEY)
-        database = hubdb.open_database(databases.url(name))
+        database = connection.open_database(databases.url(name))
         try:
             seed_database(database, orgs=2, scale='tiny', seed=1,
                           as_of=datetime.date(2025, 1, 31))
@@ -55,7 +55,7 @@ def test_the_examples_in_the_docstrings_run(name, databases, seeded_template, mo
     monkeypatch.setenv('HUB_SECRET_KEY', KEY)
     monkeypatch.setenv('HUB_HOME', str(tmp_path / '.hub'))
     monkeypatch.chdir(tmp_path)
-    database = hubdb.bind(hubdb.open_database(url))
+    database = connection.bind(connection.open_database(url))
     try:
         module = importlib.import_module(name)
         found = doctest.DocTestFinder().find(module, globs=dict(vars(module), database=database))

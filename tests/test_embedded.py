@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from hub import db as hubdb
+from hub import connection
 
 ROOT = os.geteuid() == 0
 HUB = [sys.executable, '-m', 'hub']
@@ -94,7 +94,7 @@ def connect_as_nobody(directory):
     """
     nobody = pwd.getpwnam('nobody')
     proc = subprocess.run(
-        [str(hubdb._bin() / 'psql'), '-h', str(directory), '-U', 'postgres', '-d', 'postgres',
+        [str(connection._bin() / 'psql'), '-h', str(directory), '-U', 'postgres', '-d', 'postgres',
          '-Atc', "select current_user, current_setting('is_superuser'), count(*) from pg_authid"],
         capture_output=True, text=True, timeout=60, cwd='/',
         user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[])
@@ -108,9 +108,9 @@ def test_hub_home_wins_over_a_project_folder(tmp_path, monkeypatch):
     (tmp_path / 'docs').mkdir()
     monkeypatch.chdir(tmp_path / 'docs')
     monkeypatch.delenv('HUB_HOME', raising=False)
-    assert hubdb.hub_home() == tmp_path / '.hub'
+    assert connection.hub_home() == tmp_path / '.hub'
     monkeypatch.setenv('HUB_HOME', str(tmp_path / 'elsewhere'))
-    assert hubdb.hub_home() == tmp_path / 'elsewhere'
+    assert connection.hub_home() == tmp_path / 'elsewhere'
 
 
 def test_a_stray_dot_hub_is_not_a_project(tmp_path, monkeypatch):
@@ -119,7 +119,7 @@ def test_a_stray_dot_hub_is_not_a_project(tmp_path, monkeypatch):
     (tmp_path / 'app').mkdir()
     monkeypatch.chdir(tmp_path / 'app')
     monkeypatch.delenv('HUB_HOME', raising=False)
-    assert hubdb.hub_home() == tmp_path / 'app' / '.hub'
+    assert connection.hub_home() == tmp_path / 'app' / '.hub'
 
 
 def test_a_subfolder_uses_the_projects_server_and_says_where_a_new_one_is_made(place):

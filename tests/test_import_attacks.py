@@ -10,7 +10,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from hub import db as hubdb
+from hub import connection
 from hub import graph, marketplace, rls, snapshot
 from hub.cli.main import cli
 from hub.ids import new_id, stable_id
@@ -32,7 +32,7 @@ def valid_graphs(database, org_id):
 def source(databases, migrated_template):
     """The attacker's own database, where "evil" is made and exported."""
     name = databases.create(template=migrated_template)
-    database = hubdb.bind(hubdb.open_database(databases.url(name)))
+    database = connection.bind(connection.open_database(databases.url(name)))
     yield database
     database.close()
     databases.drop(name)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from hub import db as hubdb
+from hub import connection
 from hub import migrate, schema
 from hub.errors import ConfigError, MigrationError
 
@@ -107,7 +107,7 @@ def test_concurrent_migrate_runs_apply_each_migration_once(empty_db_url):
     assert [code for code, _, _ in results] == [0, 0, 0, 0], results
     applied = [line for _, out, _ in results for line in out.splitlines()]
     assert sorted(applied) == ['applied %s' % name for name in ALL]
-    database = hubdb.open_database(empty_db_url)
+    database = connection.open_database(empty_db_url)
     try:
         rows = database.execute_sql('SELECT name FROM hub_migrations ORDER BY name').fetchall()
         assert rows == [(name,) for name in ALL]

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from hub import db as hubdb
+from hub import connection
 from tools.throwaway import Databases, admin_connection, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,7 +159,7 @@ def test_databases_create_copy_and_drop_only_their_own(server_url):
                 cur.execute('CREATE TABLE marker (id int)')
         copy = dbs.create(template=empty, prefix='hub_test_copy')
         assert empty.startswith('hub_test_throwaway_') and copy.startswith('hub_test_copy_')
-        assert hubdb._parse(dbs.url(copy))['database'] == copy
+        assert connection._parse(dbs.url(copy))['database'] == copy
         with contextlib.closing(psycopg2.connect(dbs.url(copy))) as conn, conn.cursor() as cur:
             cur.execute("SELECT to_regclass('marker') IS NOT NULL")
             assert cur.fetchone()[0]  # a copy of the template, not an empty database
@@ -171,7 +171,7 @@ def test_databases_create_copy_and_drop_only_their_own(server_url):
 def test_throwaway_database_is_dropped_when_the_block_fails(server_url):
     with pytest.raises(KeyboardInterrupt):
         with throwaway_database(server_url, prefix='hub_test_throwaway') as url:
-            name = hubdb._parse(url)['database']
+            name = connection._parse(url)['database']
             psycopg2.connect(url).close()
             assert _exists(server_url, name)
             raise KeyboardInterrupt  # Ctrl-C in the middle of a benchmark
@@ -180,7 +180,7 @@ def test_throwaway_database_is_dropped_when_the_block_fails(server_url):
 
 def test_throwaway_database_kept_on_request(server_url, capsys):
     with throwaway_database(server_url, prefix='hub_test_throwaway', keep=True) as url:
-        name = hubdb._parse(url)['database']
+        name = connection._parse(url)['database']
     try:
         assert _exists(server_url, name)
         assert capsys.readouterr().err.strip() == 'kept database %s' % name

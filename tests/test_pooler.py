@@ -13,7 +13,7 @@ import time
 import psycopg2
 import pytest
 
-from hub import db as hubdb
+from hub import connection
 from hub import migrate, seed, snapshot
 from tests.commands import check_shell_and_round_trip, hub
 from tests.test_migrations import ALL
@@ -55,7 +55,7 @@ def test_pgbouncer_refuses_the_options_startup_parameter(pooler, databases):
     # What `hub` sent before: every command failed behind the pooler.
     with pytest.raises(psycopg2.OperationalError, match='unsupported startup parameter'):
         psycopg2.connect(pooler.url(name), options='-c timezone=UTC')
-    database = hubdb.open_database(pooler.url(name))
+    database = connection.open_database(pooler.url(name))
     try:
         stamp = database.execute_sql('SELECT now()::text').fetchone()[0]
         assert stamp.endswith('+00')
@@ -124,7 +124,7 @@ def test_concurrent_seeds_through_the_pooler_match_one_seed(pooler, databases, s
     assert [code for code, _, _ in results] == [0, 0, 0], results
     hashes = []
     for db_name in (alone, name):
-        database = hubdb.open_database(databases.url(db_name))
+        database = connection.open_database(databases.url(db_name))
         try:
             hashes.append(seed.content_hashes(database))
             assert database.execute_sql('SELECT count(*) FROM organizations').fetchone()[0] == 4
@@ -146,7 +146,7 @@ def test_output_does_not_depend_on_the_servers_time_zone(pooler, databases, secr
                      '--as-of', AS_OF, '-q')
         assert result.returncode == 0, result.stderr
         for url in (databases.url(name), pooler.url(name)):
-            database = hubdb.open_database(url)
+            database = connection.open_database(url)
             try:
                 org_id = database.execute_sql('SELECT id FROM organizations').fetchone()[0]
                 exports.append(snapshot.dumps(snapshot.export_organization(database, org_id)))

@@ -360,10 +360,10 @@ def test_prisma_client_counts_every_model_and_creates_with_the_database_defaults
 
 def test_supabase_shaped_database_gives_the_same_schema_and_an_empty_diff(
         npm_dir, supabase_db_url, txn, tmp_path):
-    from hub import db as hubdb
+    from hub import connection
     from hub import migrate, rls
 
-    database = hubdb.open_database(supabase_db_url)  # as its non-superuser owner
+    database = connection.open_database(supabase_db_url)  # as its non-superuser owner
     try:
         migrate.migrate(database)
         rls.install(database)

@@ -8,7 +8,7 @@ import sys
 
 from click.testing import CliRunner
 
-from hub import db as hubdb
+from hub import connection
 from hub.cli.main import cli
 from hub.cli.seed import _Bar
 from tests.terminal import on_terminal
@@ -33,7 +33,7 @@ def after_setup_notes(stderr):
 
 
 def organizations(url):
-    database = hubdb.open_database(url)
+    database = connection.open_database(url)
     try:
         return database.execute_sql('SELECT count(*) FROM organizations').fetchone()[0]
     finally:
@@ -130,7 +130,7 @@ def test_verify_json_has_a_summary_and_every_case(db_url):
     assert (summary['leaks'], summary['failures'], summary['leaked'], summary['failed']) == \
         (0, 0, [], [])
     assert 'integrations' in summary['tables'] and 'workflows' in summary['tables']
-    database = hubdb.open_database(db_url)
+    database = connection.open_database(db_url)
     try:
         database.execute_sql('CREATE POLICY everyone ON workflows FOR SELECT TO authenticated '
                              'USING (true)')

@@ -12,7 +12,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from hub import db as hubdb
+from hub import connection
 from hub import rls, rls_matrix
 from hub.cli.main import cli
 from hub.errors import RlsError
@@ -28,7 +28,7 @@ class Tenants:
 
 @pytest.fixture
 def active(db_url):
-    database = hubdb.bind(hubdb.open_database(db_url))
+    database = connection.bind(connection.open_database(db_url))
     rls.install(database, mode='active')
     f = rls_matrix.build_fixture(database)  # committed: A and B with a row in every table
     yield Tenants(db_url, database, f)
@@ -193,7 +193,7 @@ def test_reset_reinstalls_the_mode(db_url):
                                'active']).exit_code == 0
     result = runner.invoke(cli, ['--database-url', db_url, 'db', 'reset', '-y'])
     assert result.exit_code == 0, result.output
-    database = hubdb.open_database(db_url)
+    database = connection.open_database(db_url)
     try:
         assert rls.installed_mode(database) == 'active' and rls.status(database)['complete']
     finally:

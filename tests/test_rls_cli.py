@@ -3,7 +3,7 @@ import json
 
 from click.testing import CliRunner
 
-from hub import db as hubdb
+from hub import connection
 from hub.cli.main import cli
 
 
@@ -12,7 +12,7 @@ def invoke(url, *args):
 
 
 def sql(url, statement):
-    database = hubdb.open_database(url)
+    database = connection.open_database(url)
     try:
         database.execute_sql(statement)
     finally:

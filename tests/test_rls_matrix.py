@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub import db as hubdb
+from hub import connection
 from hub import models, rls, rls_matrix, schema
 from hub.ids import new_id
 
@@ -14,7 +14,7 @@ from hub.ids import new_id
 def secured_url(databases, migrated_template):
     """One migrated database with the policies, shared by this module's read-only tests."""
     name = databases.create(template=migrated_template)
-    database = hubdb.open_database(databases.url(name))
+    database = connection.open_database(databases.url(name))
     try:
         rls.install(database)
     finally:
@@ -25,7 +25,7 @@ def secured_url(databases, migrated_template):
 
 @pytest.fixture
 def secured(secured_url):
-    database = hubdb.bind(hubdb.open_database(secured_url))
+    database = connection.bind(connection.open_database(secured_url))
     yield database
     database.close()
 

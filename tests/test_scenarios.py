@@ -71,7 +71,7 @@ def test_renamed_users_are_the_same_organization_under_new_ids(database, databas
                                                                 migrated_template, name):
     """`hub seed --scenario` on Supabase renames the users (uuids): the snapshot's own id
     mapping follows every foreign key, so the rows equal a plain load with the ids replaced."""
-    from hub import db as hubdb
+    from hub import connection
     from hub.seed.auth import scenario_user_id
 
     doc = scenarios.read(name)
@@ -80,7 +80,7 @@ def test_renamed_users_are_the_same_organization_under_new_ids(database, databas
     got = snapshot.dumps(snapshot.export_organization(database, org_id))
     other_name = databases.create(template=migrated_template)
     try:
-        other = hubdb.open_database(databases.url(other_name))
+        other = connection.open_database(databases.url(other_name))
         try:
             scenarios.load_document(other, doc)
             plain = snapshot.dumps(snapshot.export_organization(other, org_id))

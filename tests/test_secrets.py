@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
 from hub import crypto
-from hub import db as hubdb
+from hub import connection
 from hub.cli.main import cli
 from hub.crypto import Credentials
 from hub.errors import ConfigError, KeyMismatch
@@ -30,7 +30,7 @@ def new_key():
 
 def credentials(url):
     """{integration id: credentials document}, straight from the table."""
-    database = hubdb.open_database(url)
+    database = connection.open_database(url)
     try:
         return dict(database.execute_sql('SELECT id, credentials FROM integrations ORDER BY id'))
     finally:
@@ -136,7 +136,7 @@ def test_a_rotation_between_two_seed_batches_stops_the_seed(db_url, database, se
 
     def progress(added, total, rows):
         if added and not rotated:
-            other = hubdb.open_database(db_url)
+            other = connection.open_database(db_url)
             try:
                 rotated.append(crypto.rotate(other, secret, new)['rotated'])
             finally:
@@ -183,7 +183,7 @@ def test_other_variable_names_and_a_mixed_database_repaired(seeded):
     """A database mixed before this check existed: status says so, rotate takes both keys."""
     url, first, before = seeded
     second = new_key()
-    database = hubdb.open_database(url)
+    database = connection.open_database(url)
     try:
         # what `hub seed` with a second key used to leave: one credential under another key
         some_id = next(iter(before))
@@ -235,7 +235,7 @@ def key_file_home(key, monkeypatch):
 def test_the_embedded_key_file_is_replaced_and_the_old_one_kept(seeded, monkeypatch):
     url, old, before = seeded
     home = key_file_home(old, monkeypatch)
-    database = hubdb.open_database(url)
+    database = connection.open_database(url)
     try:
         result = crypto.rotate_key_file(database)
     finally:
@@ -255,7 +255,7 @@ def test_a_rotation_interrupted_after_its_commit_is_finished_by_the_next(seeded,
     home = key_file_home(old, monkeypatch)
     waiting = new_key()
     (home / 'secret.key.next').write_text(waiting + '\n')
-    database = hubdb.open_database(url)
+    database = connection.open_database(url)
     try:
         crypto.rotate(database, old, waiting)    # committed; the rename never happened
         result = crypto.rotate_key_file(database)
@@ -276,7 +276,7 @@ def test_hub_secrets_rotate_on_the_embedded_default_rotates_its_key_file(
     """Reaches the server through a socket under $HUB_HOME, so the command sees the embedded
     default and rotates a throwaway key file, never the project's own .hub/secret.key."""
     url, old, before = seeded
-    params = hubdb._parse(server_url)
+    params = connection._parse(server_url)
     socket_dir = params.get('host') if str(params.get('host')).startswith('/') \
         else '/var/run/postgresql'
     port = params.get('port', 5432)
@@ -289,7 +289,7 @@ def test_hub_secrets_rotate_on_the_embedded_default_rotates_its_key_file(
     os.chmod(home / 'secret.key', 0o600)
     monkeypatch.setenv('HUB_HOME', str(home))
     monkeypatch.delenv('HUB_SECRET_KEY')
-    name = hubdb._parse(url)['database']
+    name = connection._parse(url)['database']
     via_socket = 'postgresql://%s@/%s?host=%s&port=%d' % (params.get('user', 'postgres'), name,
                                                           home / 'pgdata', port)
     status = hub(via_socket, 'secrets', 'status')
@@ -311,7 +311,7 @@ def test_hub_secrets_rotate_on_the_embedded_default_rotates_its_key_file(
 def test_ensure_one_key_names_the_snapshot_it_refuses(seeded):
     """The check importers call before writing sealed documents of another database."""
     url, key, before = seeded
-    database = hubdb.open_database(url)
+    database = connection.open_database(url)
     try:
         crypto.ensure_one_key(database, Credentials(key).kid, 'the snapshot')
         with pytest.raises(KeyMismatch, match='but the snapshot is key id 0123456789ab'):

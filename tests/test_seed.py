@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from hub import db as hubdb
+from hub import connection
 from hub import graph
 from hub.crypto import Credentials
 from hub.seed import catalog, seed_database
@@ -32,7 +32,7 @@ def secret(server_url, tmp_path_factory):
 @pytest.fixture(scope='module', params=SEEDS, ids=lambda s: 'seed%d' % s)
 def seeded(request, databases, migrated_template, secret):
     name = databases.create(template=migrated_template)
-    database = hubdb.open_database(databases.url(name))
+    database = connection.open_database(databases.url(name))
     result = seed_database(database, orgs=3, scale='small', seed=request.param,
                            as_of=AS_OF.date())
     assert result.added == 3

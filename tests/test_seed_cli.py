@@ -4,7 +4,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from hub import db as hubdb
+from hub import connection
 from hub.cli.main import cli
 from hub.crypto import Credentials
 from hub.errors import ConfigError
@@ -18,7 +18,7 @@ def seed(url, *args, input=None):
 
 
 def scalar(url, sql):
-    database = hubdb.open_database(url)
+    database = connection.open_database(url)
     try:
         return database.execute_sql(sql).fetchone()[0]
     finally:
@@ -69,7 +69,7 @@ def test_output_never_shows_a_credential(db_url, secret):
     result = seed(db_url, '--orgs', '3', '--scale', 'small', *AS_OF)
     assert result.exit_code == 0
     box = Credentials(secret.encode())
-    database = hubdb.open_database(db_url)
+    database = connection.open_database(db_url)
     try:
         sealed = [r[0] for r in database.execute_sql('SELECT credentials FROM integrations')]
     finally:

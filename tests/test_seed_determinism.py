@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from hub import db as hubdb
+from hub import connection
 from hub import models
 from hub.crypto import Credentials
 from hub.graph import GraphError
@@ -26,7 +26,7 @@ def fresh(databases, migrated_template, secret):
 
     def make(migrated=True):
         name = databases.create(template=migrated_template if migrated else None)
-        database = hubdb.open_database(databases.url(name))
+        database = connection.open_database(databases.url(name))
         opened.append((database, name))
         return database
     yield make

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from hub import db as hubdb
+from hub import connection
 from hub import rls
 from tests.rows import make_tenant
 
@@ -57,7 +57,7 @@ def test_piped_input_runs_as_one_module_without_prompts(database, db_url):
         '''))
     assert result.returncode == 0, result.stderr
     assert result.stdout == '2\nFalse\n'  # no '>>>' or '...' anywhere
-    assert hubdb.where(db_url) in banner(result)
+    assert connection.where(db_url) in banner(result)
 
 
 def test_an_uncaught_exception_prints_the_users_traceback_and_exits_1(db_url):

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from hub import db as hubdb
+from hub import connection
 from hub import graph, marketplace, snapshot
 from hub.cli.main import cli
 from hub.errors import ConfigError
@@ -15,7 +15,7 @@ from click.testing import CliRunner
 @pytest.fixture
 def other_database(databases, migrated_template):
     name = databases.create(template=migrated_template)
-    database = hubdb.open_database(databases.url(name))
+    database = connection.open_database(databases.url(name))
     yield database
     database.close()
     databases.drop(name)

@@ -12,7 +12,7 @@ import subprocess
 import psycopg2
 import pytest
 
-from hub import db as hubdb
+from hub import connection
 from hub import migrate
 from hub import rls
 from hub.seed import content_hashes
@@ -66,7 +66,7 @@ def assert_clean(url):
     for command in (('db', 'status'), ('db', 'check'), ('rls', 'status')):
         result = hub(url, *command)
         assert result.returncode == 0, (command, result.stdout, result.stderr)
-    database = hubdb.open_database(url)
+    database = connection.open_database(url)
     try:
         assert rls.install(database) == []  # the file installed exactly what install would
     finally:
@@ -101,7 +101,7 @@ def test_db_sql_mode_active_builds_what_rls_install_mode_active_builds(databases
     url, other = databases.url(from_file), databases.url(from_commands)
     applied(url, schema)
     assert_clean(url)
-    database = hubdb.open_database(url)
+    database = connection.open_database(url)
     try:
         assert rls.installed_mode(database) == 'active'
     finally:
@@ -195,7 +195,7 @@ def test_the_seed_file_loads_the_rows_hub_seed_writes(schema_file, databases, tm
 
 
 def content_hashes_of(url):
-    database = hubdb.open_database(url)
+    database = connection.open_database(url)
     try:
         return content_hashes(database)
     finally:

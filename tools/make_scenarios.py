@@ -13,7 +13,7 @@ import argparse
 import datetime
 from pathlib import Path
 
-from hub import agents, db as hubdb, marketplace, migrate, snapshot, teams, workflows
+from hub import agents, connection, marketplace, migrate, snapshot, teams, workflows
 from hub.ids import stable_id
 from hub.models import (AgentTeam, AIAgent, ExecutionStatus as S, MemberRole, Organization,
                         OrganizationMember, TeamRole, User, WorkflowTemplate)
@@ -126,8 +126,8 @@ def main(argv=None):
     parser.add_argument('--out', type=Path, default=OUT,
                         help='folder to write the scenarios to (default: %s)' % OUT)
     out = parser.parse_args(argv).out
-    with throwaway_database(hubdb.resolve_url(), prefix='hub_scenarios') as url:
-        database = hubdb.bind(hubdb.open_database(url))
+    with throwaway_database(connection.resolve_url(), prefix='hub_scenarios') as url:
+        database = connection.bind(connection.open_database(url))
         try:
             migrate.migrate(database)
             marketplace.load(database, timestamp=AS_OF - datetime.timedelta(weeks=26))

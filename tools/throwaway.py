@@ -18,13 +18,14 @@ import uuid
 import psycopg2
 from psycopg2 import sql
 
-from hub import db as hubdb
+from hub import connection
 
 
 def admin_connection(server_url):
     """An autocommit connection to the database `server_url` names (CREATE/DROP DATABASE
     cannot run inside a transaction)."""
-    conn = psycopg2.connect(hubdb.with_database(server_url, hubdb._parse(server_url)['database']))
+    conn = psycopg2.connect(connection.with_database(
+        server_url, connection._parse(server_url)['database']))
     conn.autocommit = True
     return conn
 
@@ -56,7 +57,7 @@ class Databases:
         return name
 
     def url(self, name):
-        return hubdb.with_database(self.server_url, name)
+        return connection.with_database(self.server_url, name)
 
     def drop(self, name):
         """Drop `name`, even with sessions still connected to it (FORCE)."""

