@@ -7,7 +7,9 @@ Files are written with DATABASE_URL pointing at a port nothing listens on: they 
 import contextlib
 import os
 import re
+import shutil
 import subprocess
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -35,9 +37,24 @@ def applied(url, path, single=False):
     return result
 
 
+def pg_dump_for(url):
+    """A pg_dump that can dump the server at `url`: pg_dump refuses a server newer than itself,
+    and the embedded default (PostgreSQL 18) is newer than the machine's client (15 here)."""
+    with contextlib.closing(psycopg2.connect(url)) as conn:
+        major = conn.server_version // 10000
+    candidates = [Path('/usr/lib/postgresql/%d/bin/pg_dump' % major),
+                  Path(connection._bin()) / 'pg_dump', shutil.which('pg_dump')]
+    for candidate in (c for c in candidates if c and os.path.exists(c)):
+        version = subprocess.run([str(candidate), '--version'], capture_output=True, text=True)
+        found = re.search(r'(\d+)\.\d+', version.stdout) if version.returncode == 0 else None
+        if found and int(found.group(1)) >= major:
+            return str(candidate)
+    pytest.fail('no pg_dump of version %d or later: install postgresql-client-%d' % (major, major))
+
+
 def schema_dump(url):
     """pg_dump --schema-only, without the random \\restrict lines of pg_dump 15.14+."""
-    result = subprocess.run(['pg_dump', '--schema-only', '-d', url], capture_output=True,
+    result = subprocess.run([pg_dump_for(url), '--schema-only', '-d', url], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return [line for line in result.stdout.splitlines() if not line.startswith('\\')]
