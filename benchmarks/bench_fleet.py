@@ -43,12 +43,11 @@ import json
 import statistics
 import sys
 import time
-import urllib.parse
 
 import psycopg2
 
 from benchmarks.bench_rls import add_server_options, client_time, plan_summary, server_time
-from tools.throwaway import throwaway_database
+from tools.throwaway import throwaway_database, with_user
 
 LOGIN = 'hub_bench_fleet_api'
 TENANT, BIG = '1', 'big'
@@ -341,9 +340,7 @@ def owner_connection(url):
 
 
 def api_connection(url):
-    parts = urllib.parse.urlparse(url)
-    host = parts.netloc.rsplit('@', 1)[-1]
-    conn = psycopg2.connect(urllib.parse.urlunparse(parts._replace(netloc='%s@%s' % (LOGIN, host))))
+    conn = psycopg2.connect(with_user(url, LOGIN))
     conn.autocommit = True
     return conn
 

@@ -14,7 +14,7 @@ import pytest
 
 from hub import connection
 from hub import migrate
-from tools.throwaway import Databases, admin_connection as _admin
+from tools.throwaway import Databases, admin_connection as _admin, with_user
 
 
 @pytest.fixture(scope='session')
@@ -124,7 +124,7 @@ class Api:
     """
 
     def __init__(self, url, login):
-        self.url = _with_user(url, login)
+        self.url = with_user(url, login)
         self.login = login
 
     def connect(self):
@@ -147,14 +147,6 @@ class Api:
         except psycopg2.Error as exc:
             return exc.pgcode
         return None
-
-
-def _with_user(url, user):
-    from urllib.parse import urlparse, urlunparse
-
-    parts = urlparse(url)
-    host = parts.netloc.rsplit('@', 1)[-1]
-    return urlunparse(parts._replace(netloc='%s@%s' % (user, host)))
 
 
 @pytest.fixture(scope='session')

@@ -17,7 +17,7 @@ from hub import connection
 from hub import migrate, rls, rls_matrix
 from hub.cli.main import cli
 from hub.ids import new_id, stable_id
-from tests.conftest import _with_user
+from tools.throwaway import with_user
 
 #: What Supabase does to every project's public schema before any migration runs.
 SUPABASE_GRANTS = """
@@ -407,7 +407,7 @@ def createrole_owner(databases, server_url):
     owner_db = connection.open_database(databases.url(name))
     owner_db.execute_sql('ALTER SCHEMA public OWNER TO %s' % role)
     owner_db.close()
-    yield _with_user(databases.url(name), role), role
+    yield with_user(databases.url(name), role), role
     databases.drop(name)
     admin = connection.open_database(server_url)
     try:

@@ -5,7 +5,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from urllib.parse import urlparse, urlunparse
 
 import click
 import pytest
@@ -15,6 +14,7 @@ from hub import connection
 from hub import schema
 from hub.cli.main import cli
 from tests.test_migrations import ALL
+from tools.throwaway import with_user
 
 APPLIED = ''.join('applied %s\n' % name for name in ALL)
 
@@ -65,12 +65,6 @@ def test_help_does_not_load_faker_or_the_embedded_server():
             'if m in sys.modules))')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True).stdout
     assert out.strip().splitlines()[-1] == '[]'
-
-
-def with_user(url, user):
-    parts = urlparse(url)
-    host = parts.netloc.split('@', 1)[-1]
-    return urlunparse(parts._replace(netloc='%s@%s' % (user, host)))
 
 
 BAD_INPUT = [

@@ -237,15 +237,13 @@ def test_supabase_linter_finds_no_warning_or_error(seeded):
     """Supabase's own linter (splinter's lints/*.sql, as `supabase db advisors` runs them) on
     our objects. Needs a checkout of github.com/supabase/splinter in $HUB_SPLINTER_DIR."""
     import os
-    from urllib.parse import urlparse, urlunparse
-
     from tools.supabase_lint import lint
+    from tools.throwaway import with_user
 
     folder = os.environ.get('HUB_SPLINTER_DIR')
     if not folder:
         pytest.skip('set HUB_SPLINTER_DIR to a checkout of github.com/supabase/splinter')
-    parts = urlparse(seeded)  # the linter reads every catalog: as the superuser
-    admin = urlunparse(parts._replace(netloc='supabase_admin@%s' % parts.netloc.split('@')[-1]))
+    admin = with_user(seeded, 'supabase_admin')  # the linter reads every catalog: as the superuser
     findings, ran, skipped = lint(folder, admin)
     assert len(ran) >= 20 and not skipped, skipped
     assert [f for f in findings if f[1] in ('WARN', 'ERROR')] == []

@@ -14,11 +14,20 @@ collide, and only databases made here are ever dropped. Not part of the installe
 import contextlib
 import sys
 import uuid
+from urllib.parse import urlparse, urlunparse
 
 import psycopg2
 from psycopg2 import sql
 
 from hub import connection
+
+
+def with_user(url, user):
+    """The same server and database as `url`, logged in as `user` (no password): the login
+    roles the tests and benchmarks make to connect as PostgREST does."""
+    parts = urlparse(url)
+    host = parts.netloc.rsplit('@', 1)[-1]
+    return urlunparse(parts._replace(netloc='%s@%s' % (user, host)))
 
 
 def admin_connection(server_url):
