@@ -18,14 +18,13 @@ table or enum the models no longer have) becomes a `-- TODO` in the file and a w
 policies of row-level security are `hub rls install`'s, not a migration's.
 """
 import datetime
-import decimal
 import enum
 import json
 import re
 
 from playhouse.migrate import make_index_name
 
-from hub import ids, migrate, models
+from hub import ids, migrate, models, sqltext
 from hub.errors import MigrationError
 from hub.schema import differences, expected_indexes, expected_type
 
@@ -58,18 +57,13 @@ def _cols(columns):
 
 
 def literal(value):
-    """A Python value as an SQL literal."""
+    """A Python value as an SQL literal: an enum member as its label, a dict or list as JSON
+    text (a default of a jsonb column), anything else as hub.sqltext writes it."""
     if isinstance(value, enum.Enum):
         value = value.value
-    if isinstance(value, bool):
-        return 'true' if value else 'false'
-    if isinstance(value, (int, float, decimal.Decimal)):
-        return str(value)
     if isinstance(value, (dict, list)):
         value = json.dumps(value, separators=(',', ':'))
-    if isinstance(value, str):
-        return "'%s'" % value.replace("'", "''")
-    raise TypeError(value)
+    return sqltext.literal(value)
 
 
 def database_default(field):

@@ -52,6 +52,7 @@ import contextlib
 import hashlib
 import json
 
+from hub import sqltext
 from hub.catalog import (COLUMN_PRIVILEGES, PUBLIC, TABLE_PRIVILEGES, live_column_names,
                          live_function, live_function_owners, live_has_table_privilege,
                          live_policy_map, live_privileges, live_rls, live_role,
@@ -599,7 +600,7 @@ def _install_mode(db, mode):
 
 
 def _mode_sql(mode):
-    return 'COMMENT ON SCHEMA %s IS %s' % (HELPER_SCHEMA, _literal(_SCHEMA_COMMENT % mode))
+    return 'COMMENT ON SCHEMA %s IS %s' % (HELPER_SCHEMA, sqltext.text(_SCHEMA_COMMENT % mode))
 
 
 # -- the statements install runs ----------------------------------------------------------------
@@ -608,10 +609,6 @@ def _mode_sql(mode):
 # built here; install_plan() lists the same statements for a database just migrated, in the same
 # order. What may already exist in the cluster (roles, Supabase's auth) is guarded in the SQL
 # itself, so one text serves both, on plain PostgreSQL and on Supabase.
-
-def _literal(text):
-    return "'%s'" % text.replace("'", "''")
-
 
 def _guarded(condition, statements, duplicates=False):
     """One DO block running `statements` only when `condition` (SQL) holds; with
@@ -624,7 +621,7 @@ def _guarded(condition, statements, duplicates=False):
 
 
 def _role_missing(role):
-    return 'NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s)' % _literal(role)
+    return 'NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s)' % sqltext.text(role)
 
 
 def _create_role_sql(role):
@@ -641,7 +638,7 @@ CREATE_DEFINER_SQL = _guarded(_role_missing(DEFINER_ROLE), [
     "log in as it'" % DEFINER_ROLE], duplicates=True)
 AUTH_SCHEMA_SQL = _guarded(
     "NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'auth')",
-    ['CREATE SCHEMA auth', 'COMMENT ON SCHEMA auth IS %s' % _literal(AUTH_MARK),
+    ['CREATE SCHEMA auth', 'COMMENT ON SCHEMA auth IS %s' % sqltext.text(AUTH_MARK),
      'GRANT USAGE ON SCHEMA auth TO anon, authenticated, service_role'])
 
 
@@ -650,15 +647,15 @@ def _auth_function_sql(name):
     return _guarded(
         "NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n "
         "ON n.oid = p.pronamespace WHERE n.nspname = 'auth' AND p.proname = %s "
-        "AND p.pronargs = 0)" % _literal(name),
+        "AND p.pronargs = 0)" % sqltext.text(name),
         ['CREATE FUNCTION auth.%s() RETURNS %s LANGUAGE sql STABLE AS $hub$%s$hub$'
          % (name, returns, body),
-         'COMMENT ON FUNCTION auth.%s() IS %s' % (name, _literal(AUTH_MARK))])
+         'COMMENT ON FUNCTION auth.%s() IS %s' % (name, sqltext.text(AUTH_MARK))])
 
 
 HELPER_SCHEMA_SQL = _guarded(
     'NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s)'
-    % _literal(HELPER_SCHEMA),
+    % sqltext.text(HELPER_SCHEMA),
     ['CREATE SCHEMA %s' % HELPER_SCHEMA])
 # Nobody may create objects here: a function planted in a SECURITY DEFINER helper's schema is
 # the classic escalation.
@@ -677,7 +674,7 @@ DEFINER_GRANTS = (
 def _helper_statements(name):
     """Create or replace helper `name`, with its comment."""
     return [helper_sql(name), 'COMMENT ON FUNCTION %s.%s() IS %s'
-            % (HELPER_SCHEMA, name, _literal(HELPERS[name][3]))]
+            % (HELPER_SCHEMA, name, sqltext.text(HELPERS[name][3]))]
 
 
 def _helper_revoke_sql(name):
@@ -765,7 +762,7 @@ def install_plan(mode=DEFAULT_MODE):
     plan = [_create_role_sql(role) for role in ROLES] + [BYPASS_SQL, CREATE_DEFINER_SQL]
     plan += [AUTH_SCHEMA_SQL] + [_auth_function_sql(name) for name in AUTH_FUNCTIONS]
     plan += [HELPER_SCHEMA_SQL, HELPER_SCHEMA_PRIVATE_SQL]
-    plan += [_guarded('NOT ' + check % _literal(DEFINER_ROLE), [grant])
+    plan += [_guarded('NOT ' + check % sqltext.text(DEFINER_ROLE), [grant])
              for check, grant in DEFINER_GRANTS]
     for name in HELPERS:
         plan += _helper_statements(name) + [_helper_revoke_sql(name)]
