@@ -133,6 +133,14 @@ def live_table_exists(db, table):
     return _one(db, 'SELECT to_regclass(%s)', ('%s.%s' % (SCHEMA, table),)) is not None
 
 
+def live_column_exists(db, table, column):
+    """Whether `table` exists and has `column` (False for a missing table: no error)."""
+    return bool(_one(db, """
+        SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s)
+                       AND attname = %s AND NOT attisdropped)""",
+                     ('%s.%s' % (SCHEMA, table), column)))
+
+
 def live_column_names(db, table):
     """The names of `table`'s columns, in column order."""
     return [r[0] for r in _rows(db, """

@@ -254,7 +254,9 @@ def status(db, credentials=None):
 
 
 def _has_integrations(db):
-    return db.execute_sql("SELECT to_regclass('public.integrations')").fetchone()[0] is not None
+    from hub.catalog import live_table_exists
+
+    return live_table_exists(db, 'integrations')
 
 
 def _sealed_rows(db):

@@ -38,7 +38,7 @@ from playhouse.migrations import Migration, Runner
 from playhouse.migrations import MigrationError as RunnerError
 
 from hub import locks
-from hub.catalog import HISTORY_TABLE
+from hub.catalog import HISTORY_TABLE, live_column_exists, live_table_exists
 from hub.errors import ConfigError, DatabaseNewer, LockConflict, MigrationError, contention
 
 MIGRATIONS_DIR = Path(__file__).with_name('migrations')
@@ -66,12 +66,13 @@ def checksum(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+#: Gives a history written by an older hub (Runner's name and applied only) its checksums.
+ADD_CHECKSUM_SQL = 'ALTER TABLE public.%s ADD COLUMN IF NOT EXISTS checksum text' % HISTORY_TABLE
+
+
 def _has_checksums(db):
     """Whether the history table exists with its `checksum` column (an older hub's has none)."""
-    return db.execute_sql("""
-        SELECT EXISTS (SELECT 1 FROM pg_attribute
-                       WHERE attrelid = to_regclass(%s) AND attname = 'checksum'
-                         AND NOT attisdropped)""", ('public.%s' % HISTORY_TABLE,)).fetchone()[0]
+    return live_column_exists(db, HISTORY_TABLE, 'checksum')
 
 
 def _record_checksums(db, directory):
@@ -81,10 +82,10 @@ def _record_checksums(db, directory):
     name and applied only) gains it on its first `hub db migrate`: its applied migrations are
     then recorded as their files are now, which is the most that can be known of them.
     """
-    if db.execute_sql('SELECT to_regclass(%s)', ('public.%s' % HISTORY_TABLE,)).fetchone()[0] is None:
+    if not live_table_exists(db, HISTORY_TABLE):
         return
     if not _has_checksums(db):
-        db.execute_sql('ALTER TABLE public.%s ADD COLUMN IF NOT EXISTS checksum text' % HISTORY_TABLE)
+        db.execute_sql(ADD_CHECKSUM_SQL)
     missing = [r[0] for r in db.execute_sql(
         'SELECT name FROM public.%s WHERE checksum IS NULL' % HISTORY_TABLE).fetchall()]
     files = {m.name: m.path for m in _Files(directory).migrations()}
@@ -563,8 +564,7 @@ def history_sql():
     """The statements that create the history table (as Runner does: only where missing)."""
     recorder = _recorder()
     runner(recorder).History.create_table(safe=True)
-    return recorder.statements + ['ALTER TABLE public.%s ADD COLUMN IF NOT EXISTS checksum text'
-                                  % HISTORY_TABLE]
+    return recorder.statements + [ADD_CHECKSUM_SQL]
 
 
 def record_sql(name, path=None):

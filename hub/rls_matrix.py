@@ -749,10 +749,9 @@ def build_cases(db, f, tables, mode=rls.DEFAULT_MODE):
 
 
 def _history(db):
-    from hub.catalog import HISTORY_TABLE
+    from hub.catalog import HISTORY_TABLE, live_table_exists
 
-    found = db.execute_sql('SELECT to_regclass(%s)', ('public.%s' % HISTORY_TABLE,)).fetchone()
-    return HISTORY_TABLE if found[0] is not None else None
+    return HISTORY_TABLE if live_table_exists(db, HISTORY_TABLE) else None
 
 
 # -- running -----------------------------------------------------------------------------------
