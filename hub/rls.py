@@ -135,6 +135,11 @@ HELPERS = {
                      '(the caller included)'),
 }
 
+#: The documented RPCs: functions the API roles may execute that are not policy helpers,
+#: 'schema.name(argument types)' -> (the roles that may execute it, what it is for). The catalog
+#: audit (hub.audit) refuses EXECUTE on any other SECURITY DEFINER function for the API roles.
+RPCS = {}
+
 # Supabase's own definitions, for clients written against them. Our policies do not call them:
 # auth.uid() casts to uuid and our ids are not uuids.
 AUTH_FUNCTIONS = {
