@@ -13,6 +13,7 @@ collide, and only databases made here are ever dropped. Not part of the installe
 """
 import contextlib
 import sys
+import time
 import uuid
 from urllib.parse import urlparse, urlunparse
 
@@ -68,11 +69,25 @@ class Databases:
     def url(self, name):
         return connection.with_database(self.server_url, name)
 
-    def drop(self, name):
-        """Drop `name`, even with sessions still connected to it (FORCE)."""
-        with contextlib.closing(admin_connection(self.server_url)) as conn, conn.cursor() as cur:
-            cur.execute(sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)')
-                        .format(sql.Identifier(name)))
+    def drop(self, name, patience=5.0):
+        """Drop `name`, even with sessions still connected to it (FORCE).
+
+        A non-superuser (the Supabase shape's owner) may not end another role's session: one
+        that a test has just closed (PostgREST's `authenticator`) can still be exiting, so that
+        refusal is retried for up to `patience` seconds.
+        """
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                with contextlib.closing(admin_connection(self.server_url)) as conn, \
+                        conn.cursor() as cur:
+                    cur.execute(sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)')
+                                .format(sql.Identifier(name)))
+                break
+            except psycopg2.errors.InsufficientPrivilege:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
         if name in self.created:
             self.created.remove(name)
 
