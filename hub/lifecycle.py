@@ -21,18 +21,20 @@ def remove_rls(db):
         return rls.uninstall(db)
 
 
-def migrate_database(db, target=None, directory=migrate.MIGRATIONS_DIR):
+def migrate_database(db, target=None, directory=migrate.MIGRATIONS_DIR, bounds=None,
+                     notify=None):
     """hub.migrate.migrate with every migration ending, in its own transaction, in the
     row-level-security sync (hub.rls.sync): what `hub db migrate` runs. A table a migration
     creates is never committed reachable beyond its model: its policies and grants where
-    `hub rls install` has run, deny-all where it has not (docs/migrations.md)."""
-    return migrate.migrate(db, target, directory, secure=rls.sync)
+    `hub rls install` has run, deny-all where it has not (docs/migrations.md). `bounds` and
+    `notify` as hub.migrate.migrate (lock_timeout, retries)."""
+    return migrate.migrate(db, target, directory, secure=rls.sync, bounds=bounds, notify=notify)
 
 
-def pending_sql(db, target=None, directory=migrate.MIGRATIONS_DIR):
+def pending_sql(db, target=None, directory=migrate.MIGRATIONS_DIR, bounds=None):
     """hub.migrate.pending_sql with the sync after each migration (`hub db migrate --sql`):
     the file secures what it creates, as `migrate_database` does."""
-    return migrate.pending_sql(db, target, directory, secure_sql=rls.sync_sql())
+    return migrate.pending_sql(db, target, directory, secure_sql=rls.sync_sql(), bounds=bounds)
 
 
 def reset(db, directory=migrate.MIGRATIONS_DIR):
@@ -113,13 +115,14 @@ _EMPTY_ONLY = """DO $hub_do$ BEGIN
 END $hub_do$"""
 
 
-def schema_sql(directory=migrate.MIGRATIONS_DIR, mode=rls.DEFAULT_MODE):
+def schema_sql(directory=migrate.MIGRATIONS_DIR, mode=rls.DEFAULT_MODE, bounds=None):
     """The whole schema as one SQL script, without a database: every migration's `up` (recorded
     in the history as `hub db migrate` records it), then what `hub rls install` runs on a
     database just migrated. `psql -v ON_ERROR_STOP=1 -f` applies it to an empty database,
     plain PostgreSQL or Supabase; no psql meta-command, no COPY, no BEGIN/COMMIT (the Supabase
     CLI runs each migration file in a transaction of its own; give psql `-1` for one too).
-    `mode` is the row-level security mode, as `rls.install(mode=...)`."""
+    `mode` is the row-level security mode, as `rls.install(mode=...)`. It starts with the
+    bounds `hub db migrate` runs under (`bounds`, hub.migrate.Bounds)."""
     from hub.catalog import HISTORY_TABLE
 
     names = migrate.all_names(directory)
@@ -134,5 +137,5 @@ def schema_sql(directory=migrate.MIGRATIONS_DIR, mode=rls.DEFAULT_MODE):
     header = ('-- NeuroFlow Hub schema, written by `hub db sql`: migrations %s, then row-level '
               'security.\n-- Apply to an empty database: psql -v ON_ERROR_STOP=1 -1 -f FILE, or '
               'save it as\n-- supabase/migrations/<timestamp>_hub.sql. Regenerate it; do not edit '
-              'it.\n\nSET standard_conforming_strings = on;\n\n' % ', '.join(names))
-    return header + migrate.script(parts)
+              'it.\n\nSET standard_conforming_strings = on;\n' % ', '.join(names))
+    return header + migrate.bounds_header(bounds) + '\n' + migrate.script(parts)

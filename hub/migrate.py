@@ -29,8 +29,10 @@ without running them (hub.lifecycle.adopt checks the schema first):
 import contextlib
 import hashlib
 import os
+import random
 import re
 import threading
+import time
 from pathlib import Path
 
 from peewee import DatabaseError
@@ -84,6 +86,215 @@ def _locked(db):
     with db.atomic():
         locks.hold(db, LOCK_KEY)
         yield
+
+
+# -- bounded waits: lock_timeout and statement_timeout for each migration, retries -------------
+
+#: Environment variables that set the bounds `hub db migrate` runs each migration under
+#: (its --lock-timeout, --statement-timeout and --retries win over them).
+LOCK_TIMEOUT_VARIABLE = 'HUB_MIGRATE_LOCK_TIMEOUT'
+STATEMENT_TIMEOUT_VARIABLE = 'HUB_MIGRATE_STATEMENT_TIMEOUT'
+RETRIES_VARIABLE = 'HUB_MIGRATE_RETRIES'
+#: Short: while a migration waits for its lock every later reader of the table queues behind
+#: it, so this is the longest stall a busy table may see from a migration.
+DEFAULT_LOCK_TIMEOUT = '2s'
+#: A bound on any one statement of a migration's transaction (a runaway backfill or rewrite).
+DEFAULT_STATEMENT_TIMEOUT = '10min'
+DEFAULT_RETRIES = 5
+
+_DURATION = re.compile(r'(\d+(?:\.\d+)?)\s*(ms|s|min|h)?')
+_UNIT_MS = {'ms': 1, 's': 1000, 'min': 60000, 'h': 3600000, None: 1}
+
+
+def duration_ms(value, what):
+    """Milliseconds of a PostgreSQL duration ('2s', '500ms', '10min', '1h'; a bare number is
+    ms, 0 is no limit); ConfigError naming `what` (the option or variable) otherwise."""
+    match = _DURATION.fullmatch(str(value).strip())
+    if match is None:
+        raise ConfigError('%s %r is not a duration; give a number with a unit, e.g. 2s, 500ms '
+                          'or 10min (0 for no limit)' % (what, value))
+    return int(float(match.group(1)) * _UNIT_MS[match.group(2)])
+
+
+class Bounds:
+    """The bounds on each migration: `lock_timeout` and `statement_timeout` (ms, SET LOCAL in
+    its transaction, so a transaction pooler keeps no trace of them), and how many times a
+    migration that hit lock_timeout is retried (with backoff) before it fails, naming the
+    session that held the lock. Unset values come from the environment, then the defaults."""
+
+    def __init__(self, lock_timeout=None, statement_timeout=None, retries=None, backoff=0.5):
+        env = os.environ.get
+        self.lock_timeout = duration_ms(
+            lock_timeout if lock_timeout is not None
+            else env(LOCK_TIMEOUT_VARIABLE, '').strip() or DEFAULT_LOCK_TIMEOUT,
+            '--lock-timeout' if lock_timeout is not None else LOCK_TIMEOUT_VARIABLE)
+        self.statement_timeout = duration_ms(
+            statement_timeout if statement_timeout is not None
+            else env(STATEMENT_TIMEOUT_VARIABLE, '').strip() or DEFAULT_STATEMENT_TIMEOUT,
+            '--statement-timeout' if statement_timeout is not None
+            else STATEMENT_TIMEOUT_VARIABLE)
+        what = '--retries' if retries is not None else RETRIES_VARIABLE
+        retries = retries if retries is not None else env(RETRIES_VARIABLE, '').strip() or \
+            DEFAULT_RETRIES
+        try:
+            self.retries = int(retries)
+        except ValueError:
+            self.retries = -1
+        if self.retries < 0:
+            raise ConfigError('%s %r is not a number of retries; give 0 or more, e.g. %d'
+                              % (what, retries, DEFAULT_RETRIES))
+        self.backoff = backoff
+
+    def settings(self):
+        """[(name, value)] of the settings, as PostgreSQL takes them."""
+        return [('lock_timeout', '%dms' % self.lock_timeout),
+                ('statement_timeout', '%dms' % self.statement_timeout)]
+
+    def set_local(self, db):
+        """Bound the rest of the current transaction."""
+        for name, value in self.settings():
+            db.execute_sql("SELECT pg_catalog.set_config(%s, %s, true)", (name, value))
+
+    def header_sql(self):
+        """What an emitted SQL file starts with: the same bounds, for psql or the Supabase CLI
+        (plain SET: a file is one client's session, and SET LOCAL would not outlast the first
+        statement outside psql -1)."""
+        return ["SET %s = '%s'" % setting for setting in self.settings()]
+
+    def pause(self, attempt):
+        """Seconds to wait before retry `attempt` (1, 2, ...): doubling, with jitter, so two
+        migrate runs retrying do not keep colliding."""
+        return self.backoff * (2 ** (attempt - 1)) * (0.75 + random.random() / 2)
+
+
+def _seconds(ms):
+    return '%gs' % (ms / 1000.0) if ms % 1000 == 0 or ms >= 1000 else '%dms' % ms
+
+
+def _other_connection(db):
+    """A fresh autocommit psycopg2 connection to `db`'s database (for the blocker watch)."""
+    import psycopg2
+
+    conn = psycopg2.connect(dbname=db.database, **db.connect_params)
+    conn.autocommit = True
+    return conn
+
+
+#: The session(s) blocking backend %s, the longest-open first: who, since when, doing what.
+BLOCKER_SQL = """
+SELECT a.pid, a.usename, nullif(a.application_name, ''),
+       to_char(a.xact_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+       extract(epoch FROM clock_timestamp() - a.xact_start), a.state,
+       left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 200)
+FROM pg_catalog.pg_stat_activity a
+WHERE a.pid = ANY (pg_catalog.pg_blocking_pids(%s))
+ORDER BY a.xact_start NULLS LAST LIMIT 1"""
+
+
+def describe_blocker(row):
+    """'pid 123 (role postgres, application psql, transaction since 2025-01-31 12:00:00 UTC,
+    open 4.2 s, idle in transaction, query: SELECT ...)' from a BLOCKER_SQL row: the form of
+    hub.locks' holder, with what the session runs and how long it has held its locks (at
+    most since its transaction began)."""
+    pid, role, application, since, seconds, state, query = row
+    details = ['role %s' % role]
+    if application:
+        details.append('application %s' % application)
+    if since:
+        details.append('transaction since %s UTC, open %.1f s' % (since, seconds))
+    if state:
+        details.append(state)
+    details.append('query: %s' % (query or 'unknown'))
+    return 'pid %d (%s)' % (pid, ', '.join(details))
+
+
+class _BlockerWatch:
+    """While a migration's transaction runs, a second connection asks every `interval` seconds
+    which session blocks it (pg_blocking_pids), keeping the last answer: once lock_timeout has
+    cancelled the wait, the blocker can no longer be read from the waiter. It connects only
+    once the transaction has run for `delay` seconds (half the lock timeout), so a migration
+    that is not kept waiting never opens a second connection (nor takes a pooler's slot)."""
+
+    def __init__(self, db, interval, delay):
+        self.db, self.interval, self.delay = db, interval, delay
+        self.pid = None
+        self.blocker = None
+        self._stop = threading.Event()
+        self._thread = None
+
+    def watch(self, pid):
+        self.pid = pid
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        if self._stop.wait(self.delay):
+            return
+        try:
+            conn = _other_connection(self.db)
+        except Exception:
+            return  # no second connection (a saturated pooler): the error will say less
+        try:
+            with conn.cursor() as cur:
+                while True:
+                    cur.execute(BLOCKER_SQL, (self.pid,))
+                    row = cur.fetchone()
+                    if row is not None:
+                        self.blocker = describe_blocker(row)
+                    if self._stop.wait(self.interval):
+                        break
+        except Exception:
+            pass
+        finally:
+            conn.close()
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            # Its last answer is wanted, but never at the price of hanging: it is a daemon.
+            self._thread.join(timeout=max(1.0, 2 * self.interval))
+
+
+def _lock_timed_out(exc):
+    from hub.errors import pg_error
+
+    return getattr(pg_error(exc), 'pgcode', None) == '55P03'
+
+
+def bounded(db, bounds, doing, step, notify=None):
+    """Run `step(watch)` (one transaction that calls `watch(db)` once it holds the migration
+    lock) again while it fails on lock_timeout, at most `bounds.retries` more times with
+    backoff; then raise LockConflict naming the session that held the lock."""
+    notify = notify or (lambda message: None)
+    attempt = 0
+    while True:
+        watcher = _BlockerWatch(db, max(0.02, min(0.25, bounds.lock_timeout / 4000.0)),
+                                bounds.lock_timeout / 2000.0)
+
+        def watch(db):
+            bounds.set_local(db)
+            if bounds.lock_timeout:
+                watcher.watch(db.execute_sql('SELECT pg_catalog.pg_backend_pid()').fetchone()[0])
+        try:
+            return step(watch)
+        except DatabaseError as exc:
+            if not _lock_timed_out(exc):
+                raise
+        finally:
+            watcher.stop()
+        blocker = watcher.blocker or 'a session that has finished since'
+        attempt += 1
+        if attempt > bounds.retries:
+            raise LockConflict(
+                'could not %s: waited %s for a lock %d time%s (lock_timeout; --lock-timeout or %s '
+                'sets it); it is held by %s; nothing of it was applied; run again once that '
+                'transaction ends, or end it (SELECT pg_terminate_backend(<pid>))'
+                % (doing, _seconds(bounds.lock_timeout), attempt, '' if attempt == 1 else 's',
+                   LOCK_TIMEOUT_VARIABLE, blocker)) from None
+        pause = bounds.pause(attempt)
+        notify('%s: lock_timeout (%s) reached, held by %s; retry %d of %d in %.1f s'
+               % (doing, _seconds(bounds.lock_timeout), blocker, attempt, bounds.retries, pause))
+        time.sleep(pause)
 
 
 def checksum(path):
@@ -224,14 +435,20 @@ def _resolve_target(rows, target):
     raise ConfigError('unknown migration %r; known migrations: %s' % (target, known))
 
 
-def migrate(db, target=None, directory=MIGRATIONS_DIR, secure=None):
+def migrate(db, target=None, directory=MIGRATIONS_DIR, secure=None, bounds=None, notify=None):
     """Apply pending migrations (up to and including `target`); returns the names applied.
 
     `secure(db)` ends each migration, in its transaction, before its history row:
     hub.lifecycle.migrate_database passes the row-level-security sync (hub.rls.sync), and is
     what to call; without it a table a migration creates is left as the database's default privileges
     make it (on Supabase: open to the API roles).
+
+    Each migration's transaction runs under `bounds` (Bounds(): lock_timeout, statement_timeout,
+    from the environment or the defaults); one that hits lock_timeout is rolled back and
+    retried with backoff, `notify(line)` told of each retry, then LockConflict names the
+    session holding the lock.
     """
+    bounds = bounds or Bounds()
     run = runner(db, directory, secure)
     rows = run.status()
     plan = _pending_through(db, rows, target)
@@ -242,13 +459,20 @@ def migrate(db, target=None, directory=MIGRATIONS_DIR, secure=None):
         # Runner.up(name) applies what is still pending up to `name` (normally just `name`).
         first = commit_first(files[name])
         if first:
+            def labels(watch):
+                with _locked(db):
+                    watch(db)
+                    if name not in {m.name for m in run.status() if m.applied}:
+                        db.execute_sql(first)
+            bounded(db, bounds, 'apply %s' % name, labels, notify)
+
+        def step(watch):
             with _locked(db):
-                if name not in {m.name for m in run.status() if m.applied}:
-                    db.execute_sql(first)
-        with _locked(db):
-            done = run.up(name)
-            _record_checksums(db, directory)
-            return done
+                watch(db)
+                done = run.up(name)
+                _record_checksums(db, directory)
+                return done
+        return bounded(db, bounds, 'apply %s' % name, step, notify)
     done = _apply(up, plan)
     if not done and files:
         with conflicts('record the migrations\' checksums'), _locked(db):
@@ -658,17 +882,25 @@ def _terminated(statement):
     return statement + ('\n;\n' if '--' in last else ';\n')
 
 
-def pending_sql(db, target=None, directory=MIGRATIONS_DIR, secure_sql=None):
+def bounds_header(bounds=None):
+    """The lines an emitted SQL file starts with: `SET lock_timeout` and `SET statement_timeout`
+    as `hub db migrate` sets them (Bounds), so psql or the Supabase CLI waits no longer."""
+    return ''.join('%s;\n' % line for line in (bounds or Bounds()).header_sql())
+
+
+def pending_sql(db, target=None, directory=MIGRATIONS_DIR, secure_sql=None, bounds=None):
     """The SQL `migrate(db, target)` would run for the pending migrations, and their names;
     `secure_sql` after each migration's own (see migration_sql).
 
+    It starts with the bounds of `bounds` (Bounds: lock_timeout, statement_timeout).
     Read-only: the database is asked only for its history (refused, DatabaseNewer, when it
     holds a migration this code does not have). ('', []) when nothing is pending.
     """
     names = _pending_through(db, status(db, directory), target)
     if not names:
         return '', []
-    parts = [('the migration history (%s), where missing' % HISTORY_TABLE, history_sql())]
+    parts = [('bounded waits, as `hub db migrate` sets them', (bounds or Bounds()).header_sql()),
+             ('the migration history (%s), where missing' % HISTORY_TABLE, history_sql())]
     parts += [('migration %s' % name, statements)
               for name, statements in migration_sql(names, directory, secure_sql)]
     return script(parts), names

@@ -63,8 +63,18 @@ def stop():
               help='Record the pending migrations (up to TARGET) as applied without running '
                    'them: adopts a database whose schema already matches hub.models; refused '
                    'when `hub db check` finds a difference.')
+@click.option('--lock-timeout', metavar='DURATION',
+              help='Longest wait for a lock in each migration (SET LOCAL lock_timeout; e.g. 2s, '
+                   '500ms); then it is rolled back and retried. Default: $HUB_MIGRATE_LOCK_TIMEOUT '
+                   'or 2s. With --sql, the SET the file starts with.')
+@click.option('--statement-timeout', metavar='DURATION',
+              help='Longest run of any one statement of a migration (e.g. 10min; 0: none). '
+                   'Default: $HUB_MIGRATE_STATEMENT_TIMEOUT or 10min.')
+@click.option('--retries', type=int, metavar='N',
+              help='Retries, with backoff, of a migration that hit the lock timeout, before '
+                   'failing with the blocking session named. Default: $HUB_MIGRATE_RETRIES or 5.')
 @click.pass_obj
-def migrate(session, target, as_sql, fake):
+def migrate(session, target, as_sql, fake, lock_timeout, statement_timeout, retries):
     """Apply pending migrations, up to and including TARGET (a name like 0001_initial, or 1).
 
     Each migration ends, in its transaction, with the row-level-security sync: a table it
@@ -78,12 +88,19 @@ def migrate(session, target, as_sql, fake):
     Example: hub db migrate --sql > supabase/migrations/20250201000000_hub_0006.sql
 
     Example: hub db migrate --fake 0005
+
+    Example: hub db migrate --lock-timeout 1s --retries 10
+
+    Each migration waits at most --lock-timeout for a lock (readers of that table queue behind
+    it meanwhile), is rolled back and retried with backoff, and after --retries fails naming the
+    session that holds the lock (pid, role, query, how long).
     """
     from hub import lifecycle
     from hub import migrate as migrations
 
     if as_sql and fake:
         raise click.UsageError('give --sql or --fake, not both')
+    bounds = migrations.Bounds(lock_timeout, statement_timeout, retries)
     if fake:
         recorded = lifecycle.adopt(session.db, target)
         for name in recorded:
@@ -92,12 +109,13 @@ def migrate(session, target, as_sql, fake):
             click.echo('nothing to record: every migration is applied', err=True)
         return
     if as_sql:
-        text, names = lifecycle.pending_sql(session.db, target)
+        text, names = lifecycle.pending_sql(session.db, target, bounds=bounds)
         click.echo(text, nl=False)
         click.echo('-- %d pending migration%s: %s' % (len(names), '' if len(names) == 1 else 's',
                                                   ', '.join(names) or 'none'), err=True)
         return
-    applied = lifecycle.migrate_database(session.db, target)
+    applied = lifecycle.migrate_database(session.db, target, bounds=bounds,
+                                         notify=lambda line: click.echo(line, err=True))
     for name in applied:
         click.echo('applied %s' % name)
     if not applied:

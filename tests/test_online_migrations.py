@@ -1,0 +1,157 @@
+"""Migrations on a database that is serving traffic: bounded lock waits, retries, the blocker
+named; emitted SQL files start with the same bounds (docs/migrations.md, "Bounded waits")."""
+import contextlib
+import subprocess
+import sys
+import threading
+import time
+
+import psycopg2
+import pytest
+
+from hub import migrate
+from tests.project import Project
+
+ADD_COLUMN = 'ALTER TABLE public.workflows ADD COLUMN priority integer NOT NULL DEFAULT 0;\n'
+DROP_COLUMN = 'ALTER TABLE public.workflows DROP COLUMN priority;\n'
+#: What the blocking session last ran; it stays "idle in transaction" holding ACCESS SHARE.
+BLOCKER_QUERY = 'SELECT count(*) FROM public.workflows'
+
+
+@pytest.fixture
+def project(tmp_path):
+    project = Project(tmp_path)
+    migrate.new('add_priority', project.migrations,
+                migrate.render('add_priority', up_sql=ADD_COLUMN, down_sql=DROP_COLUMN))
+    return project
+
+
+@contextlib.contextmanager
+def blocker(url):
+    """A session with an open transaction that read `workflows`: it holds ACCESS SHARE on it
+    until the block ends (commit), so ADD COLUMN's ACCESS EXCLUSIVE must wait."""
+    conn = psycopg2.connect(url, application_name='report-export')
+    try:
+        with conn.cursor() as cur:
+            pid = conn.get_backend_pid()
+            cur.execute(BLOCKER_QUERY)
+            yield pid
+        conn.commit()
+    finally:
+        conn.close()
+
+
+class Reader(threading.Thread):
+    """A third session reading `workflows` again and again, each read its own transaction; it
+    keeps the longest a read took."""
+
+    def __init__(self, url):
+        super().__init__(daemon=True)
+        self.url, self.longest, self.reads = url, 0.0, 0
+        self.done = threading.Event()
+
+    def run(self):
+        conn = psycopg2.connect(self.url)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                while not self.done.is_set():
+                    start = time.monotonic()
+                    cur.execute('SELECT count(*) FROM public.workflows')
+                    self.longest = max(self.longest, time.monotonic() - start)
+                    self.reads += 1
+                    time.sleep(0.02)
+        finally:
+            conn.close()
+
+
+def start_migrate(project, url, *args):
+    import os
+
+    env = dict(os.environ, DATABASE_URL=url, PYTHONPATH=str(project.root))
+    return subprocess.Popen([sys.executable, '-m', 'hub', 'db', 'migrate', *args],
+                            cwd=project.root, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def has_priority(url):
+    with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = "
+                    "'workflows' AND column_name = 'priority'")
+        return cur.fetchone()[0] == 1
+
+
+LOCK_TIMEOUT = 1.0
+#: Generous: two cores shared with other test runs; the unbounded wait this replaces lasted as
+#: long as the blocking transaction (HOLD seconds here).
+MARGIN = 1.5
+HOLD = 5.0
+
+
+def test_readers_wait_no_longer_than_the_lock_timeout_and_migrate_retries_until_released(
+        project, db_url):
+    with blocker(db_url):
+        proc = start_migrate(project, db_url, '--lock-timeout', '%gs' % LOCK_TIMEOUT,
+                             '--retries', '30')
+        reader = Reader(db_url)
+        reader.start()
+        try:
+            time.sleep(HOLD)
+        finally:
+            reader.done.set()
+            reader.join()
+        assert proc.poll() is None  # still retrying while the lock is held
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert 'applied %s' % project.new_files()[0].stem in out
+    assert 'lock_timeout (1s) reached, held by pid' in err and 'retry 2 of 30' in err, err
+    assert reader.reads > 5
+    assert reader.longest < LOCK_TIMEOUT + MARGIN, reader.longest
+    assert has_priority(db_url)
+
+
+def test_migrate_fails_naming_the_blocker_after_its_retries(project, db_url):
+    with blocker(db_url) as pid:
+        proc = start_migrate(project, db_url, '--lock-timeout', '300ms', '--retries', '2')
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    lines = err.splitlines()
+    assert lines[-1].startswith('Error: could not apply %s: waited 300ms for a lock 3 times '
+                                % project.new_files()[0].stem), err
+    last = lines[-1]
+    for part in ('pid %d (role postgres, application report-export, transaction since ' % pid,
+                 ' UTC, open ', 'idle in transaction', 'query: %s' % BLOCKER_QUERY,
+                 'nothing of it was applied'):
+        assert part in last, (part, last)
+    assert 'Traceback' not in err
+    assert not has_priority(db_url)
+    assert out == ''
+
+
+@pytest.mark.parametrize('option, value', [('--lock-timeout', 'soon'),
+                                           ('--statement-timeout', '5 parsecs'),
+                                           ('--retries', '-1')])
+def test_a_bad_bound_is_one_line_and_exit_2(project, db_url, option, value):
+    result = project.hub(db_url, 'db', 'migrate', option, value)
+    assert result.returncode == 2
+    assert result.stderr.count('\n') == 1 and value in result.stderr, result.stderr
+    assert not has_priority(db_url)
+
+
+def test_a_bad_bound_from_the_environment_names_the_variable(project, db_url):
+    result = project.hub(db_url, 'db', 'migrate', env={'HUB_MIGRATE_LOCK_TIMEOUT': 'forever'})
+    assert result.returncode == 2
+    assert result.stderr == ("Error: HUB_MIGRATE_LOCK_TIMEOUT 'forever' is not a duration; give "
+                             "a number with a unit, e.g. 2s, 500ms or 10min (0 for no limit)\n")
+
+
+def test_emitted_files_start_with_the_same_bounds(project, db_url, tmp_path):
+    result = project.hub(db_url, 'db', 'migrate', '--sql', '--lock-timeout', '3s',
+                         '--statement-timeout', '1min')
+    assert result.returncode == 0, result.stderr
+    first = [line for line in result.stdout.splitlines() if line and not line.startswith('--')]
+    assert first[:2] == ["SET lock_timeout = '3000ms';", "SET statement_timeout = '60000ms';"]
+    result = project.hub(db_url, 'db', 'sql', env={'HUB_MIGRATE_LOCK_TIMEOUT': '4s'})
+    assert result.returncode == 0, result.stderr
+    first = [line for line in result.stdout.splitlines() if line and not line.startswith('--')]
+    assert first[1:3] == ["SET lock_timeout = '4000ms';", "SET statement_timeout = '600000ms';"]
