@@ -121,6 +121,7 @@ class Plan:
     def __init__(self):
         self.steps = []          # [(up sql, down sql)] in the order up runs them
         self.commit_first = []   # ALTER TYPE ... ADD VALUE statements
+        self.concurrently = []   # index builds and drops on existing tables, after UP commits
         self.kept_labels = []    # what down cannot take back
         self.summary = []
         self.todos = []
@@ -128,12 +129,19 @@ class Plan:
 
     @property
     def empty(self):
-        return not (self.steps or self.commit_first or self.todos)
+        return not (self.steps or self.commit_first or self.todos or self.concurrently)
 
     def add(self, up, down, summary=None):
         self.steps.append((up, down))
         if summary:
             self.summary.append(summary)
+
+    def online(self, sql, down, summary):
+        """An index change on a table that has rows: CONCURRENTLY, after UP commits (see
+        hub.migrate.CONCURRENTLY_BLOCK); its undo is a plain step of DOWN, run first."""
+        self.concurrently.append(sql)
+        self.steps.append((None, down))
+        self.summary.append(summary)
 
     def todo(self, text):
         self.todos.append(text)
@@ -246,8 +254,8 @@ def _existing_tables(db, result, by_kind, skipped):
                                                                 constraint),
                        '%s: %s dropped' % (d.table, constraint))
         else:
-            result.add('DROP INDEX %s;' % _table(name), '%s;' % definition,
-                       '%s: index %s dropped' % (d.table, name))
+            result.online('DROP INDEX CONCURRENTLY %s;' % _table(name), '%s;' % definition,
+                          '%s: index %s dropped (concurrently)' % (d.table, name))
     for d in by_kind.get('extra_column', ()):
         if (d.table, d.item) in skipped:
             continue
@@ -282,11 +290,11 @@ def _existing_tables(db, result, by_kind, skipped):
                         % (d.table, ', '.join(cols)))
             continue
         name = _index_name(d.table, cols)
-        result.add('CREATE %sINDEX %s ON %s (%s);' % ('UNIQUE ' if unique else '', quote(name),
-                                                      _table(d.table), _cols(cols)),
-                   'DROP INDEX %s;' % _table(name),
-                   '%s: %sindex (%s) created' % (d.table, 'unique ' if unique else '',
-                                                 ', '.join(cols)))
+        result.online('CREATE %sINDEX CONCURRENTLY %s ON %s (%s);' % (
+                          'UNIQUE ' if unique else '', quote(name), _table(d.table), _cols(cols)),
+                      'DROP INDEX %s;' % _table(name),
+                      '%s: %sindex (%s) created (concurrently)' % (
+                          d.table, 'unique ' if unique else '', ', '.join(cols)))
 
     def foreign_keys(result):
         for d in by_kind.get('missing_foreign_key', ()):
@@ -426,7 +434,9 @@ def render(plan_, name):
     return migrate.render(name, '\n'.join(_wrap(line) for line in body) + '\n',
                           escape(plan_.up_sql()), escape(plan_.down_sql()),
                           escape('\n'.join(plan_.commit_first) + '\n' if plan_.commit_first else ''),
-                          todo=bool(plan_.todos))
+                          todo=bool(plan_.todos),
+                          concurrently=escape('\n'.join(plan_.concurrently) + '\n'
+                                              if plan_.concurrently else ''))
 
 
 def _wrap(line, width=96):

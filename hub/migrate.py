@@ -443,6 +443,9 @@ def migrate(db, target=None, directory=MIGRATIONS_DIR, secure=None, bounds=None,
     what to call; without it a table a migration creates is left as the database's default privileges
     make it (on Supabase: open to the API roles).
 
+    A migration's CONCURRENTLY section (index builds and drops) runs after its transaction,
+    outside any (run_concurrently); one left unfinished by a failure is finished first.
+
     Each migration's transaction runs under `bounds` (Bounds(): lock_timeout, statement_timeout,
     from the environment or the defaults); one that hits lock_timeout is rolled back and
     retried with backoff, `notify(line)` told of each retry, then LockConflict names the
@@ -453,6 +456,7 @@ def migrate(db, target=None, directory=MIGRATIONS_DIR, secure=None, bounds=None,
     rows = run.status()
     plan = _pending_through(db, rows, target)
     files = {m.name: m for m in rows if m.path is not None}
+    _finish_latest(db, rows, notify)
 
     def up(name):
         # Under the lock the history is read again: another run may have applied it meanwhile.
@@ -472,7 +476,10 @@ def migrate(db, target=None, directory=MIGRATIONS_DIR, secure=None, bounds=None,
                 done = run.up(name)
                 _record_checksums(db, directory)
                 return done
-        return bounded(db, bounds, 'apply %s' % name, step, notify)
+        done = bounded(db, bounds, 'apply %s' % name, step, notify)
+        if name in done:
+            run_concurrently(db, name, concurrently(files[name]), notify)
+        return done
     done = _apply(up, plan)
     if not done and files:
         with conflicts('record the migrations\' checksums'), _locked(db):
@@ -501,6 +508,111 @@ def commit_first(migration):
     there, since PostgreSQL lets no transaction use an enum label that it added itself."""
     sql = getattr(migration.load(), 'COMMIT_FIRST', None) or ''
     return sql if has_statements(sql) else ''
+
+
+# -- the non-transactional section: CONCURRENTLY = r"""...""" -----------------------------------
+
+_NAME_RE = r'(?:"[^"]+"|[A-Za-z_][\w$]*)'
+_CREATE_INDEX = re.compile(
+    r'CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>%s)\s+'
+    r'ON\s+(?:ONLY\s+)?(?:(?P<schema>%s)\.)?%s\b' % (_NAME_RE, _NAME_RE, _NAME_RE), re.I)
+_DROP_INDEX = re.compile(r'DROP\s+INDEX\s+CONCURRENTLY\s+(?:IF\s+EXISTS\s+)?'
+                         r'(?P<index>(?:%s\.)?%s)\s*$' % (_NAME_RE, _NAME_RE), re.I)
+
+
+def _statements(sql):
+    """The statements of `sql`, split at a semicolon that ends a line, -- comment lines dropped."""
+    lines = [line for line in sql.splitlines() if not line.strip().startswith('--')]
+    return [part.strip() for part in re.split(r';[ \t]*(?:\n|$)', '\n'.join(lines))
+            if part.strip()]
+
+
+class Online:
+    """One statement of a migration's CONCURRENTLY section: `kind` 'create' or 'drop', the
+    schema-qualified `index`, the `sql` as written, and `plain`, the same without CONCURRENTLY
+    (for a transaction on tables that are empty anyway: `hub db sql`, `reset`)."""
+
+    def __init__(self, migration, sql):
+        created, dropped = _CREATE_INDEX.match(sql), _DROP_INDEX.match(sql)
+        if created:
+            self.kind = 'create'
+            self.index = '%s.%s' % (created.group('schema') or 'public', created.group('name'))
+        elif dropped:
+            self.kind = 'drop'
+            index = dropped.group('index')
+            self.index = index if '.' in index.replace('"', '') else 'public.' + index
+        else:
+            raise MigrationError(
+                '%s: its CONCURRENTLY section may hold only CREATE [UNIQUE] INDEX CONCURRENTLY and '
+                'DROP INDEX CONCURRENTLY statements, not %r; move that statement to UP'
+                % (migration, sql.split('\n')[0][:60]))
+        self.sql = sql
+        self.plain = re.sub(r'\bINDEX\s+CONCURRENTLY\b', 'INDEX', sql, count=1, flags=re.I)
+
+
+def concurrently(migration):
+    """[Online] of a migration's CONCURRENTLY section: statements `migrate` runs one by one,
+    each outside any transaction, after up()'s transaction has committed ([] when none)."""
+    sql = getattr(migration.load(), 'CONCURRENTLY', None) or ''
+    return [Online(migration.name, statement) for statement in _statements(sql)]
+
+
+def _index_state(db, index):
+    """None when `index` does not exist, else whether it is valid (a failed or cancelled
+    CREATE INDEX CONCURRENTLY leaves it INVALID: it slows every write and serves no read)."""
+    row = db.execute_sql('SELECT i.indisvalid FROM pg_catalog.pg_index i '
+                         'WHERE i.indexrelid = pg_catalog.to_regclass(%s)', (index,)).fetchone()
+    return None if row is None else row[0]
+
+
+def _drop_invalid(db, index):
+    if _index_state(db, index) is False:
+        db.execute_sql('DROP INDEX CONCURRENTLY IF EXISTS %s' % index)
+
+
+def run_concurrently(db, name, statements, notify=None):
+    """Run migration `name`'s CONCURRENTLY statements, each on its own outside a transaction
+    (so index builds block no reader or writer), skipping what is already in effect (an index
+    that exists and is valid; a dropped index gone): a rerun resumes. An INVALID index of the
+    same name, left by a failed or cancelled build, is dropped before the build and after a
+    failure, so none is ever left behind. Returns the statements it ran."""
+    from hub.errors import pg_error
+
+    ran = []
+    for online in statements:
+        state = _index_state(db, online.index)
+        if online.kind == 'create' and state is True or online.kind == 'drop' and state is None:
+            continue
+        if online.kind == 'create':
+            _drop_invalid(db, online.index)
+        try:
+            db.execute_sql(online.sql)
+        except DatabaseError as exc:
+            if online.kind == 'create':
+                if _index_state(db, online.index) is True:
+                    continue  # a concurrent `hub db migrate` built it
+                _drop_invalid(db, online.index)
+            first = str(pg_error(exc)).strip().splitlines()[0]
+            raise MigrationError(
+                'migration %s is applied, but its CONCURRENTLY statement on %s failed: %s; no '
+                'invalid index was left behind; fix the cause (for a unique index: the duplicate '
+                'rows) and run `hub db migrate` again, which finishes it first'
+                % (name, online.index, first)) from None
+        ran.append(online)
+        if notify:
+            notify('%s: %s' % (name, online.sql.split('\n')[0]))
+    return ran
+
+
+def _finish_latest(db, rows, notify=None):
+    """Finish the CONCURRENTLY section of the latest applied migration, if a failure or an
+    interruption left it unfinished: `migrate` moves past a migration only once its section
+    is done, so no earlier one can be unfinished."""
+    applied = [m for m in rows if m.applied and m.path is not None]
+    if applied:
+        latest = applied[-1]
+        return run_concurrently(db, latest.name, concurrently(latest), notify)
+    return []
 
 
 def fake(db, target=None, directory=MIGRATIONS_DIR):
@@ -601,9 +713,9 @@ def reset(db, directory=MIGRATIONS_DIR, teardown=None, secure=None):
 
     One transaction: a failure leaves the database as it was. hub.lifecycle.reset passes
     what removes row-level security as `teardown`, and the sync as `secure` (see `migrate`).
-    The exception: from the first migration with COMMIT_FIRST statements (enum labels) on, the
-    rest is applied as `migrate` does, a transaction each, since those statements must be
-    committed before what uses them.
+    The exception: from the first migration with COMMIT_FIRST statements (enum labels) or a
+    CONCURRENTLY section on, the rest is applied as `migrate` does, a transaction each, since
+    those statements must be committed before what uses them, or run outside a transaction.
     """
     run = runner(db, directory, secure)
     with _locked(db):
@@ -614,7 +726,8 @@ def reset(db, directory=MIGRATIONS_DIR, teardown=None, secure=None):
         _apply(run.down, applied)
         db.execute_sql('DROP TABLE IF EXISTS %s' % HISTORY_TABLE)
         plan = [m for m in run.status() if m.path is not None]
-        split = next((i for i, m in enumerate(plan) if commit_first(m)), len(plan))
+        split = next((i for i, m in enumerate(plan) if commit_first(m) or concurrently(m)),
+                     len(plan))
         done = _apply(run.up, [m.name for m in plan[:split]])
         _record_checksums(db, directory)
     if split < len(plan):
@@ -636,7 +749,7 @@ literal %%: the SQL is run with parameters. Once it is applied anywhere, do not 
 %(commit_first)s
 UP = r"""
 %(up)s"""
-
+%(concurrently)s
 DOWN = r"""
 %(down)s"""
 
@@ -656,6 +769,17 @@ COMMIT_FIRST_BLOCK = '''
 # down() cannot take a label back (PostgreSQL has no ALTER TYPE ... DROP VALUE): it stays,
 # unused, and IF NOT EXISTS lets up() run again after a rollback.
 COMMIT_FIRST = r"""
+%s"""
+'''
+
+#: Index builds and drops on tables that have rows, run after up() commits (see `migrate`).
+CONCURRENTLY_BLOCK = '''
+# Outside any transaction, after UP has committed, one statement at a time: an index built or
+# dropped CONCURRENTLY blocks no reader or writer of its table (a plain CREATE INDEX blocks
+# every write for the whole build). Only CREATE [UNIQUE] INDEX CONCURRENTLY and DROP INDEX
+# CONCURRENTLY; `hub db migrate` skips what is already done, drops an INVALID leftover of a
+# failed build, and finishes this section on its next run if it failed. DOWN undoes it.
+CONCURRENTLY = r"""
 %s"""
 '''
 
@@ -685,10 +809,12 @@ TODO_GUARD = """\
 """
 
 
-def render(name, body='', up_sql=NEW_UP, down_sql=NEW_DOWN, commit_first='', todo=False):
+def render(name, body='', up_sql=NEW_UP, down_sql=NEW_DOWN, commit_first='', todo=False,
+           concurrently=''):
     """The source of a migration file (TEMPLATE). A side without statements does nothing,
     except in the file `hub db new` writes: its comments make `migrate` fail until filled in.
-    With `todo`, up() refuses to run until its guard is deleted (TODO_GUARD)."""
+    With `todo`, up() refuses to run until its guard is deleted (TODO_GUARD). `concurrently`:
+    the CONCURRENTLY section (CONCURRENTLY_BLOCK), run outside a transaction after UP."""
     def run(sql, const, nothing):
         if has_statements(sql) or sql in (NEW_UP, NEW_DOWN):
             return '    db.execute_sql(%s)' % const
@@ -698,6 +824,7 @@ def render(name, body='', up_sql=NEW_UP, down_sql=NEW_DOWN, commit_first='', tod
         'title': name.replace('_', ' ').capitalize(), 'body': '\n' + body if body else '',
         'commit_first': COMMIT_FIRST_BLOCK % commit_first if commit_first else '',
         'up': up_sql, 'down': down_sql,
+        'concurrently': CONCURRENTLY_BLOCK % concurrently if concurrently else '',
         'run_up': guard + run(up_sql, 'UP', 'nothing to do'),
         'run_down': run(down_sql, 'DOWN', 'nothing to undo')}
 
@@ -836,10 +963,14 @@ def record_sql(name, path=None):
             % (HISTORY_TABLE, text(name), text(checksum(path))))
 
 
-def migration_sql(names, directory=MIGRATIONS_DIR, secure_sql=None):
+def migration_sql(names, directory=MIGRATIONS_DIR, secure_sql=None, online=None):
     """[(name, [statements])]: what `up` of each migration executes, captured without a
     database (the migrations are frozen SQL), then `secure_sql` (the text `migrate`'s `secure`
-    runs: hub.lifecycle passes hub.rls.sync_sql()) and its history row."""
+    runs: hub.lifecycle passes hub.rls.sync_sql()) and its history row.
+
+    A CONCURRENTLY section: with `online` (a list), appended to it as (name, [Online]) for the
+    caller to write outside any transaction; without, its statements without CONCURRENTLY
+    follow up's, in the transaction (a schema built from nothing has no rows to wait for)."""
     files = {m.name: m for m in runner(_recorder(), directory).migrations()}
     out = []
     for name in names:
@@ -853,6 +984,11 @@ def migration_sql(names, directory=MIGRATIONS_DIR, secure_sql=None):
         if first:  # enum labels: each statement commits on its own unless psql is given -1
             recorder.execute_sql(first)
         module.up(runner(recorder, directory).migrator, recorder)
+        section = concurrently(files[name])
+        if online is None:
+            recorder.statements.extend(statement.plain for statement in section)
+        elif section:
+            online.append((name, section))
         out.append((name, recorder.statements + ([secure_sql] if secure_sql else [])
                     + [record_sql(name, files[name].path)]))
     return out
@@ -901,6 +1037,12 @@ def pending_sql(db, target=None, directory=MIGRATIONS_DIR, secure_sql=None, boun
         return '', []
     parts = [('bounded waits, as `hub db migrate` sets them', (bounds or Bounds()).header_sql()),
              ('the migration history (%s), where missing' % HISTORY_TABLE, history_sql())]
-    parts += [('migration %s' % name, statements)
-              for name, statements in migration_sql(names, directory, secure_sql)]
+    online = []
+    for name, statements in migration_sql(names, directory, secure_sql, online):
+        parts.append(('migration %s' % name, statements))
+        # Outside any transaction (psql without -1): the history row above is written first,
+        # as `hub db migrate` does.
+        parts += [('migration %s, outside a transaction (its CONCURRENTLY section)' % name,
+                   [statement.sql]) for of, section in online if of == name
+                  for statement in section]
     return script(parts), names

@@ -54,7 +54,7 @@ HANDLED = [
        "    reviewer = ForeignKeyField(User, null=True, column_name='reviewed_by',\n"
        "                               object_id_name='reviewed_by', on_delete='SET NULL')\n")], (),
      ['ALTER TABLE public.workflows ADD COLUMN reviewed_by text;',
-      'CREATE INDEX workflows_reviewed_by ON public.workflows (reviewed_by);',
+      'CREATE INDEX CONCURRENTLY workflows_reviewed_by ON public.workflows (reviewed_by);',
       'ALTER TABLE public.workflows ADD CONSTRAINT workflows_reviewed_by_fkey FOREIGN KEY '
       '(reviewed_by) REFERENCES public.users (id) ON DELETE SET NULL;'],
      ['ALTER TABLE public.workflows DROP CONSTRAINT workflows_reviewed_by_fkey;',
@@ -104,7 +104,7 @@ HANDLED = [
      (), ['ALTER TABLE public.workflows ALTER COLUMN execution_count TYPE bigint;',
           'ALTER TABLE public.workflows ADD COLUMN due date;',
           'ALTER TABLE public.workflows ADD COLUMN external_id uuid;',
-          'CREATE UNIQUE INDEX workflows_external_id ON public.workflows (external_id);'],
+          'CREATE UNIQUE INDEX CONCURRENTLY workflows_external_id ON public.workflows (external_id);'],
      ['ALTER TABLE public.workflows ALTER COLUMN execution_count TYPE integer;']),
     ('index_added_and_dropped',
      [('    is_active = BooleanField(default=True, index=True)\n    version',
@@ -112,8 +112,8 @@ HANDLED = [
       ("        indexes = ((('organization', 'id'), True), (('created_at',), False))",
        "        indexes = ((('organization', 'id'), True), (('created_at',), False),\n"
        "                   (('organization', 'name'), False))")], (),
-     ['DROP INDEX public.workflows_is_active;',
-      'CREATE INDEX workflows_organization_id_name ON public.workflows (organization_id, name);'],
+     ['DROP INDEX CONCURRENTLY public.workflows_is_active;',
+      'CREATE INDEX CONCURRENTLY workflows_organization_id_name ON public.workflows (organization_id, name);'],
      ['CREATE INDEX workflows_is_active ON public.workflows USING btree (is_active);']),
     ('unique_constraint_dropped',
      [('    slug = CharField(max_length=100, unique=True)', '    slug = CharField(max_length=100)')],

@@ -19,11 +19,17 @@ BLOCKER_QUERY = 'SELECT count(*) FROM public.workflows'
 
 
 @pytest.fixture
-def project(tmp_path):
-    project = Project(tmp_path)
-    migrate.new('add_priority', project.migrations,
+def plain(tmp_path):
+    """A copy of the project."""
+    return Project(tmp_path)
+
+
+@pytest.fixture
+def project(plain):
+    """A copy of the project with a migration that adds a column to `workflows`."""
+    migrate.new('add_priority', plain.migrations,
                 migrate.render('add_priority', up_sql=ADD_COLUMN, down_sql=DROP_COLUMN))
-    return project
+    return plain
 
 
 @contextlib.contextmanager
@@ -155,3 +161,123 @@ def test_emitted_files_start_with_the_same_bounds(project, db_url, tmp_path):
     assert result.returncode == 0, result.stderr
     first = [line for line in result.stdout.splitlines() if line and not line.startswith('--')]
     assert first[1:3] == ["SET lock_timeout = '4000ms';", "SET statement_timeout = '600000ms';"]
+
+
+# -- index changes on existing tables: CONCURRENTLY, outside the transaction ------------------
+
+WORKFLOW_INDEXES = "        indexes = ((('organization', 'id'), True), (('created_at',), False))"
+UNIQUE_NAME = ("        indexes = ((('organization', 'id'), True), (('created_at',), False),\n"
+               "                   (('organization', 'name'), True))")
+INDEX = 'public.workflows_organization_id_name'
+
+
+def index_state(url, index=INDEX):
+    """None when absent, else whether it is valid."""
+    with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute('SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)', (index,))
+        row = cur.fetchone()
+        cur.execute('SELECT count(*) FROM pg_index WHERE NOT indisvalid')
+        assert cur.fetchone()[0] == (1 if row and not row[0] else 0)
+        return None if row is None else row[0]
+
+
+def sql(url, statement):
+    with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute(statement)
+        conn.commit()
+
+
+@pytest.fixture
+def seeded(plain, empty_db_url, secret):
+    result = plain.hub(empty_db_url, 'seed', '--orgs', '1', '--scale', 'tiny', '--as-of',
+                         '2025-01-31', '-q')
+    assert result.returncode == 0, result.stderr
+    return empty_db_url
+
+
+def test_generate_builds_an_index_on_an_existing_table_concurrently_and_a_failure_leaves_none_invalid(
+        plain, seeded):
+    url, project = seeded, plain
+    # two workflows of one organization with the same name: the unique index cannot be built
+    sql(url, "UPDATE workflows SET name = 'Same' WHERE id IN (SELECT id FROM workflows "
+             "WHERE organization_id = (SELECT min(organization_id) FROM workflows) "
+             "ORDER BY id LIMIT 2)")
+    project.edit('hub/models.py', WORKFLOW_INDEXES, UNIQUE_NAME)
+    result = project.hub(url, 'db', 'generate', 'unique_workflow_names')
+    assert result.returncode == 0, result.stderr
+    [path] = project.new_files()
+    source = path.read_text()
+    section = source.split('CONCURRENTLY = r"""')[1].split('"""')[0]
+    assert section.strip() == ('CREATE UNIQUE INDEX CONCURRENTLY workflows_organization_id_name '
+                               'ON public.workflows (organization_id, name);')
+    assert 'INDEX' not in source.split('UP = r"""')[1].split('"""')[0]  # not in the transaction
+    result = project.hub(url, 'db', 'migrate')
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        'Error: migration %s is applied, but its CONCURRENTLY statement on %s failed: could not '
+        'create unique index "workflows_organization_id_name"; no invalid index was left behind; '
+        'fix the cause (for a unique index: the duplicate rows) and run `hub db migrate` again, '
+        'which finishes it first' % (path.stem, INDEX)), result.stderr
+    assert index_state(url) is None  # the build's INVALID leftover was dropped
+    # a leftover of an interrupted build (as a killed `hub db migrate` leaves it) is replaced
+    sql(url, "UPDATE workflows SET name = name || ' ' || id WHERE name = 'Same'")
+    sql(url, 'CREATE INDEX workflows_organization_id_name ON public.workflows (name)')
+    sql(url, "UPDATE pg_index SET indisvalid = false WHERE indexrelid = "
+             "'%s'::regclass" % INDEX)
+    assert index_state(url) is False
+    result = project.hub(url, 'db', 'migrate')
+    assert result.returncode == 0, result.stderr
+    assert 'CREATE UNIQUE INDEX CONCURRENTLY workflows_organization_id_name' in result.stderr
+    assert index_state(url) is True
+    result = project.hub(url, 'db', 'check')
+    assert result.returncode == 0, result.stdout + result.stderr
+    # done: the next run has nothing to finish
+    result = project.hub(url, 'db', 'migrate')
+    assert result.returncode == 0 and 'CONCURRENTLY' not in result.stderr, result.stderr
+
+
+def test_a_build_waiting_for_an_open_transaction_blocks_no_writer_and_a_cancel_leaves_nothing(
+        plain, db_url):
+    project = plain
+    migrate.new('index_name', project.migrations, migrate.render(
+        'index_name', up_sql='', down_sql='DROP INDEX public.workflows_name;\n',
+        concurrently='CREATE INDEX CONCURRENTLY workflows_name ON public.workflows (name);\n'))
+    stem = project.new_files()[-1].stem
+    # `hub db migrate` commits the migration, then builds the index, which waits for the
+    # transaction below (CONCURRENTLY waits for transactions that may write the table)
+    old = psycopg2.connect(db_url)
+    writer = psycopg2.connect(db_url)
+    writer.autocommit = True
+    try:
+        with old.cursor() as cur, writer.cursor() as wcur:
+            # a writer's open transaction: the build waits for it to end
+            cur.execute('UPDATE workflows SET description = description WHERE false')
+            proc = start_migrate(project, db_url)
+            deadline = time.monotonic() + 60
+            building = None
+            while building is None and time.monotonic() < deadline:
+                wcur.execute("SELECT pid FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX "
+                             "CONCURRENTLY workflows_name%' AND wait_event_type = 'Lock'")
+                building = (wcur.fetchone() or [None])[0]
+                time.sleep(0.1)
+            assert building, ('the build never started', proc.poll(),
+                              proc.communicate(timeout=60) if proc.poll() is not None else '')
+            # writers go on while it builds: a plain CREATE INDEX's SHARE lock would make this
+            # UPDATE wait, and fail on its lock_timeout
+            wcur.execute("SET lock_timeout = '1s'")
+            wcur.execute("UPDATE workflows SET description = 'x' WHERE false")
+            wcur.execute('SELECT count(*) FROM workflows')
+            wcur.execute('SELECT pg_cancel_backend(%s)', (building,))
+            # dropping the INVALID leftover CONCURRENTLY waits for the same transaction
+            old.commit()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        old.close()
+        writer.close()
+    assert proc.returncode == 1
+    assert ('migration %s is applied, but its CONCURRENTLY statement on public.workflows_name '
+            'failed: canceling statement due to user request' % stem) in err, err
+    assert index_state(db_url, 'public.workflows_name') is None
+    result = project.hub(db_url, 'db', 'migrate')
+    assert result.returncode == 0, result.stderr
+    assert index_state(db_url, 'public.workflows_name') is True
