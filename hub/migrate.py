@@ -40,6 +40,7 @@ from playhouse.migrations import Migration, Runner
 from playhouse.migrations import MigrationError as RunnerError
 
 from hub import locks
+from hub import online as online_paths
 from hub.catalog import HISTORY_TABLE, live_column_exists, live_table_exists
 from hub.errors import ConfigError, DatabaseNewer, LockConflict, MigrationError, contention
 
@@ -55,13 +56,19 @@ class _Runner(Runner):
     new table); this module knows nothing of row-level security."""
 
     secure = None
+    #: {name: SQL} run in place of that migration's up() (hub.online: the same end state).
+    replace = {}
 
     def _run(self, name, module, direction, fake=False):
-        if fake or self.secure is None:
+        if fake or (self.secure is None and not self.replace):
             return super()._run(name, module, direction, fake)
         with self.migrator.migration_context(getattr(module, 'atomic', True)):
-            getattr(module, direction)(self.migrator, self.database)
-            self.secure(self.database)
+            if direction == 'up' and name in self.replace:
+                self.database.execute_sql(self.replace[name])
+            else:
+                getattr(module, direction)(self.migrator, self.database)
+            if self.secure is not None:
+                self.secure(self.database)
             if direction == 'up':
                 self.History.create(name=name)
             else:
@@ -256,9 +263,11 @@ class _BlockerWatch:
 
 
 def _lock_timed_out(exc):
+    """Whether `exc` is a lock wait ended by lock_timeout, or a deadlock (whose victim is
+    rolled back and, as PostgreSQL's documentation advises, retried)."""
     from hub.errors import pg_error
 
-    return getattr(pg_error(exc), 'pgcode', None) == '55P03'
+    return getattr(pg_error(exc), 'pgcode', None) in ('55P03', '40P01')
 
 
 def bounded(db, bounds, doing, step, notify=None):
@@ -469,6 +478,14 @@ def migrate(db, target=None, directory=MIGRATIONS_DIR, secure=None, bounds=None,
                     if name not in {m.name for m in run.status() if m.applied}:
                         db.execute_sql(first)
             bounded(db, bounds, 'apply %s' % name, labels, notify)
+        path = online_paths.PATHS.get(name)
+        before = []
+        if (path is not None and name not in {m.name for m in run.status() if m.applied}
+                and path.wanted(db)):
+            before = [Online(name, sql) for sql in path.before]
+            # built CONCURRENTLY first; the transaction swaps them in
+            run_concurrently(db, name, before, notify, applied=False)
+            run.replace = {name: path.up}
 
         def step(watch):
             with _locked(db):
@@ -479,6 +496,9 @@ def migrate(db, target=None, directory=MIGRATIONS_DIR, secure=None, bounds=None,
         done = bounded(db, bounds, 'apply %s' % name, step, notify)
         if name in done:
             run_concurrently(db, name, concurrently(files[name]), notify)
+        else:  # another run applied it meanwhile: what we built for it is not needed
+            for statement in before:
+                db.execute_sql('DROP INDEX CONCURRENTLY IF EXISTS %s' % statement.index)
         return done
     done = _apply(up, plan)
     if not done and files:
@@ -565,12 +585,21 @@ def _index_state(db, index):
     return None if row is None else row[0]
 
 
+def _wait_for_builds(db, index):
+    """Wait while another session builds `index` (a concurrent `hub db migrate`): its INVALID
+    index is work in progress, not a leftover to drop."""
+    while db.execute_sql('SELECT count(*) FROM pg_catalog.pg_stat_progress_create_index p '
+                         'WHERE p.index_relid = pg_catalog.to_regclass(%s) '
+                         'AND p.pid <> pg_catalog.pg_backend_pid()', (index,)).fetchone()[0]:
+        time.sleep(0.2)
+
+
 def _drop_invalid(db, index):
     if _index_state(db, index) is False:
         db.execute_sql('DROP INDEX CONCURRENTLY IF EXISTS %s' % index)
 
 
-def run_concurrently(db, name, statements, notify=None):
+def run_concurrently(db, name, statements, notify=None, applied=True):
     """Run migration `name`'s CONCURRENTLY statements, each on its own outside a transaction
     (so index builds block no reader or writer), skipping what is already in effect (an index
     that exists and is valid; a dropped index gone): a rerun resumes. An INVALID index of the
@@ -578,29 +607,48 @@ def run_concurrently(db, name, statements, notify=None):
     failure, so none is ever left behind. Returns the statements it ran."""
     from hub.errors import pg_error
 
+    def done(statement):
+        state = _index_state(db, statement.index)
+        return state is True if statement.kind == 'create' else state is None
+
     ran = []
-    for online in statements:
-        state = _index_state(db, online.index)
-        if online.kind == 'create' and state is True or online.kind == 'drop' and state is None:
+    for statement in statements:
+        _wait_for_builds(db, statement.index)  # another `hub db migrate` running this section
+        if done(statement):
             continue
-        if online.kind == 'create':
-            _drop_invalid(db, online.index)
-        try:
-            db.execute_sql(online.sql)
-        except DatabaseError as exc:
-            if online.kind == 'create':
-                if _index_state(db, online.index) is True:
-                    continue  # a concurrent `hub db migrate` built it
-                _drop_invalid(db, online.index)
-            first = str(pg_error(exc)).strip().splitlines()[0]
+        if statement.kind == 'create':
+            _drop_invalid(db, statement.index)
+        error = None
+        for attempt in range(1, 6):
+            try:
+                db.execute_sql(statement.sql)
+                error = None
+                break
+            except DatabaseError as exc:
+                error = exc
+                # A deadlock with a concurrent `hub db migrate` (its transaction waiting for
+                # the table this build holds): the other side goes on, this one tries again.
+                if getattr(pg_error(exc), 'pgcode', None) != '40P01':
+                    break
+                _wait_for_builds(db, statement.index)
+                _drop_invalid(db, statement.index)
+                time.sleep(0.2 * attempt)
+        _wait_for_builds(db, statement.index)
+        if not done(statement):
+            if statement.kind == 'create':
+                _drop_invalid(db, statement.index)
+            first = (str(pg_error(error)).strip().splitlines()[0] if error is not None
+                     else 'the index was not built')
             raise MigrationError(
-                'migration %s is applied, but its CONCURRENTLY statement on %s failed: %s; no '
-                'invalid index was left behind; fix the cause (for a unique index: the duplicate '
-                'rows) and run `hub db migrate` again, which finishes it first'
-                % (name, online.index, first)) from None
-        ran.append(online)
-        if notify:
-            notify('%s: %s' % (name, online.sql.split('\n')[0]))
+                'migration %s %s, but its CONCURRENTLY statement on %s failed: %s; no invalid '
+                'index was left behind; fix the cause (for a unique index: the duplicate rows) and '
+                'run `hub db migrate` again, which finishes it first'
+                % (name, 'is applied' if applied else 'is not applied yet', statement.index,
+                   first))
+        if error is None:
+            ran.append(statement)
+            if notify:
+                notify('%s: %s' % (name, statement.sql.split('\n')[0]))
     return ran
 
 

@@ -281,3 +281,40 @@ def test_a_build_waiting_for_an_open_transaction_blocks_no_writer_and_a_cancel_l
     result = project.hub(db_url, 'db', 'migrate')
     assert result.returncode == 0, result.stderr
     assert index_state(db_url, 'public.workflows_name') is True
+
+
+def indexes(url, tables=('workflow_executions', 'agent_executions', 'team_executions')):
+    with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute('SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(%s) '
+                    'ORDER BY 1', (list(tables),))
+        return cur.fetchall()
+
+
+def test_0006_is_applied_online_to_the_same_end_state(plain, empty_db_url, db_url):
+    from hub import connection
+    from tests.rows import make_tenant
+
+    assert plain.hub(empty_db_url, 'db', 'migrate', '0005').returncode == 0
+    database = connection.bind(connection.open_database(empty_db_url))
+    try:
+        make_tenant(database, 'acme')  # executions: the online path is for tables with rows
+    finally:
+        database.close()
+    before = indexes(empty_db_url)
+    result = plain.hub(empty_db_url, 'db', 'migrate')
+    assert result.returncode == 0, result.stderr
+    # the new indexes were built CONCURRENTLY under temporary names before the transaction
+    assert ('0006_started_at_indexes: CREATE INDEX CONCURRENTLY IF NOT EXISTS '
+            'workflow_executions_started_at_brin ON public.workflow_executions USING brin '
+            '(started_at)') in result.stderr
+    after = indexes(empty_db_url)
+    assert after != before
+    # reset applies every file's own SQL in one transaction: 0006 as written
+    database = connection.open_database(db_url)
+    try:
+        assert '0006_started_at_indexes' in migrate.reset(database)
+    finally:
+        database.close()
+    assert after == indexes(db_url)
+    assert plain.hub(empty_db_url, 'db', 'check').returncode == 0
+    assert plain.hub(empty_db_url, 'db', 'status').returncode == 0  # 0006's checksum as shipped
