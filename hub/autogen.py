@@ -379,8 +379,9 @@ def _column(db, field, existing=False):
     warning = None
     if existing and not field.null and not default:
         warning = ('%s.%s is NOT NULL without a database default%s: adding it fails while the '
-                   'table has rows; give the field a default the database can hold, or add it '
-                   'nullable, fill it, then SET NOT NULL' % (
+                   'table has rows; give the field a constant default, or add it nullable, fill '
+                   'it in batches (BACKFILL in the migration), then SET NOT NULL in a later one'
+                   % (
                        field.model._meta.table_name, field.column_name,
                        ' (its default is computed in Python)' if unknown else ''))
     return ' '.join(parts), warning

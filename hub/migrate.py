@@ -495,7 +495,7 @@ def migrate(db, target=None, directory=MIGRATIONS_DIR, secure=None, bounds=None,
                 return done
         done = bounded(db, bounds, 'apply %s' % name, step, notify)
         if name in done:
-            run_concurrently(db, name, concurrently(files[name]), notify)
+            _after_commit(db, files[name], notify, bounds)
         else:  # another run applied it meanwhile: what we built for it is not needed
             for statement in before:
                 db.execute_sql('DROP INDEX CONCURRENTLY IF EXISTS %s' % statement.index)
@@ -652,14 +652,55 @@ def run_concurrently(db, name, statements, notify=None, applied=True):
     return ran
 
 
+def backfill(db, table, set_sql, where_sql, batch=1000, bounds=None, notify=None):
+    """UPDATE `table` SET `set_sql` WHERE `where_sql`, `batch` rows at a time, each batch its own
+    short transaction (under `bounds`' lock_timeout and statement_timeout); returns the rows
+    updated. `where_sql` must be false for a row once it is updated (`accepted_at IS NULL`):
+    that is how it stops, and how a rerun resumes. Rows another session has locked are skipped
+    in this batch (SKIP LOCKED) and taken by a later one.
+
+        hub.migrate.backfill(db, 'public.organization_members', 'accepted_at = created_at',
+                             'accepted_at IS NULL', batch=5000)
+
+    A migration lists its backfills in BACKFILL = [(table, set_sql, where_sql)]: `hub db
+    migrate` runs them after UP commits, so no row waits behind UP's lock for the whole
+    update, and before the CONCURRENTLY section."""
+    bounds = bounds or Bounds()
+    total, batches = 0, 0
+    sql = ('UPDATE %s SET %s WHERE ctid = ANY (ARRAY (SELECT ctid FROM %s WHERE %s LIMIT %d '
+           'FOR UPDATE SKIP LOCKED))' % (table, set_sql, table, where_sql, int(batch)))
+    while True:
+        with db.atomic():
+            bounds.set_local(db)
+            count = db.execute_sql(sql).rowcount
+        if not count:
+            break
+        total, batches = total + count, batches + 1
+    if notify and batches:
+        notify('%s: %d rows updated in %d batch%s of at most %d' % (
+            table, total, batches, '' if batches == 1 else 'es', batch))
+    return total
+
+
+def _backfills(migration):
+    """The migration's BACKFILL list: [(table, set_sql, where_sql)] or [(..., batch)]."""
+    return list(getattr(migration.load(), 'BACKFILL', None) or [])
+
+
+def _after_commit(db, migration, notify=None, bounds=None, applied=True):
+    """What runs after a migration's transaction: its backfills, then its CONCURRENTLY section."""
+    for entry in _backfills(migration):
+        backfill(db, *entry, bounds=bounds, notify=notify)
+    return run_concurrently(db, migration.name, concurrently(migration), notify, applied)
+
+
 def _finish_latest(db, rows, notify=None):
     """Finish the CONCURRENTLY section of the latest applied migration, if a failure or an
     interruption left it unfinished: `migrate` moves past a migration only once its section
     is done, so no earlier one can be unfinished."""
     applied = [m for m in rows if m.applied and m.path is not None]
     if applied:
-        latest = applied[-1]
-        return run_concurrently(db, latest.name, concurrently(latest), notify)
+        return _after_commit(db, applied[-1], notify)
     return []
 
 
@@ -774,8 +815,8 @@ def reset(db, directory=MIGRATIONS_DIR, teardown=None, secure=None):
         _apply(run.down, applied)
         db.execute_sql('DROP TABLE IF EXISTS %s' % HISTORY_TABLE)
         plan = [m for m in run.status() if m.path is not None]
-        split = next((i for i, m in enumerate(plan) if commit_first(m) or concurrently(m)),
-                     len(plan))
+        split = next((i for i, m in enumerate(plan)
+                      if commit_first(m) or concurrently(m) or _backfills(m)), len(plan))
         done = _apply(run.up, [m.name for m in plan[:split]])
         _record_checksums(db, directory)
     if split < len(plan):
@@ -1032,6 +1073,9 @@ def migration_sql(names, directory=MIGRATIONS_DIR, secure_sql=None, online=None)
         if first:  # enum labels: each statement commits on its own unless psql is given -1
             recorder.execute_sql(first)
         module.up(runner(recorder, directory).migrator, recorder)
+        # A file cannot loop: its backfills are one UPDATE each, in the migration's transaction.
+        recorder.statements.extend('UPDATE %s SET %s WHERE %s' % tuple(entry[:3])
+                                   for entry in _backfills(files[name]))
         section = concurrently(files[name])
         if online is None:
             recorder.statements.extend(statement.plain for statement in section)

@@ -318,3 +318,33 @@ def test_0006_is_applied_online_to_the_same_end_state(plain, empty_db_url, db_ur
     assert after == indexes(db_url)
     assert plain.hub(empty_db_url, 'db', 'check').returncode == 0
     assert plain.hub(empty_db_url, 'db', 'status').returncode == 0  # 0006's checksum as shipped
+
+
+# -- backfills in batches, after the DDL's transaction -----------------------------------------
+
+def test_a_backfill_runs_in_batches_after_up_commits_and_resumes(plain, seeded):
+    url, project = seeded, plain
+    with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute('SELECT count(*) FROM workflows')
+        rows = cur.fetchone()[0]
+    assert rows >= 4
+    path = migrate.new('workflow_rank', project.migrations, migrate.render(
+        'workflow_rank', up_sql='ALTER TABLE public.workflows ADD COLUMN rank integer;\n',
+        down_sql='ALTER TABLE public.workflows DROP COLUMN rank;\n'))
+    path.write_text(path.read_text() + "\n\nBACKFILL = [('public.workflows', 'rank = length(name)', "
+                    "'rank IS NULL', 3)]\n")
+    result = project.hub(url, 'db', 'migrate')
+    assert result.returncode == 0, result.stderr
+    batches = -(-rows // 3)
+    assert ('public.workflows: %d rows updated in %d batches of at most 3' % (rows, batches)
+            in result.stderr), result.stderr
+    with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute('SELECT count(*) FROM workflows WHERE rank IS DISTINCT FROM length(name)')
+        assert cur.fetchone()[0] == 0
+        # rows written meanwhile (an old client) are taken by the next run: it resumes
+        cur.execute('UPDATE workflows SET rank = NULL WHERE id IN (SELECT id FROM workflows '
+                    'LIMIT 2)')
+        conn.commit()
+    result = project.hub(url, 'db', 'migrate')
+    assert result.returncode == 0, result.stderr
+    assert 'public.workflows: 2 rows updated in 1 batch of at most 3' in result.stderr
