@@ -39,7 +39,8 @@ from pathlib import Path
 
 import psycopg2
 
-from benchmarks.bench_rls import FILL, add_server_options
+from benchmarks import bench_rls
+from benchmarks.bench_rls import add_server_options
 from tools.throwaway import admin_connection, throwaway_database, with_user
 
 GENERATED = 'execution_priority'
@@ -126,23 +127,10 @@ def stats(clients, since, until):
     return (max(waits) if waits else 0.0), p99(waits), len(waits)
 
 
-def build(url, login, orgs, executions):
-    from hub import connection, lifecycle, migrate, rls
+def build(url, orgs, executions):
+    from hub import connection, lifecycle, migrate
 
-    database = connection.open_database(url)
-    try:
-        lifecycle.migrate_database(database)
-        rls.install(database)
-    finally:
-        database.close()
-    with contextlib.closing(psycopg2.connect(url)) as conn:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            start = time.perf_counter()
-            cur.execute(FILL % {'orgs': orgs, 'executions': executions})
-            cur.execute('VACUUM ANALYZE')
-            print('%d workflow_executions over %d organizations, filled in %.1f s'
-                  % (executions, orgs, time.perf_counter() - start), file=sys.stderr)
+    bench_rls.build(url, orgs, executions).close()  # migrated, RLS installed, filled
     database = connection.open_database(url)
     try:  # back to 0002: 0003 ... 0007 are applied again under load
         lifecycle.rollback(database, '0003')
@@ -175,7 +163,7 @@ def main(argv=None):
     rows = []
     try:
         with throwaway_database(server, prefix='hub_bench', keep=args.keep) as url:
-            build(url, login, args.orgs, args.executions)
+            build(url, args.orgs, args.executions)
             stop = threading.Event()
             orgs = random.Random(7).sample(range(1, args.orgs + 1), args.clients)
             clients = [Client(with_user(url, login), org, stop, args.think) for org in orgs]
