@@ -141,6 +141,15 @@ def live_column_exists(db, table, column):
                      ('%s.%s' % (SCHEMA, table), column)))
 
 
+def live_column_map(db):
+    """{table: [column names in column order]} for every table in schema public, in one query."""
+    return {table: list(columns) for table, columns in _rows(db, """
+        SELECT c.relname, array_agg(a.attname::text ORDER BY a.attnum)
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+        WHERE n.nspname = %s AND c.relkind IN ('r', 'p') GROUP BY c.relname""", (SCHEMA,))}
+
+
 def live_column_names(db, table):
     """The names of `table`'s columns, in column order."""
     return [r[0] for r in _rows(db, """
