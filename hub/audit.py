@@ -1,8 +1,8 @@
 """Security invariants read from the live catalog: what an API role can reach, whoever made it.
 
-    >>> import hub.connection, hub.audit
+    >>> import hub.connection, hub.audit, hub.rls
     >>> database = hub.connection.open_database(hub.connection.resolve_url())
-    >>> [str(v) for v in hub.audit.violations(database)]   # one line each; [] when secured
+    >>> [str(v) for v in hub.audit.violations(database, hub.rls)]  # one line each; [] if secured
     []
 
 hub.rls installs what the models imply, object by object; this module checks the other way
@@ -31,10 +31,13 @@ own database linter, splinter, leaves out) and every object that belongs to an e
 project cannot change them, and Supabase answers for them. `hub rls status`, `hub rls verify`,
 `hub db check`, and the ends of `hub rls install` and `hub db migrate` all call violations();
 docs/rls.md ("What the audit checks") has each rule, its reason and its fix.
+
+The policy model is an argument, not an import (hub.rls sits above this module and calls it):
+`hub.rls.violations(db)` is `violations(db, hub.rls)`.
 """
 import collections
 
-from hub import rls
+from hub.catalog import API_ROLES as ROLES
 from hub.catalog import HISTORY_TABLE, PUBLIC, SCHEMA, TABLE_PRIVILEGES
 
 #: Schemas the platform vendor owns (Supabase's, as its linter splinter excludes them) besides
@@ -47,14 +50,10 @@ VENDOR_SCHEMAS = (
 #: PostgreSQL's own schemas (pg_toast* and pg_temp* are left out by pattern).
 SYSTEM_SCHEMAS = ('pg_catalog', 'information_schema')
 #: The roles a request runs as, and PUBLIC (every role, present and future).
-API_ROLES = rls.ROLES + (PUBLIC,)
+API_ROLES = ROLES + (PUBLIC,)
 #: PostgREST's login role, whose settings may name the exposed schemas.
 AUTHENTICATOR = 'authenticator'
-#: The roles that may execute hub's SECURITY DEFINER policy helpers (install grants them).
-HELPER_ROLES = rls.HELPER_ROLES
-#: The schemas `hub rls install` secures: there it runs the repairs itself (REVOKEs only).
-SECURED_SCHEMAS = (SCHEMA, rls.HELPER_SCHEMA)
-_REVOKE_FROM = 'PUBLIC, %s' % ', '.join(rls.ROLES)
+_REVOKE_FROM = 'PUBLIC, %s' % ', '.join(ROLES)
 #: How a table without row-level security is reported, and the fix for hub's own tables.
 RLS_OFF = 'row-level security is off'
 INSTALL_FIX = 'run `hub rls install`'
@@ -202,8 +201,9 @@ def _reachable(held):
     return any(entry.endswith(' USAGE') for entry in held)
 
 
-def _secured(schema, statement):
-    return statement if schema in SECURED_SCHEMAS else None
+def secured_schemas(policy):
+    """The schemas `hub rls install` secures: there it runs the repairs itself (REVOKEs)."""
+    return (SCHEMA, policy.HELPER_SCHEMA)
 
 
 def _quote(name):
@@ -215,14 +215,17 @@ def _qualified(schema, name):
     return '%s.%s' % (_quote(schema), _quote(name))
 
 
-def violations(db):
-    """Every broken invariant, as Violation(object, problem, fix); [] on a secured database.
+def violations(db, policy):
+    """Every broken invariant, as Violation(object, problem, fix, repair); [] on a secured
+    database. `policy` is the policy model: hub.rls (its ROLES, HELPER_SCHEMA, HELPERS,
+    HELPER_ROLES, RPCS, policy_tables(), model_columns(), privilege_drift()).
 
     A handful of catalog queries, whatever the database holds (a few milliseconds on a seeded
     hub database: docs/rls.md, "What the audit checks").
     """
     skip = list(SYSTEM_SCHEMAS + VENDOR_SCHEMAS)
-    params = {'roles': list(rls.ROLES), 'skip': skip}
+    params = {'roles': list(ROLES), 'skip': skip}
+    secured = secured_schemas(policy)
     exposed = [s for s in exposed_schemas(db) if s not in skip]
     found = []
     reachable = []
@@ -238,26 +241,27 @@ def violations(db):
             found.append(Violation(
                 'schema %s' % _quote(schema), '%s: an API role may create objects in a schema '
                 'it reaches (a function or table that shadows or joins what runs there)'
-                % _who(create), revoke, _secured(schema, revoke)))
-        if schema == rls.HELPER_SCHEMA:
-            usage = [r for r, p in by_role.items() if 'USAGE' in p and r not in HELPER_ROLES]
+                % _who(create), revoke, revoke if schema in secured else None))
+        if schema == policy.HELPER_SCHEMA:
+            usage = [r for r, p in by_role.items()
+                     if 'USAGE' in p and r not in policy.HELPER_ROLES]
             if usage:
                 revoke = 'REVOKE USAGE ON SCHEMA %s FROM %s' % (schema, ', '.join(usage))
                 found.append(Violation(
                     'schema %s' % schema, '%s hold%s USAGE on the policy helpers\' schema, which '
                     'only %s need' % (', '.join(usage), 's' if len(usage) == 1 else '',
-                                      ', '.join(HELPER_ROLES)), revoke, revoke))
+                                      ', '.join(policy.HELPER_ROLES)), revoke, revoke))
     params['schemas'] = reachable
-    found += _relations(db, params, exposed)
-    found += _columns(db)
-    found += _functions(db, params)
+    found += _relations(db, policy, params, exposed, secured)
+    found += _columns(db, policy)
+    found += _functions(db, policy, params, secured)
     return found
 
 
-def _relations(db, params, exposed):
+def _relations(db, policy, params, exposed, secured):
     found = []
-    ours = set(rls.policy_tables()) | {HISTORY_TABLE}
-    drift = rls.privilege_drift(db)
+    ours = set(policy.policy_tables()) | {HISTORY_TABLE}
+    drift = policy.privilege_drift(db)
     for schema, name, relkind, rls_on, invoker, held, column_held in _rows(
             db, _RELATIONS_SQL, params):
         qualified = _qualified(schema, name)
@@ -298,7 +302,7 @@ def _relations(db, params, exposed):
         elif relkind == 'S':
             found.append(Violation(
                 qualified, '%s on a sequence (no model needs one)' % _who(by_role), revoke,
-                _secured(schema, revoke)))
+                revoke if schema in secured else None))
         else:
             found.append(Violation(
                 qualified, '%s on a %s no model in hub.models allows' % (_who(by_role), kind),
@@ -306,13 +310,13 @@ def _relations(db, params, exposed):
     return found
 
 
-def _columns(db):
+def _columns(db, policy):
     """anon/authenticated privileges on columns of hub's tables that hub.models leaves out."""
-    tables = list(rls.policy_tables())
+    tables = list(policy.policy_tables())
     found = []
     for table, column, held in _rows(db, _COLUMNS_SQL, {
             'tenants': ['anon', 'authenticated'], 'schema': SCHEMA, 'tables': tables}):
-        if not held or column in rls.model_columns(table):
+        if not held or column in policy.model_columns(table):
             continue
         qualified = '%s.%s' % (_qualified(SCHEMA, table), _quote(column))
         by_role = _roles_and_privileges(held)
@@ -325,10 +329,10 @@ def _columns(db):
     return found
 
 
-def _functions(db, params):
+def _functions(db, policy, params, secured):
     found = []
     reachable = set(params['schemas'])
-    rpcs = rls.RPCS
+    rpcs = policy.RPCS
     for schema, signature, definer, trigger, owner, superuser, bypass, createrole, held in \
             _rows(db, _FUNCTIONS_SQL, params):
         runners = list(_roles_and_privileges(held))
@@ -345,9 +349,10 @@ def _functions(db, params):
             continue
         if definer:
             allowed = ()
-            helper = schema == rls.HELPER_SCHEMA and signature[len(schema) + 1:-2] in rls.HELPERS
-            if helper and signature.endswith('()'):
-                allowed = HELPER_ROLES
+            helper = (schema == policy.HELPER_SCHEMA and signature.endswith('()')
+                      and signature[len(schema) + 1:-2] in policy.HELPERS)
+            if helper:
+                allowed = policy.HELPER_ROLES
             elif signature in rpcs:
                 allowed = tuple(rpcs[signature][0])
             extra = [r for r in runners if r not in allowed]
@@ -358,11 +363,11 @@ def _functions(db, params):
                     signature, 'SECURITY DEFINER%s, executable by %s: it runs as %s for them'
                     % (' trigger function' if trigger else '', ', '.join(extra), owner),
                     revoke + ('' if trigger or helper else ' (or document it in hub.rls.RPCS)'),
-                    _secured(schema, revoke)))
+                    revoke if schema in secured else None))
         elif trigger:
             revoke = 'REVOKE EXECUTE ON FUNCTION %s FROM %s' % (signature, _REVOKE_FROM)
             found.append(Violation(
                 signature, 'trigger function executable by %s (a trigger fires without EXECUTE; '
                 'a caller holding it can attach it to a table of their own)'
-                % ', '.join(runners), revoke, _secured(schema, revoke)))
+                % ', '.join(runners), revoke, revoke if schema in secured else None))
     return found

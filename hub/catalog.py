@@ -122,6 +122,8 @@ TABLE_PRIVILEGES = ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFEREN
 COLUMN_PRIVILEGES = ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES')
 #: Every role, present and future (grantee 0 in an ACL).
 PUBLIC = 'PUBLIC'
+#: The roles a PostgREST/Supabase request runs as (hub.rls.ROLES).
+API_ROLES = ('anon', 'authenticated', 'service_role')
 
 
 def _one(db, sql, params=()):

@@ -52,8 +52,10 @@ import contextlib
 import hashlib
 import json
 
-from hub import sqltext
-from hub.catalog import (COLUMN_PRIVILEGES, PUBLIC, SCHEMA, TABLE_PRIVILEGES,
+import sys
+
+from hub import audit, sqltext
+from hub.catalog import (API_ROLES, COLUMN_PRIVILEGES, PUBLIC, SCHEMA, TABLE_PRIVILEGES,
                          live_column_map, live_column_names, live_function,
                          live_function_owners, live_has_table_privilege, live_policy_map,
                          live_privileges, live_rls, live_role, live_role_attributes,
@@ -66,7 +68,7 @@ HELPER_SCHEMA = 'hub_private'
 DEFINER_ROLE = 'hub_rls_definer'
 #: Its policy on organization_members: the one table the membership helpers read.
 DEFINER_POLICY = 'hub_definer_select'
-ROLES = ('anon', 'authenticated', 'service_role')
+ROLES = API_ROLES
 COMMANDS = ('SELECT', 'INSERT', 'UPDATE', 'DELETE')
 #: Marks what install created in schema auth, so uninstall never drops Supabase's own.
 AUTH_MARK = 'created by hub rls install (plain PostgreSQL stand-in for Supabase auth)'
@@ -591,23 +593,19 @@ def _install_repairs(db):
     without a person's decision, whoever created it: EXECUTE on trigger functions and on
     SECURITY DEFINER functions that are neither helpers nor documented RPCs, privileges on
     sequences, CREATE on the schemas. REVOKEs only; what remains, `hub rls install` names."""
-    from hub import audit
-
     actions = []
-    for violation in audit.violations(db):
+    for violation in violations(db):
         if violation.repair:
             db.execute_sql(violation.repair)
             actions.append('%s: %s' % (violation.object, violation.repair))
     return actions
 
 
-def remaining(db):
-    """What the audit still finds after install: each a hub.audit.Violation, which install
-    cannot decide alone (a table with no model, a view that runs as its owner, a SECURITY
-    DEFINER function owned by a superuser, anything in a schema other than public)."""
-    from hub import audit
-
-    return audit.violations(db)
+def violations(db):
+    """The catalog audit (hub.audit) against this module's policy model: [hub.audit.Violation],
+    [] on a secured database. After install, what remains needs a person's decision (a table
+    with no model, a view that runs as its owner, a SECURITY DEFINER function's owner)."""
+    return audit.violations(db, sys.modules[__name__])
 
 
 #: The comment of schema hub_private; its last words name the installed mode.
@@ -821,8 +819,7 @@ def install_plan(mode=DEFAULT_MODE):
 def repairs_sql():
     """install's repairs (_install_repairs) as one statement for a file: the same REVOKEs,
     chosen from the catalog when the file runs (a migration before it may add functions)."""
-    from hub import audit
-
+    secured = audit.secured_schemas(sys.modules[__name__])
     rpcs = ', '.join(sqltext.text(signature) for signature in RPCS)
     revoke_from = ', '.join((PUBLIC,) + ROLES)
     return """DO $hub_do$
@@ -852,8 +849,8 @@ END $hub_do$""" % {
         REVOKE EXECUTE ON FUNCTION %s FROM %s;
     END IF;""" % (sqltext.text(signature), signature, ', '.join(
             r for r in (PUBLIC,) + ROLES if r not in roles)) for signature, (roles, _) in RPCS.items()),
-        'schemas': ', '.join(audit.SECURED_SCHEMAS), 'helpers': HELPER_SCHEMA,
-        'from': revoke_from, 'names': ', '.join(sqltext.text(s) for s in audit.SECURED_SCHEMAS),
+        'schemas': ', '.join(secured), 'helpers': HELPER_SCHEMA,
+        'from': revoke_from, 'names': ', '.join(sqltext.text(s) for s in secured),
         'own_class': audit.NOT_EXTENSION % {'class': "'pg_catalog.pg_class'", 'oid': 'c.oid'},
         'own_proc': audit.NOT_EXTENSION % {'class': "'pg_catalog.pg_proc'", 'oid': 'p.oid'},
         'signature': audit.SIGNATURE,
@@ -1211,10 +1208,8 @@ def status(db):
 def _audit_lines(db, named):
     """The catalog audit's violations (hub.audit), but for what the table entries above already
     name: row-level security off on a table in public, and the drift of hub's own tables."""
-    from hub import audit
-
     named = {'%s.%s' % (SCHEMA, t) for t in named}
-    return [str(v) for v in audit.violations(db) if not (v.object in named and (
+    return [str(v) for v in violations(db) if not (v.object in named and (
         v.problem.startswith(audit.RLS_OFF) or v.fix == audit.INSTALL_FIX))]
 
 

@@ -944,7 +944,7 @@ def audit_cases(db):
 
     # Cases of their own above already cover RLS on every table in public and the privileges
     # on hub's tables: a violation repeating one of them would be counted twice.
-    found = [v for v in audit.violations(db) if v.fix != audit.INSTALL_FIX and not (
+    found = [v for v in rls.violations(db) if v.fix != audit.INSTALL_FIX and not (
         v.object.startswith('public.') and v.problem.startswith(audit.RLS_OFF))]
     if not found:
         return [_audit('-', '-', '-', 'catalog audit: no violations', CLEAN, CLEAN, False)]

@@ -218,11 +218,11 @@ def _check_policies(db, tables):
 def _check_security(db):
     """Once RLS is installed, each violation of the catalog audit (hub.audit) is a difference:
     what the models allow the API roles is part of what the database must match."""
-    from hub import audit, rls
+    from hub import rls
 
     if not rls.installed(db):
         return
-    for violation in audit.violations(db):
+    for violation in rls.violations(db):
         yield Difference('security', None, violation.object, None, violation, str(violation))
 
 

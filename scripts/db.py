@@ -107,9 +107,9 @@ def migrate(session, target, as_sql, fake):
 
 def _audit_warnings(db):
     """Each violation of the catalog audit (hub.audit) on stderr, after every migrate."""
-    from hub import audit
+    from hub import rls
 
-    for violation in audit.violations(db):
+    for violation in rls.violations(db):
         click.echo('warning: %s' % (violation,), err=True)
 
 

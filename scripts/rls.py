@@ -44,7 +44,7 @@ def install(session, mode):
         click.echo('row-level security installed (%d change(s))' % len(actions), err=True)
     else:
         click.echo('row-level security is already installed: nothing to do', err=True)
-    for violation in hubrls.remaining(session.db):
+    for violation in hubrls.violations(session.db):
         click.echo('remains: %s' % (violation,), err=True)
 
 
