@@ -140,6 +140,10 @@ def test_what_is_created_behind_hubs_back_is_named_then_clean_once_dropped(targe
         assert result.returncode == 1, (result.args, result.stdout[-3000:], result.stderr)
         for name in BEHIND_HUBS_BACK:
             assert name + ':' in result.stdout, (result.args, name, result.stdout[-3000:])
+    migrate = hub(url, 'db', 'migrate')  # nothing to apply, and a warning for each
+    assert migrate.returncode == 0, migrate.stderr
+    for name in BEHIND_HUBS_BACK:
+        assert 'warning: %s:' % name in migrate.stderr, (name, migrate.stderr)
 
     # install repairs what it can alone (EXECUTE on the functions in public) and names the rest.
     install = hub(url, 'rls', 'install')
