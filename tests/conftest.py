@@ -93,8 +93,19 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope='session')
 def server_url():
-    """URL of the server under test (its own database is only used to create and drop ours)."""
-    return connection.resolve_url()
+    """URL of the server under test (its own database is only used to create and drop ours).
+
+    No server, no tests: the session stops at once with hub's one line (and its exit code)
+    instead of every test repeating it.
+    """
+    from hub.errors import HubError
+
+    try:
+        url = connection.resolve_url()
+        connection.open_database(url).close()
+        return url
+    except HubError as exc:
+        pytest.exit('database unavailable: %s' % exc, returncode=exc.exit_code)
 
 
 @pytest.fixture(scope='session')

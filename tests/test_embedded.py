@@ -42,9 +42,11 @@ class Place:
     """A throwaway folder; remembers each `.hub` used so the finalizer can stop its server."""
 
     def __init__(self, mode):
-        self.root = Path(tempfile.mkdtemp(prefix='hub-emb-'))
-        # Under root the server's own user must be able to enter the folder; the test checks
-        # that hub leaves this mode (and every other one above .hub) as it found it.
+        # In /tmp, not $TMPDIR (which may be closed, as CI's is): under root the server's own
+        # user must be able to enter the folder, or hub moves the server to its system folder
+        # (tested on its own). The tests check that hub leaves this mode (and every other one
+        # above .hub) as it found it.
+        self.root = Path(tempfile.mkdtemp(prefix='hub-emb-', dir='/tmp'))
         self.root.chmod(mode)
         self.homes = set()
 
@@ -62,7 +64,14 @@ class Place:
         for home in self.homes:
             if (home / 'pgdata' / 'postmaster.pid').exists():
                 run('db', 'stop', cwd='/', env={'HUB_HOME': str(home)})
+            remove_system_place(home)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def remove_system_place(home):
+    """Remove the server hub made under SYSTEM_DIR for `home`, if it made one."""
+    if (Path(home) / 'pgdata').is_symlink():
+        shutil.rmtree(connection.system_place(home), ignore_errors=True)
 
 
 @pytest.fixture
@@ -191,21 +200,33 @@ def test_an_unwritable_folder_is_one_line_with_the_os_error(place):
 # -- permissions and the socket (issue: the embedded default as root) --------------------------
 
 @needs_root
-def test_as_root_no_folder_above_the_project_is_opened_up():
+def test_as_root_in_a_closed_home_the_server_lives_in_the_system_folder_and_no_mode_changes():
     closed = Path(tempfile.mkdtemp(prefix='hub-closed-'))  # mode 0700, like /root
+    project = closed / 'project'
     try:
-        project = closed / 'project'
         project.mkdir()
         before = modes(project)
-        code, out, err = run('db', 'url', cwd=project)
-        assert modes(project) == before   # today: 0700 -> 0755 up to /
-        assert (code, out) == (1, ''), err
+        code, url, err = run('db', 'url', cwd=project)
+        assert modes(project) == before   # before the fix: 0700 -> 0755 up to /
+        assert code == 0, err
+        place = connection.system_place(project / '.hub')
         line = err.strip()
-        assert len(line.splitlines()) == 1 and 'Traceback' not in err, err
-        assert 'embedded_postgres' in line and str(closed) in line and '0700' in line
-        assert 'HUB_HOME' in line and 'DATABASE_URL' in line
+        assert len(line.splitlines()) == 1 and str(place) in line and str(closed) in line, err
+        assert os.readlink(project / '.hub' / 'pgdata') == str(place / 'pgdata')
+        assert socket_dir(url.strip()) == place / 'pgdata'
+        assert (place / 'project').read_text().strip() == str(project / '.hub')
+        info = (place / 'pgdata').stat()
+        assert (stat.S_IMODE(info.st_mode), info.st_uid) == (0o700, server_uid())
+        code, out, err = run('db', 'migrate', cwd=project)
+        assert code == 0, err
+        code, again, err = run('db', 'url', cwd=project)
+        assert (code, again, err) == (0, url, '')
+        code, out, err = run('db', 'stop', cwd=project)
+        assert code == 0 and 'stopped' in err, err
+        assert modes(project) == before
     finally:
-        run('db', 'stop', cwd=closed / 'project')
+        run('db', 'stop', cwd=project)
+        remove_system_place(project / '.hub')
         shutil.rmtree(closed, ignore_errors=True)
 
 
@@ -265,7 +286,7 @@ def test_a_server_left_on_a_shared_socket_is_refused_until_restarted(place):
     pgdata = home / 'pgdata'
     try:
         code, problem = connection._run_server_tool(
-            ['pg_ctl', '-w', '-l', str(pgdata / 'log'), '-o',
+            ['pg_ctl', '-w', '-l', os.path.realpath(pgdata / 'log'), '-o',
              "-c listen_addresses='' -k %s" % shared, 'start'], account, pgdata)
         assert code == 0, problem
         assert Path((pgdata / 'postmaster.pid').read_text().splitlines()[4]) == shared
