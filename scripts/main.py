@@ -208,7 +208,11 @@ def main(argv=None):
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except (click.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
+        # Ctrl-C: one line and 130 (128 + SIGINT), as shells report it.
+        click.echo('interrupted', err=True)
+        sys.exit(130)
+    except click.Abort:
         click.echo('Aborted.', err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
