@@ -68,10 +68,12 @@ def hub_home():
     return here / HOME_NAME
 
 
-def resolve_url(url=None):
+def resolve_url(url=None, create=True):
     """The URL in force, checked: the explicit `url`, else $DATABASE_URL, else the embedded server.
 
-    A malformed URL raises ConfigError (one line, exit code 2) before anything connects.
+    A malformed URL raises ConfigError (one line, exit code 2) before anything connects. With
+    `create=False` (read-only commands) a missing embedded server is a ConfigError saying where
+    hub looked, instead of a new, empty one.
     """
     if url:
         _parse(url)
@@ -80,7 +82,7 @@ def resolve_url(url=None):
     if env:
         _parse(env, source='DATABASE_URL')
         return env
-    return embedded_url()
+    return embedded_url(create=create)
 
 
 def redact(url):
@@ -674,8 +676,10 @@ def _check_private(postmaster, home, account):
             % (home, postmaster.socket_dir, info.st_mode & 0o7777))
 
 
-def embedded_url():
+def embedded_url(create=True):
     """Start (or reuse) the embedded server of hub_home() and return its `hub` database URL.
+
+    With `create=False` a home without a server raises ConfigError (nothing is created).
 
     The first command initialises the server (announced by a WARNING on the `hub.connection`
     logger, which the CLI prints as one line); concurrent first commands wait on a lock in the
@@ -683,6 +687,12 @@ def embedded_url():
     """
     home = hub_home()
     pgdata = home / 'pgdata'
+    if not create and not (pgdata / 'PG_VERSION').exists():
+        looked = ('in %s ($HUB_HOME)' % home if os.environ.get('HUB_HOME') else
+                  'for %s in %s and the folders above it' % (HOME_NAME, Path.cwd()))
+        raise ConfigError('no embedded PostgreSQL: looked %s; run this in your project '
+                          'folder, set HUB_HOME or DATABASE_URL, or make one here with '
+                          '`hub seed` or `hub db migrate`' % looked)
     postmaster = _Postmaster(pgdata)
     account = _server_account()
     if not postmaster.ready:

@@ -356,6 +356,8 @@ def prisma_schema(session, output, ids):
     """
     from hub import prisma
 
+    if output:
+        check_output(output)
     emit(prisma.schema(session.db, ids=ids), output)
     if output:
         click.echo('wrote %s' % output, err=True)

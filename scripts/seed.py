@@ -17,7 +17,7 @@ import time
 
 import click
 
-from hub.cli.output import check_output
+from hub.cli.output import check_output, make_folders
 
 #: Without a terminal, a progress line every this many seconds ($HUB_PROGRESS_SECONDS).
 PROGRESS_SECONDS = 5.0
@@ -146,7 +146,7 @@ def seed(ctx, orgs, scale, seed_value, as_of, reset, scenario, yes, quiet, as_js
     bar = _Bar(enabled=not quiet and not as_json)
     if sql_file or auth_users:
         return _seed_file(sql_file, auth_users, orgs, scale, seed_value, as_of, reset, scenario,
-                          quiet, as_json, bar)
+                          quiet, as_json, bar, _file_credentials(session, say))
     db = session.db
     # Checked before the question: a run that cannot encrypt must not ask, nor delete.
     crypto.key_for(db)
@@ -181,8 +181,24 @@ def seed(ctx, orgs, scale, seed_value, as_of, reset, scenario, yes, quiet, as_js
         click.echo(format_table(result))
 
 
+def _file_credentials(session, say):
+    """$HUB_SECRET_KEY; else, on the embedded default (no URL given), the project's own key
+    (.hub/secret.key, made if missing), so the file matches what `hub seed` writes there."""
+    from hub import crypto
+
+    if os.environ.get(crypto.KEY_ENV, '').strip():
+        return None  # hub.seed.sqlfile reads it
+    if session.url_option or os.environ.get('DATABASE_URL'):
+        return None  # another database: its key is not ours to guess (sqlfile says so)
+    credentials = crypto.Credentials(crypto.load_key(embedded=True),
+                                     source=crypto.key_source(True))
+    say('encrypting integration credentials with the embedded default\'s key, %s (%s=... '
+        'for another)' % (credentials.source, crypto.KEY_ENV))
+    return credentials
+
+
 def _seed_file(path, auth_users, orgs, scale, seed_value, as_of, reset, scenario, quiet,
-               as_json, bar):
+               as_json, bar, credentials=None):
     from hub.errors import ConfigError
     from hub.seed import sqlfile
 
@@ -193,15 +209,13 @@ def _seed_file(path, auth_users, orgs, scale, seed_value, as_of, reset, scenario
         if given:
             raise ConfigError('%s cannot be used with --sql: the file is loaded into an empty '
                               'database built by `hub db sql` (drop %s)' % (flag, flag))
-    try:
-        check_output(path)
-    except click.BadParameter as exc:
-        exc.param_hint = '--sql'
-        raise
+    check_output(path, param_hint='--sql')
+    make_folders(path, param_hint='--sql')
     try:
         result = sqlfile.write_file(path, orgs=orgs, scale=scale, seed=seed_value,
                                     as_of=as_of.date() if as_of else None,
-                                    auth_users=auth_users, progress=bar)
+                                    auth_users=auth_users, progress=bar,
+                                    credentials=credentials)
     finally:
         bar.close()
     if as_json:

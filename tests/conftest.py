@@ -7,6 +7,7 @@ every database made here is dropped at the end (tools/throwaway.py makes and dro
 """
 import contextlib
 import json
+import os
 import uuid
 
 import psycopg2
@@ -64,8 +65,18 @@ def _shown(entry):
     return 'missing' if entry is None else '%04o %d:%d' % entry
 
 
+def _system_places():
+    # Servers hub had to put under SYSTEM_DIR (root, project out of its user's reach): a test
+    # that makes one removes it (tests.commands.remove_system_place).
+    try:
+        return set(os.listdir(connection.SYSTEM_DIR))
+    except OSError:
+        return set()
+
+
 def pytest_sessionstart(session):
     session.config._hub_folder_modes = folder_modes(_watched_folders())
+    session.config._hub_system_places = _system_places()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -76,14 +87,21 @@ def pytest_sessionfinish(session, exitstatus):
     after = folder_modes(before)
     changed = [(folder, before[folder], after[folder]) for folder in before
                if after[folder] != before[folder]]
+    # The session's own server (the checkout's .hub) may have been made there; no other.
+    own = connection.system_place(connection.hub_home()).name
+    left = sorted(_system_places() - session.config._hub_system_places - {own})
+    changed += [(connection.SYSTEM_DIR / name, None, 'left behind') for name in left]
     if not changed:
         return
     reporter = session.config.pluginmanager.get_plugin('terminalreporter')
     if reporter is not None:
         reporter.write('\n')
     for folder, was, now in changed:
-        line = ('FAILED folder outside the project changed during the tests: %s %s -> %s'
-                % (folder, _shown(was), _shown(now)))
+        if now == 'left behind':
+            line = 'FAILED a test left a server folder behind: %s' % folder
+        else:
+            line = ('FAILED folder outside the project changed during the tests: %s %s -> %s'
+                    % (folder, _shown(was), _shown(now)))
         if reporter is not None:
             reporter.write_line(line, red=True)
         else:

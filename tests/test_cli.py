@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from hub import connection
 from hub import schema
 from hub.cli.main import cli
+from tests.commands import remove_system_place
 from tests.test_migrations import ALL
 from tools.throwaway import with_user
 
@@ -150,6 +151,7 @@ def hub_home():
     home = tempfile.mkdtemp(prefix='hub-home-')
     yield home
     run('db', 'stop', env={'HUB_HOME': home, 'DATABASE_URL': None})
+    remove_system_place(home)
     shutil.rmtree(home, ignore_errors=True)
 
 
@@ -158,7 +160,8 @@ def test_embedded_default_starts_is_reused_and_stops(hub_home):
     code, url, err = run('db', 'url', env=env)
     assert code == 0, err
     url = url.strip()
-    assert url == 'postgresql://postgres@/hub?host=%s/pgdata' % hub_home
+    # In the project's .hub, or (as root, when its user cannot reach the venv) in SYSTEM_DIR.
+    assert url == 'postgresql://postgres@/hub?host=%s' % os.path.realpath(hub_home + '/pgdata')
     code, out, err = run('db', 'migrate', env=env)
     assert (code, out) == (0, APPLIED), err
     code, out, _ = run('db', 'status', env=env)  # the running server is reused, data kept
@@ -167,3 +170,21 @@ def test_embedded_default_starts_is_reused_and_stops(hub_home):
     assert code == 0 and 'stopped' in err
     code, _, err = run('db', 'stop', env=env)
     assert code == 0 and 'not running' in err
+
+
+def test_output_folders_are_made_as_mkdir_p_would(db_url, tmp_path):
+    # The tour writes prisma/schema.prisma and supabase/migrations/... in a fresh project.
+    for args, path in ((['db', 'prisma'], tmp_path / 'prisma' / 'schema.prisma'),
+                       (['db', 'sql'], tmp_path / 'supabase' / 'migrations' / '0_hub.sql'),
+                       (['db', 'docs'], tmp_path / 'docs' / 'schema.md')):
+        result = CliRunner().invoke(cli, ['--database-url', db_url, *args, '-o', str(path)])
+        assert result.exit_code == 0, result.output
+        assert result.stderr == 'wrote %s\n' % path and path.stat().st_size > 0
+    blocker = tmp_path / 'file'
+    blocker.write_text('')
+    for args in (['db', 'prisma'], ['db', 'sql']):
+        result = CliRunner().invoke(cli, ['--database-url', db_url, *args, '-o',
+                                          str(blocker / 'sub' / 'x')])
+        assert result.exit_code == 2
+        assert 'cannot write %s: %s is not a folder' % (blocker / 'sub' / 'x', blocker) \
+            in result.stderr
