@@ -264,7 +264,12 @@ def test_a_long_path_gets_a_private_socket_folder_not_a_shared_one(place):
         assert code != 0 and 'Permission denied' in output, output  # before: postgres|on|17
     code, _, err = place.hub('db', 'stop', home=home)
     assert code == 0 and 'stopped' in err
-    assert not directory.exists()
+    if (home / 'pgdata').is_symlink():
+        # As root with the venv out of the server user's reach (CI's 0700 checkout) the data,
+        # and so the socket, are in SYSTEM_DIR: a short path, no private folder to remove.
+        assert directory == Path(os.path.realpath(home / 'pgdata'))
+    else:
+        assert not directory.exists()
 
 
 def test_a_server_left_on_a_shared_socket_is_refused_until_restarted(place):
