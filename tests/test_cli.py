@@ -80,7 +80,9 @@ BAD_INPUT = [
     (['--database-url', '{empty}', 'db', 'rollback'], 1, 'nothing to roll back'),
     (['--database-url', '{empty}', 'db', 'rollback', '0001', '--all'], 2, 'not both'),
     (['--database-url', '{empty}', 'db', 'reset'], 1, 'Aborted'),
-    (['--database-url', '{empty}', 'db', 'docs', '-o', '/no/such/dir/schema.md'], 2, '/no/such/dir'),
+    # Missing folders are made (as mkdir -p would); a file in the way cannot be.
+    (['--database-url', '{empty}', 'db', 'docs', '-o', '/dev/null/sub/schema.md'], 2,
+     '/dev/null is not a folder'),
     (['db', 'frobnicate'], 2, 'frobnicate'),
 ]
 
