@@ -319,7 +319,7 @@ def _server_account():
                         SERVER_USER], check=True, capture_output=True, text=True)
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = (getattr(exc, 'stderr', '') or str(exc)).strip().splitlines()
-        raise DatabaseUnavailable(
+        raise ConfigError(
             'hub runs as root and PostgreSQL refuses to: could not create the system user %s to '
             'run it (%s); create it (useradd --system %s), run hub as another user, or set '
             'DATABASE_URL' % (SERVER_USER, detail[-1] if detail else 'useradd failed',

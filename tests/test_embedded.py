@@ -323,3 +323,34 @@ def test_a_server_that_cannot_start_says_why_in_one_line_and_where_the_log_is(pl
     assert 'did not start' in line and 'postgresql.conf" contains errors' in line, line
     log = os.path.realpath(home / 'pgdata' / 'log')  # in SYSTEM_DIR when hub had to put it there
     assert 'see %s' % log in line and os.path.isfile(log)
+
+
+def test_a_read_only_command_outside_a_project_creates_nothing_and_says_where_it_looked(place):
+    # Before: `hub db status` here made a new, empty server, and `hub db prisma` then advised
+    # migrating that wrong database.
+    for args in (['db', 'status'], ['db', 'prisma'], ['orgs'], ['users'], ['rls', 'status']):
+        code, out, err = place.hub(*args)
+        assert (code, out) == (2, ''), (args, err)
+        assert err.strip() == (
+            'Error: no embedded PostgreSQL: looked for .hub in %s and the folders above it; run '
+            'this in your project folder, set HUB_HOME or DATABASE_URL, or make one here with '
+            '`hub seed` or `hub db migrate`' % place.root)
+    assert not (place.root / '.hub').exists()
+
+
+def test_seed_sql_on_the_embedded_default_uses_the_projects_key_and_says_so(place):
+    # Before: it demanded HUB_SECRET_KEY, and exporting one broke `hub secrets rotate` next.
+    env = {'HUB_SECRET_KEY': None}
+    code, out, err = place.hub('seed', '--sql', 'supabase/seed.sql', '--orgs', '1', '--scale',
+                               'tiny', '--as-of', '2025-01-31', env=env)
+    assert code == 0, err
+    key = place.root / '.hub' / 'secret.key'
+    assert 'the embedded default\'s key, %s' % key in err
+    header = (place.root / 'supabase' / 'seed.sql').read_text().splitlines()[2]
+    assert header.endswith('(%s).' % key)
+    kid = header.split('key of id ')[1].split()[0]
+    code, out, err = place.hub('seed', '--orgs', '1', '--scale', 'tiny', '--as-of', '2025-01-31',
+                               env=env)
+    assert code == 0, err
+    code, out, err = place.hub('secrets', 'status', env=env)
+    assert code == 0 and kid in out + err, out + err
