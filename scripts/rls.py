@@ -3,11 +3,13 @@
     $ hub rls install     # roles, auth stand-in, helpers, exact grants, policies (idempotent)
     $ hub rls status      # per table: RLS, policies, extra/missing privileges; exit 1 if not
     $ hub rls verify      # matrix + hardening checks, rolled back; exit 1 on a leak or mismatch
-    $ hub rls uninstall   # policies, helpers and grants gone, RLS off; roles stay
+    $ hub rls uninstall   # asks; policies, helpers and grants gone, RLS off; roles stay
 """
 import json
 
 import click
+
+from hub.cli.output import confirm, yes_option
 
 
 @click.group()
@@ -44,14 +46,21 @@ def install(session, mode):
 
 
 @rls.command(short_help='Remove policies, helpers and grants; roles stay.')
+@yes_option('Do not ask before removing the policies.')
 @click.pass_obj
-def uninstall(session):
+def uninstall(session, yes):
     """Drop the policies and helpers, disable RLS and revoke anon/authenticated table access.
 
     The roles anon, authenticated and service_role stay: they belong to the whole server.
+    Asks first (the API loses its tenant isolation and its access), unless --yes.
+    Example: hub rls uninstall --yes
     """
     from hub import rls as hubrls
+    from hub.connection import redact
 
+    if not yes and hubrls.installed(session.db):
+        confirm('remove row-level security from %s (API callers lose their access and tenant '
+                'isolation until `hub rls install`)?' % redact(session.url))
     actions = hubrls.uninstall(session.db)
     for action in actions:
         click.echo(action)
