@@ -177,6 +177,15 @@ def migrate(session, target, as_sql, fake):
         click.echo('nothing to apply: the database is up to date', err=True)
     for name, path in migrations.edited(session.db):
         click.echo('warning: %s' % migrations.edited_message(name, path), err=True)
+    _audit_warnings(session.db)
+
+
+def _audit_warnings(db):
+    """Each violation of the catalog audit (hub.audit) on stderr, after every migrate."""
+    from hub import rls
+
+    for violation in rls.violations(db):
+        click.echo('warning: %s' % (violation,), err=True)
 
 
 @db.command()

@@ -29,7 +29,10 @@ def install(session, mode):
 
     Leaves anon, authenticated and service_role exactly the privileges the policies are written
     for, whatever default privileges the database had. Running it again changes nothing. On
-    Supabase the real roles and auth functions are used.
+    Supabase the real roles and auth functions are used. Then it revokes what the catalog
+    audit finds in public and hub_private that needs no decision (EXECUTE on trigger
+    functions, sequences), and names on stderr each violation that remains (a table without
+    a model, a view that runs as its owner): docs/rls.md, "What the audit checks".
 
         $ hub rls install
         $ hub rls install --mode active   # one organization per request, from the JWT claim
@@ -43,6 +46,8 @@ def install(session, mode):
         click.echo('row-level security installed (%d change(s))' % len(actions), err=True)
     else:
         click.echo('row-level security is already installed: nothing to do', err=True)
+    for violation in hubrls.violations(session.db):
+        click.echo('remains: %s' % (violation,), err=True)
 
 
 @rls.command(short_help='Remove policies, helpers and grants; roles stay.')
@@ -96,7 +101,8 @@ def status(session, as_json):
             click.echo('missing: %s' % line)
         click.echo('mode: %s' % report['mode'])
     if not report['complete']:
-        click.echo('row-level security is incomplete: run `hub rls install`', err=True)
+        click.echo('row-level security is incomplete: run `hub rls install`, then fix what it '
+                   'names as remaining', err=True)
         raise click.exceptions.Exit(1)
     click.echo('row-level security is complete', err=True)
 
