@@ -94,6 +94,16 @@ _CALLER = """
         ELSE claims ->> '%s' END;""" % (ORG_CLAIM, ORG_CLAIM)
 
 
+# The address the gateway vouches for (GoTrue signs its `email` claim from auth.users, which
+# only changes after the new address is confirmed): the one a tenant's own users row may carry.
+_EMAIL = """
+    claims pg_catalog.jsonb := nullif(pg_catalog.current_setting('request.jwt.claims', true),
+                                      '')::pg_catalog.jsonb;
+    email pg_catalog.text := CASE WHEN claims IS NULL
+        THEN nullif(pg_catalog.current_setting('request.jwt.claim.email', true), '')
+        ELSE claims ->> 'email' END;"""
+
+
 def _plpgsql(declare, statements):
     return '\nDECLARE%s\nBEGIN\n%s\nEND\n' % (declare, statements)
 
@@ -113,6 +123,8 @@ HELPERS = {
             "the caller's users.id from the JWT claims (text)"),
     'active_org': ('pg_catalog.text', False, _plpgsql(_CALLER, '    RETURN active;'),
                    'the optional organization_id claim that narrows the caller to one organization'),
+    'email': ('pg_catalog.text', False, _plpgsql(_EMAIL, '    RETURN email;'),
+              "the caller's e-mail address from the JWT claims (the gateway's, e.g. GoTrue's)"),
     'org_ids': ('pg_catalog.text[]', True, _MEMBERSHIPS % '',
                 'the organizations the caller is a member of (narrowed by the organization_id claim)'),
     'admin_org_ids': ('pg_catalog.text[]', True,
@@ -239,7 +251,11 @@ SPECIAL = {
         # A profile shows only to the user and to those they accepted to share an organization
         # with: inviting a user reveals nothing of them (the inviter knows only the id they used).
         'SELECT': ('(id = %s OR %s)' % (ME, _in('id', 'co_member_ids')), None),
-        'INSERT': (None, 'id = %s' % ME),
+        # Own row only, with the address of the caller's token: an e-mail is an identity the
+        # auth side owns (GoTrue's auth.users on Supabase), never one a tenant asserts. The check
+        # runs before the unique index, so a taken address answers 42501 like any other.
+        'INSERT': (None, 'id = %s AND email = (SELECT hub_private.email())' % ME),
+        # email is not among the columns a tenant may UPDATE (IMMUTABLE_COLUMNS).
         'UPDATE': ('id = %s' % ME, 'id = %s' % ME),
         # Deleting a user cascades to everything they created in every organization.
         'DELETE': ('false', None),
@@ -397,8 +413,10 @@ def helper_sql(name):
 #: Columns that say who and where a row belongs and when it began: never changed by a tenant
 #: (a rewritten created_by hands the row to another tenant's user, whose deletion cascades here).
 IDENTITY_COLUMNS = ('id', 'organization_id', 'created_by', 'created_at')
-#: More per table: a membership's user (rewriting it would enrol someone without their consent).
-IMMUTABLE_COLUMNS = {'organization_members': ('user_id',)}
+#: More per table: a membership's user (rewriting it would enrol someone without their consent);
+#: a user's e-mail (the auth side's: `hub import --link-users` matches it, and a tenant's UPDATE
+#: of it would squat another's address and, by its unique index, tell whether one is taken).
+IMMUTABLE_COLUMNS = {'organization_members': ('user_id',), 'users': ('email',)}
 #: The marketplace's curation, written by the platform (service_role, the owner), never a tenant.
 CURATION_COLUMNS = {'workflow_templates': ('is_featured', 'rating', 'usage_count')}
 #: Everything a table grant can hold; the API roles must hold exactly what expected_privileges says.

@@ -616,6 +616,7 @@ class _Import:
             emails[user.get('email')] = i
         by_email = dict(self.db.execute_sql('SELECT email, id FROM users WHERE email = ANY(%s)',
                                             (list(emails),)).fetchall())
+        trusted = trusted_users(self.db, list(by_email.values()))
         taken = {row[0] for row in self.db.execute_sql(
             'SELECT id FROM users WHERE id = ANY(%s)', ([u['id'] for u in users],))}
         for i, user in enumerate(users):
@@ -626,6 +627,12 @@ class _Import:
                               'database; pass --link-users to invite that user to the imported '
                               'organization (their profile stays as it is), or remove '
                               'them from the snapshot' % user['email'])
+                if existing not in trusted:
+                    self.fail('tables.users[%d].email' % i, '%r belongs to a user of this '
+                              'database whose address auth.users has not confirmed (same id, '
+                              'same e-mail, email_confirmed_at set), so it may have been '
+                              'claimed by someone else; confirm that account in Supabase Auth, '
+                              'or remove the user from the snapshot' % user['email'])
                 self.linked[user['id']] = existing
             elif user['id'] in taken and not self.as_new:
                 self.fail('tables.users[%d].id' % i, '%r is the id of another user of this '
@@ -781,6 +788,24 @@ class _Import:
                     outer.rollback()
                     self.fail('%s[%d]' % (where, index), 'refused by the database: %s' % message)
             outer.rollback()
+
+
+def trusted_users(db, ids):
+    """The users of `ids` whose e-mail the database can vouch for: `link_users` invites only them.
+
+    Where Supabase Auth keeps the accounts (auth.users exists), a users row is trusted when its id
+    is its auth.users id and GoTrue confirmed the same address (email_confirmed_at): a row any
+    other writer gave an address proves nothing about who reads that mailbox. Elsewhere every
+    users row is trusted: only trusted writers (the owner, service_role, the platform's server)
+    set an address, a tenant's own INSERT carries the one of its token (the `email` claim the
+    gateway signed), and no tenant may change it (docs/rls.md, "Identity").
+    """
+    if not db.execute_sql("SELECT to_regclass('auth.users') IS NOT NULL").fetchone()[0]:
+        return set(ids)
+    return {i for (i,) in db.execute_sql("""
+        SELECT u.id FROM public.users u JOIN auth.users a ON a.id::text = u.id
+        WHERE u.id = ANY(%s) AND a.email_confirmed_at IS NOT NULL
+          AND lower(a.email) = lower(u.email)""", (list(ids),))}
 
 
 def _remap(tables, mapping, references):
