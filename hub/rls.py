@@ -205,6 +205,68 @@ def template_visible(table, column):
             % (outer, outer, table))
 
 
+def template_kept_or_visible(table, column):
+    """template_visible on UPDATE, checked only when `column` changes: a row keeping its
+    reference stays writable when the template's owner makes it private later (else that owner
+    would freeze every other tenant's rows made from it). id and organization_id never change,
+    so the same id names the row as it was."""
+    return '(%s OR %s(%s.id, %s.%s))' % (template_visible(table, column),
+                                          kept_function(table, column), table, table, column)
+
+
+def kept_function(table, column):
+    """The helper that tells whether `table`'s row still names the same `column` value."""
+    return '%s.%s_keeps_%s' % (HELPER_SCHEMA, table, column)
+
+
+def kept_functions():
+    """{qualified name: CREATE statement} of every kept_function the policies call.
+
+    A policy on a table may not read that same table (PostgreSQL refuses it as infinite
+    recursion), so the row before the statement is read by a function: SECURITY INVOKER (it
+    reads as the caller, under the caller's policies: nothing the caller could not read), STABLE
+    (it sees the statement's snapshot, the row as it was), PL/pgSQL (never inlined into the
+    policy), pinned search_path and qualified names like the helpers.
+    """
+    from hub import models
+    from hub.models import WorkflowTemplate
+
+    out = {}
+    for model in models.MODELS:
+        table = model._meta.table_name
+        if kind(model) not in (TENANT, CHILD):
+            continue
+        for field in model._meta.sorted_fields:
+            if getattr(field, 'rel_model', None) is not WorkflowTemplate:
+                continue
+            name = kept_function(table, field.column_name)
+            out[name] = (
+                'CREATE OR REPLACE FUNCTION %s(row_id pg_catalog.text, kept pg_catalog.text) '
+                'RETURNS pg_catalog.bool LANGUAGE plpgsql STABLE '
+                'SET search_path = pg_catalog, pg_temp AS $hub$%s$hub$' % (name, _kept_body(
+                    table, field.column_name)))
+    return out
+
+
+def _kept_body(table, column):
+    return """
+BEGIN
+    RETURN EXISTS (SELECT 1 FROM public.%s o WHERE o.id OPERATOR(pg_catalog.=) row_id
+                   AND o.%s OPERATOR(pg_catalog.=) kept);
+END
+""" % (table, column)
+
+
+def _kept_statements():
+    """Create (or replace) the kept functions; EXECUTE for the roles the policies run as."""
+    statements = []
+    for name, sql in kept_functions().items():
+        signature = '%s(pg_catalog.text, pg_catalog.text)' % name
+        statements += [sql, 'REVOKE ALL ON FUNCTION %s FROM PUBLIC, anon' % signature,
+                       'GRANT EXECUTE ON FUNCTION %s TO authenticated, service_role' % signature]
+    return statements
+
+
 TEMPLATE_VISIBLE = template_visible('workflows', 'template_id')
 # OWNER manages every membership; ADMIN every one except OWNER rows and the OWNER role.
 MANAGE_MEMBERS = "(%s OR (%s AND role <> 'OWNER'))" % (
@@ -216,22 +278,20 @@ def _checked(extra_checks):
     return ' AND '.join((MINE,) + tuple(extra_checks))
 
 
-def _tenant(*extra_checks):
+def _tenant(insert_checks=(), update_checks=()):
     """Rows of the caller's organizations; created_by on INSERT is the caller."""
-    check = _checked(extra_checks)
     return {
         'SELECT': (MINE, None),
-        'INSERT': (None, '%s AND %s' % (check, CREATED_BY_ME)),
-        'UPDATE': (MINE, check),
+        'INSERT': (None, '%s AND %s' % (_checked(insert_checks), CREATED_BY_ME)),
+        'UPDATE': (MINE, _checked(update_checks)),
         'DELETE': (MINE, None),
     }
 
 
-def _child(*extra_checks):
+def _child(insert_checks=(), update_checks=()):
     """Direct organization_id check; composite foreign keys keep the parent in the same tenant."""
-    check = _checked(extra_checks)
-    return {'SELECT': (MINE, None), 'INSERT': (None, check), 'UPDATE': (MINE, check),
-            'DELETE': (MINE, None)}
+    return {'SELECT': (MINE, None), 'INSERT': (None, _checked(insert_checks)),
+            'UPDATE': (MINE, _checked(update_checks)), 'DELETE': (MINE, None)}
 
 
 #: The tables whose policies are not one of the two shapes the models imply (kind()), and why:
@@ -315,12 +375,15 @@ def kind(model):
 
 
 def _extra_checks(model):
-    """WITH CHECKs a reference adds: a template a tenant's row names must be visible to it."""
+    """(INSERT, UPDATE) WITH CHECKs a reference adds: a template a tenant's row names must be
+    visible to it when the row names it, on INSERT or by an UPDATE that changes it."""
     from hub.models import WorkflowTemplate
 
-    return tuple(template_visible(model._meta.table_name, f.column_name)
-                 for f in model._meta.sorted_fields
-                 if getattr(f, 'rel_model', None) is WorkflowTemplate)
+    table = model._meta.table_name
+    columns = [f.column_name for f in model._meta.sorted_fields
+               if getattr(f, 'rel_model', None) is WorkflowTemplate]
+    return (tuple(template_visible(table, c) for c in columns),
+            tuple(template_kept_or_visible(table, c) for c in columns))
 
 
 def model_policies(model):
@@ -790,6 +853,7 @@ def install_plan(mode=DEFAULT_MODE):
     for name in HELPERS:
         plan += _helper_statements(name) + [_helper_revoke_sql(name)]
     plan += [_handover_sql(list(HELPERS)), HELPER_USAGE_SQL, _helper_execute_sql()]
+    plan += _kept_statements()
     plan.append(_mode_sql(mode))
     plan.append(_guarded(PUBLIC_USAGE_MISSING, [PUBLIC_USAGE_SQL]))
     want = _expected(model_columns)
@@ -870,7 +934,17 @@ def _install_helpers(db):
         db.execute_sql(_helper_execute_sql())
         actions.append('granted execute on %s to authenticated, service_role'
                        % ', '.join(ungranted))
-    return actions
+    stale = []
+    for name, sql in kept_functions().items():
+        live = _one(db, 'SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure(%s)',
+                    ('%s(text, text)' % name,))
+        if live is None or '$hub$%s$hub$' % live not in sql:
+            stale.append('%s function %s(text, text)' % (
+                'created' if live is None else 'replaced', name))
+    if stale:
+        for statement in _kept_statements():
+            db.execute_sql(statement)
+    return actions + stale
 
 
 def _grant_definer(db):

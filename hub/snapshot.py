@@ -23,7 +23,9 @@ before it writes anything, then writes in one transaction:
 
 - it writes only the organization it creates (its own id, or a fresh one with `as_new`): every
   row's organization_id is that organization, and every reference resolves inside the snapshot,
-  to a shipped marketplace template, or to a public template already in the database;
+  to a shipped marketplace template, or to a public template already in the database (a
+  reference to any other template, e.g. one made private since the export, becomes NULL and
+  `notify` says so);
 - `system_templates` entries only name templates: one missing here is added if, and only if, it
   is a shipped marketplace template (`hub.marketplace`), with the shipped content and no usage
   or rating; an existing template is never rewritten;
@@ -519,8 +521,9 @@ def _shipped_ids():
 class _Import:
     """One import: checks the document against this database, then writes it."""
 
-    def __init__(self, db, doc, name, as_new, link_users, user_id=None):
+    def __init__(self, db, doc, name, as_new, link_users, user_id=None, notify=None):
         self.db, self.name, self.as_new, self.link_users = db, name, as_new, link_users
+        self.notify = notify or (lambda message: None)
         self.org_id = doc['organization_id']
         # Copies: the caller's document stays as it was.
         self.names = table_names()
@@ -653,7 +656,7 @@ class _Import:
                             self.fail(where, '%r is not the snapshot\'s organization %r'
                                       % (value, self.org_id))
                     elif target == 'workflow_templates' and value not in self.ids[target]:
-                        pending.append((where, value))
+                        pending.append((where, value, row, column))
                     elif value not in self.ids[target]:
                         self.fail(where, '%r is no row of tables.%s; a snapshot\'s references '
                                   'stay inside it' % (value, target))
@@ -661,7 +664,7 @@ class _Import:
 
     def check_templates(self, pending):
         system = {entry['id']: i for i, entry in enumerate(self.system)}
-        wanted = list(system) + [value for _, value in pending]
+        wanted = list(system) + [value for _, value, _, _ in pending]
         existing = {row[0]: row[1:] for row in self.db.execute_sql(
             'SELECT id, organization_id, is_public FROM workflow_templates WHERE id = ANY(%s)',
             (wanted,))}
@@ -680,15 +683,16 @@ class _Import:
                 self.fail(where, '%r is not a template of the shipped marketplace; an import '
                           'adds shipped templates only (see `hub templates list`)' % template_id)
             self.add_templates.append(template_id)
-        for where, value in pending:
-            if value in system:
+        for where, value, row, column in pending:
+            if value in system or (value in existing and existing[value][1]):
                 continue
-            if value not in existing:
-                self.fail(where, 'template %r is neither in the snapshot, nor in its '
-                          'system_templates, nor a public template of this database' % value)
-            if not existing[value][1]:
-                self.fail(where, 'template %r is private to another organization of this '
-                          'database' % value)
+            # A template made private (or deleted) since the export: the workflow keeps working
+            # without it, as it does in the database it came from; a tenant may not point a row
+            # at a template it cannot see, nor may a file.
+            row[column] = None
+            self.notify('%s: %s: template %r is not a public template of this database (private '
+                        'to another organization, or gone); imported as NULL'
+                        % (self.name, where, value))
 
     def check_taken_ids(self):
         if self.as_new:
@@ -823,7 +827,8 @@ def _remap(tables, mapping, references):
                     row[column] = ids.get(value, value)
 
 
-def import_organization(db, doc, as_new=False, link_users=False, name='snapshot', user_id=None):
+def import_organization(db, doc, as_new=False, link_users=False, name='snapshot', user_id=None,
+                        notify=None):
     """Check a snapshot against this database, then load it in one transaction.
 
     Returns (organization id, rows inserted per table). With `as_new`, every row gets a fresh
@@ -833,14 +838,16 @@ def import_organization(db, doc, as_new=False, link_users=False, name='snapshot'
     naming `name` and the JSON path of the first problem, with nothing written; DatabaseNewer
     for a database migrated by a newer hub. `user_id(snapshot user id) -> id` renames the
     snapshot's users before anything is checked, every reference following (`hub seed
-    --scenario` gives scenario users uuids on a database with Supabase Auth).
+    --scenario` gives scenario users uuids on a database with Supabase Auth). A reference to a
+    template this database does not show publicly (made private since the export, or deleted)
+    is imported as NULL, and `notify(line)` (if given) is told so.
     """
     from hub.migrate import ensure_known
 
     check_document(doc, name)
     ensure_known(db)
     with db.atomic():
-        job = _Import(db, doc, name, as_new, link_users, user_id)
+        job = _Import(db, doc, name, as_new, link_users, user_id, notify)
         job.check()
         org_id = job.prepare()
         counts = job.write()
