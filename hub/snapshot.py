@@ -37,8 +37,10 @@ before it writes anything, then writes in one transaction:
   JSON types matching the column types, enum labels, workflow graphs (`hub.graph`), then the
   database's CHECKs and foreign keys; an organization's public templates arrive unfeatured,
   unrated and unused (curation is the platform's);
-- input limits: MAX_BYTES per document, MAX_STRING characters per string, MAX_DEPTH nesting
-  inside a field, MAX_NODES / MAX_EDGES per graph.
+- input limits: MAX_BYTES per document, MAX_SEPARATORS values per document (counted before
+  parsing), MAX_ROWS rows per table, MAX_STRING characters per string, MAX_ELEMENTS elements
+  per array (members per object) and MAX_DEPTH nesting inside a field, MAX_NODES / MAX_EDGES
+  per graph.
 
 The first problem is a SnapshotError: '<file>: <JSON path>: <problem>', e.g.
 `acme.json: tables.workflows[3].nodes[1].type: unknown node type 'evil'; use one of ...`.
@@ -64,6 +66,15 @@ MAX_BYTES = 256 * 1024 * 1024
 MAX_STRING = 1024 * 1024
 MAX_DEPTH = 64
 MAX_NODES, MAX_EDGES = 1000, 5000
+#: Elements of one array, or members of one object, inside a row's field (the largest seeded is
+#: a graph of a few dozen nodes), and rows of one table (the large scale's biggest table holds
+#: about 100,000).
+MAX_ELEMENTS = 100000
+MAX_ROWS = 1000000
+#: Commas and colons in the whole text (every value but the first of an array or object follows
+#: one; those inside strings count too, so this is an upper bound): what the parser may build.
+#: A 48 MB seeded organization holds about 5 million.
+MAX_SEPARATORS = 16 * 1024 * 1024
 
 # The WHERE that selects the organization's rows of a table: the organization itself, the users
 # who are its members (a user belongs to no one organization), and any table with organization_id.
@@ -241,6 +252,13 @@ def loads(data, name='snapshot'):
                                 '`hub export` writes it' % (name, exc.start)) from None
     elif len(data) > MAX_BYTES:
         _too_big(name, len(data))
+    # Counted before parsing: a parsed value costs 30 to 100 bytes of memory, so 80 MB of
+    # "0," would be gigabytes before any per-array limit could look at it.
+    separators = data.count(',') + data.count(':')
+    if separators > MAX_SEPARATORS:
+        raise SnapshotError('%s: %d commas and colons, over the limit of %d values for a snapshot '
+                            '(hub.snapshot.MAX_SEPARATORS); a snapshot is one organization as '
+                            '`hub export` writes it' % (name, separators, MAX_SEPARATORS))
     try:
         doc = json.loads(data, parse_constant=_reject_constant, object_pairs_hook=_object)
     except json.JSONDecodeError as exc:
@@ -306,6 +324,9 @@ def check_document(doc, name='snapshot'):
         fail('system_templates', 'expected a list of templates, got %s' % _kind(system))
     for where, rows in [('system_templates', system)] + [
             ('tables.%s' % t, tables.get(t, [])) for t in names]:
+        if len(rows) > MAX_ROWS:
+            fail(where, '%d rows, over the limit of %d rows per table (hub.snapshot.MAX_ROWS)'
+                 % (len(rows), MAX_ROWS))
         seen = set()
         for i, row in enumerate(rows):
             if not isinstance(row, dict):
@@ -342,31 +363,65 @@ def _value_problem(value):
             return None
     elif kind is not dict and kind is not list and kind is not float:
         return None
-    # Iterative: a crafted document must not exhaust Python's stack.
-    stack = [(value, 0, None)]
+    # Iterative (a crafted document must not exhaust Python's stack), and one iterator per
+    # level rather than every child pushed at once: the stack stays as deep as the value, never
+    # as wide (20 million elements once took 3.5 GB here).
+    problem = _scalar_problem(value)
+    if problem or (kind is not dict and kind is not list):
+        return ('', problem) if problem else None
+    problem = _size_problem(value)
+    if problem:
+        return '', problem
+    stack = [(_children(value), None)]
     while stack:
-        item, depth, parent = stack.pop()
-        kind = type(item)
-        problem = None
-        if kind is str:
-            if len(item) > MAX_STRING:
-                problem = 'a string of %d characters, over the limit of %d' % (len(item), MAX_STRING)
-            elif _UNSTORABLE.search(item):
-                problem = ('contains %s, which PostgreSQL cannot store'
-                           % ('a NUL character' if '\x00' in item else 'half a surrogate pair'))
-        elif kind is float and not math.isfinite(item):
-            problem = 'a number too large for JSON (%s)' % item
-        elif kind is dict or kind is list:
-            if depth >= MAX_DEPTH:
+        children, parent = stack[-1]
+        step = next(children, None)
+        if step is None:
+            stack.pop()
+            continue
+        key, child, in_object = step
+        if in_object and (len(key) > MAX_STRING or _UNSTORABLE.search(key)):
+            return _path(parent, key), 'a key PostgreSQL cannot store'
+        kind = type(child)
+        here = (parent, key)
+        if kind is dict or kind is list:
+            if len(stack) >= MAX_DEPTH:
                 return '', 'nested deeper than %d levels' % MAX_DEPTH  # the field, not 64 steps
-            else:
-                pairs = item.items() if kind is dict else enumerate(item)
-                for key, child in pairs:
-                    if kind is dict and (len(key) > MAX_STRING or _UNSTORABLE.search(key)):
-                        return _path(parent, key), 'a key PostgreSQL cannot store'
-                    stack.append((child, depth + 1, (parent, key)))
-        if problem:
-            return _path(parent), problem
+            problem = _size_problem(child)
+            if problem:
+                return _path(here), problem
+            stack.append((_children(child), here))
+        else:
+            problem = _scalar_problem(child)
+            if problem:
+                return _path(here), problem
+    return None
+
+
+def _children(item):
+    if type(item) is dict:
+        return ((key, child, True) for key, child in item.items())
+    return ((index, child, False) for index, child in enumerate(item))
+
+
+def _size_problem(item):
+    if len(item) > MAX_ELEMENTS:
+        shape, parts = ('array', 'elements') if type(item) is list else ('object', 'members')
+        return ('an %s of %d %s, over the limit of %d (hub.snapshot.MAX_ELEMENTS)'
+                % (shape, len(item), parts, MAX_ELEMENTS))
+    return None
+
+
+def _scalar_problem(item):
+    kind = type(item)
+    if kind is str:
+        if len(item) > MAX_STRING:
+            return 'a string of %d characters, over the limit of %d' % (len(item), MAX_STRING)
+        if _UNSTORABLE.search(item):
+            return ('contains %s, which PostgreSQL cannot store'
+                    % ('a NUL character' if '\x00' in item else 'half a surrogate pair'))
+    elif kind is float and not math.isfinite(item):
+        return 'a number too large for JSON (%s)' % item
     return None
 
 
