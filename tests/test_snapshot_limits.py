@@ -13,7 +13,7 @@ import pytest
 from hub import snapshot
 from hub.errors import SnapshotError
 from tests.rows import make_tenant
-from tests.test_import_attacks import valid_graphs
+from tests.test_import_attacks import source, valid_graphs  # noqa: F401  (a fixture)
 
 ELEMENTS = 2000000  # 20x the limit; about 4 MB of JSON
 
@@ -37,31 +37,24 @@ def peak_import(db_url, path):
 
 
 @pytest.fixture
-def target(databases, migrated_template):
-    """Another migrated database to import into."""
-    name = databases.create(template=migrated_template)
-    yield databases.url(name)
-    databases.drop(name)
+def exported(source):
+    """An organization exported from another database (`source`)."""
+    ids = make_tenant(source, 'acme')
+    valid_graphs(source, ids['org'])
+    return json.loads(snapshot.dumps(snapshot.export_organization(source, ids['org'])))
 
 
-@pytest.fixture
-def exported(database):
-    ids = make_tenant(database, 'acme')
-    valid_graphs(database, ids['org'])
-    return json.loads(snapshot.dumps(snapshot.export_organization(database, ids['org'])))
-
-
-def test_a_huge_array_in_a_field_is_refused_before_it_costs_memory(target, exported, tmp_path,
+def test_a_huge_array_in_a_field_is_refused_before_it_costs_memory(db_url, exported, tmp_path,
                                                                     secret):
     plain = tmp_path / 'plain.json'
     plain.write_text(json.dumps(exported))
-    baseline, code, stderr = peak_import(target, plain)
+    baseline, code, stderr = peak_import(db_url, plain)
     assert code == 0, stderr
     exported['tables']['workflows'][0]['variables'] = [0] * ELEMENTS
     exported['tables']['users'][0]['email'] = 'someone-else@acme.example'  # not the same user
     huge = tmp_path / 'huge.json'
     huge.write_text(json.dumps(exported))
-    peak, code, stderr = peak_import(target, huge)
+    peak, code, stderr = peak_import(db_url, huge)
     [line] = stderr.strip().splitlines()
     assert code == 1, line
     assert 'tables.workflows[0].variables' in line, line
@@ -72,14 +65,14 @@ def test_a_huge_array_in_a_field_is_refused_before_it_costs_memory(target, expor
     assert peak - baseline < 64, (peak, baseline)
 
 
-def test_a_field_object_with_too_many_members_is_refused(target, exported):
+def test_a_field_object_with_too_many_members_is_refused(db_url, exported):
     exported['tables']['workflows'][0]['variables'] = {
         'k%d' % i: 0 for i in range(snapshot.MAX_ELEMENTS + 1)}
     with pytest.raises(SnapshotError, match=r'tables\.workflows\[0\]\.variables: an object of '
                                             r'100001 members, over the limit of 100000'):
         from hub import connection
 
-        database = connection.bind(connection.open_database(target))
+        database = connection.bind(connection.open_database(db_url))
         try:
             snapshot.import_organization(database, exported, as_new=True)
         finally:
