@@ -615,17 +615,103 @@ def installed(db):
 #: The updated_at trigger function of 0001; 0003 pins its search_path.
 TRIGGER_FUNCTION = 'public.hub_touch_updated_at()'
 TRIGGER_FUNCTION_CONFIG = ['search_path=pg_catalog, pg_temp']
+#: Owns public.hub_keep_an_owner() (migration 0007): NOLOGIN, no SUPERUSER, BYPASSRLS,
+#: CREATEROLE nor CREATEDB. Not DEFINER_ROLE: uninstall takes that one's rights back, and the
+#: OWNER rule holds with or without row-level security installed (docs/rls.md).
+GUARD_ROLE = 'hub_owner_guard'
+#: The trigger functions of the migrations -> the role that owns a SECURITY DEFINER one (None:
+#: SECURITY INVOKER, owned by whoever migrated). No API role, nor PUBLIC, may execute any of
+#: them: CREATE TRIGGER needs EXECUTE, firing does not (migration 0007).
+TRIGGER_FUNCTIONS = {
+    TRIGGER_FUNCTION: None,
+    'public.hub_membership_consent()': None,
+    'public.hub_keep_an_owner()': GUARD_ROLE,
+}
+#: The guard's own policies (migration 0007): read every membership and organization id, lock
+#: (never write) memberships. (table, name) -> (command, USING, WITH CHECK) as pg_policies
+#: shows them.
+GUARD_POLICIES = {
+    ('organization_members', 'hub_guard_select'): ('SELECT', 'true', None),
+    ('organization_members', 'hub_guard_lock'): ('UPDATE', 'true', 'false'),
+    ('organizations', 'hub_guard_select'): ('SELECT', 'true', None),
+}
+
+
+def guard_policies():
+    """{(table, policy name, command)} of GUARD_POLICIES, as expected_policies() gives ours."""
+    return {(table, name, spec[0]) for (table, name), spec in GUARD_POLICIES.items()}
 
 
 def _trigger_function_problems(db):
-    if _one(db, 'SELECT to_regprocedure(%s)', (TRIGGER_FUNCTION,)) is None:
+    problems = []
+    for signature, owner in TRIGGER_FUNCTIONS.items():
+        row = db.execute_sql("""
+            SELECT p.proconfig, p.prosecdef, pg_get_userbyid(p.proowner),
+                   ARRAY(SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                                     ELSE pg_get_userbyid(a.grantee) END
+                         FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                         WHERE a.privilege_type = 'EXECUTE' AND (a.grantee = 0
+                               OR pg_get_userbyid(a.grantee) = ANY (%s))
+                         ORDER BY 1)
+            FROM pg_proc p WHERE p.oid = to_regprocedure(%s)""",
+            (list(ROLES), signature)).fetchone()
+        if row is None:
+            continue
+        config, definer, live_owner, executors = row
+        if config != TRIGGER_FUNCTION_CONFIG:
+            problems.append('function %s does not SET %s (run `hub db migrate`)'
+                            % (signature, ', '.join(TRIGGER_FUNCTION_CONFIG)))
+        if definer != (owner is not None) or (owner is not None and live_owner != owner):
+            problems.append('function %s should be %s (run `hub db migrate`)' % (
+                signature, 'SECURITY DEFINER owned by %s, not owned by %s' % (owner, live_owner)
+                if owner else 'SECURITY INVOKER'))
+        if executors:
+            problems.append('function %s is a trigger function that %s may execute, and so '
+                            'attach to a table of their own (run `hub rls install`)'
+                            % (signature, ', '.join(executors)))
+    guarded = [signature for signature, owner in TRIGGER_FUNCTIONS.items() if owner == GUARD_ROLE
+               and _one(db, 'SELECT pg_get_userbyid(proowner) FROM pg_proc '
+                            'WHERE oid = to_regprocedure(%s)', (signature,)) == GUARD_ROLE]
+    if guarded:
+        attrs = db.execute_sql('SELECT rolcanlogin, rolsuper, rolbypassrls, rolcreaterole, '
+                               'rolcreatedb FROM pg_roles WHERE rolname = %s',
+                               (GUARD_ROLE,)).fetchone()
+        problems += ['role %s must not %s' % (GUARD_ROLE, what) for what, bad in zip(
+            ('log in', 'be a superuser', 'bypass RLS', 'create roles', 'create databases'),
+            attrs) if bad]
+        live = live_policy_map(db)
+        problems += ['policy %s on %s (the guard\'s, migration 0007) is missing' % (name, table)
+                     for table, name in GUARD_POLICIES if (table, name) not in live]
+    return problems
+
+
+def _trigger_function_revoke_sql(signatures):
+    """EXECUTE on the trigger functions `signatures` taken from PUBLIC and every API role that
+    exists (a REVOKE naming a missing role fails)."""
+    functions = ', '.join(signatures)
+    return """DO $hub_do$
+DECLARE
+    api_role pg_catalog.text;
+BEGIN
+    REVOKE ALL ON FUNCTION %s FROM PUBLIC;
+    FOR api_role IN SELECT rolname FROM pg_catalog.pg_roles
+                    WHERE rolname IN (%s) ORDER BY 1 LOOP
+        EXECUTE 'REVOKE ALL ON FUNCTION %s FROM ' || pg_catalog.quote_ident(api_role);
+    END LOOP;
+END $hub_do$""" % (functions, ', '.join(sqltext.text(r) for r in ROLES), functions)
+
+
+def _install_trigger_functions(db):
+    """Take EXECUTE on the trigger functions back from PUBLIC and the API roles (a GRANT made
+    after migration 0007, or default privileges applied to a function re-created since)."""
+    problems = _trigger_function_problems(db)
+    exposed = [signature for signature in TRIGGER_FUNCTIONS
+               if any(signature in p and 'may execute' in p for p in problems)]
+    if not exposed:
         return []
-    config = _one(db, 'SELECT proconfig FROM pg_proc WHERE oid = %s::regprocedure',
-                  (TRIGGER_FUNCTION,))
-    if config != TRIGGER_FUNCTION_CONFIG:
-        return ['function %s does not SET %s (run `hub db migrate`)'
-                % (TRIGGER_FUNCTION, ', '.join(TRIGGER_FUNCTION_CONFIG))]
-    return []
+    db.execute_sql(_trigger_function_revoke_sql(exposed))
+    return ['revoked EXECUTE on trigger function(s) %s from PUBLIC and the API roles'
+            % ', '.join(exposed)]
 
 
 # -- install / uninstall -----------------------------------------------------------------------
@@ -657,6 +743,7 @@ def install(db, mode=None):
         actions += _install_mode(db, mode)
         actions += _install_grants(db)
         actions += _install_policies(db, mode)
+        actions += _install_trigger_functions(db)
     return actions
 
 
@@ -1175,7 +1262,7 @@ def status(db):
         entry = {'table': table, 'rls_enabled': False, 'rls_forced': False,
                  'policies': {cmd: [] for cmd in COMMANDS}, 'missing': [], 'extra': []}
         entry['rls_enabled'], entry['rls_forced'] = live_rls(db, table)
-        for (t, name), (cmd, roles, _, _, comment, permissive) in sorted(live.items()):
+        for (t, name), (cmd, roles, using, check, comment, permissive) in sorted(live.items()):
             if t != table:
                 continue
             entry['policies'].setdefault(cmd, []).append(name)
@@ -1183,6 +1270,14 @@ def status(db):
                 if comment != _fingerprint(DEFINER_POLICY_SQL) or roles != [DEFINER_ROLE]:
                     entry['missing'].append('policy %s differs from hub.rls (run `hub rls '
                                             'install`)' % name)
+                continue
+            if (table, name) in GUARD_POLICIES:
+                want_cmd, want_using, want_check = GUARD_POLICIES[table, name]
+                if (cmd, roles, using, check) != (want_cmd, [GUARD_ROLE], want_using,
+                                                  want_check):
+                    entry['missing'].append('policy %s is not the one of migration 0007 (only '
+                                            '%s may use it, as %s)' % (name, GUARD_ROLE,
+                                                                      want_cmd))
                 continue
             if table not in declared or declared[table].get(cmd) is None \
                     or name != policy_name(cmd):

@@ -930,8 +930,11 @@ def catalog_cases(db):
         cases.append(_audit('-', '-', '-', 'helper %s' % signature, PINNED,
                             ('helper', '; '.join(problems)) if problems else PINNED,
                             bool(risky)))
-    for label, needle in (('function %s' % rls.TRIGGER_FUNCTION, rls.TRIGGER_FUNCTION),
-                          ('role %s' % rls.DEFINER_ROLE, 'role %s' % rls.DEFINER_ROLE)):
+    # A trigger function an API role may execute can be attached to a table of the caller's
+    # own, whose column types are the caller's: its comparisons then run the caller's casts.
+    for label, needle in [('function %s' % f, f) for f in rls.TRIGGER_FUNCTIONS] + [
+            ('role %s' % rls.DEFINER_ROLE, 'role %s' % rls.DEFINER_ROLE),
+            ('role %s' % rls.GUARD_ROLE, 'role %s' % rls.GUARD_ROLE)]:
         problems = [m for m in report['missing'] if needle in m]
         cases.append(_audit('-', '-', '-', label, PINNED,
                             ('helper', '; '.join(problems)) if problems else PINNED,

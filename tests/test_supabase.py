@@ -70,10 +70,12 @@ def api():
 
 
 def test_the_owner_is_not_a_superuser_and_does_not_own_auth(supabase_db_url):
-    [(superuser, owner)] = query(supabase_db_url, """
-        SELECT r.rolsuper, n.nspowner::regrole::text FROM pg_roles r, pg_namespace n
-        WHERE r.rolname = current_user AND n.nspname = 'auth'""")
-    assert (superuser, owner) == (False, 'supabase_auth_admin')
+    # As in Supabase's images: the schema is supabase_admin's, its tables GoTrue's.
+    [(superuser, owner, tables)] = query(supabase_db_url, """
+        SELECT r.rolsuper, n.nspowner::regrole::text, 'auth.users'::regclass::oid IN
+               (SELECT oid FROM pg_class WHERE relowner = 'supabase_auth_admin'::regrole)
+        FROM pg_roles r, pg_namespace n WHERE r.rolname = current_user AND n.nspname = 'auth'""")
+    assert (superuser, owner, tables) == (False, 'supabase_admin', True)
     [(returns,)] = query(supabase_db_url, "SELECT 'auth.uid()'::regprocedure::oid::regproc::text "
                                           "|| ':' || format_type(prorettype, NULL) FROM pg_proc "
                                           "WHERE oid = 'auth.uid()'::regprocedure")

@@ -37,6 +37,9 @@ GRANT anon, authenticated, service_role TO postgres;
 -- Supabase's migration 20220609081115: postgres may manage auth's triggers and policies.
 GRANT supabase_auth_admin TO postgres;
 ALTER ROLE postgres SET search_path = "$user", public, extensions;
+-- The schemas PostgREST exposes, set in the database as Supabase does (its [api] schemas); the
+-- exposure lints of `supabase db advisors` read pgrst.db_schemas.
+ALTER ROLE authenticator SET pgrst.db_schemas = 'public, graphql_public';
 
 -- public: the API roles see the schema, and everything postgres creates there is granted ALL.
 GRANT USAGE ON SCHEMA public TO postgres, anon, authenticated, service_role;
@@ -53,8 +56,11 @@ GRANT USAGE ON SCHEMA extensions TO postgres, anon, authenticated, service_role;
 CREATE EXTENSION pgcrypto WITH SCHEMA extensions;
 CREATE EXTENSION "uuid-ossp" WITH SCHEMA extensions;
 
--- auth: GoTrue's schema, owned by supabase_auth_admin.
-CREATE SCHEMA auth AUTHORIZATION supabase_auth_admin;
+-- auth: GoTrue's schema. As in Supabase's images the schema belongs to supabase_admin and its
+-- objects to supabase_auth_admin: `supabase db reset` drops every schema not owned by
+-- supabase_admin, so an auth owned by anyone else would not survive it.
+CREATE SCHEMA auth AUTHORIZATION supabase_admin;
+GRANT ALL ON SCHEMA auth TO supabase_auth_admin;
 SET ROLE supabase_auth_admin;
 
 CREATE TABLE auth.users (

@@ -13,6 +13,7 @@ collide, and only databases made here are ever dropped. Not part of the installe
 """
 import contextlib
 import sys
+import time
 import uuid
 from urllib.parse import urlparse, urlunparse
 
@@ -71,6 +72,15 @@ class Databases:
     def drop(self, name):
         """Drop `name`, even with sessions still connected to it (FORCE)."""
         with contextlib.closing(admin_connection(self.server_url)) as conn, conn.cursor() as cur:
+            # A session its client has just closed may still be ending on the server, and a
+            # non-superuser owner (Supabase's postgres) may not terminate another role's
+            # session (authenticator's): FORCE would then fail. Give such sessions a moment.
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                cur.execute('SELECT count(*) FROM pg_stat_activity WHERE datname = %s', (name,))
+                if not cur.fetchone()[0]:
+                    break
+                time.sleep(0.05)
             cur.execute(sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)')
                         .format(sql.Identifier(name)))
         if name in self.created:
