@@ -52,12 +52,15 @@ import contextlib
 import hashlib
 import json
 
-from hub import sqltext
-from hub.catalog import (COLUMN_PRIVILEGES, PUBLIC, TABLE_PRIVILEGES, live_column_names,
-                         live_function, live_function_owners, live_has_table_privilege,
-                         live_policy_map, live_privileges, live_rls, live_role,
-                         live_role_attributes, live_schema_comment, live_schema_exists,
-                         live_sequences_reachable, live_table_exists)
+import sys
+
+from hub import audit, sqltext
+from hub.catalog import (API_ROLES, COLUMN_PRIVILEGES, PUBLIC, SCHEMA, TABLE_PRIVILEGES,
+                         live_column_map, live_column_names, live_function,
+                         live_function_owners, live_has_table_privilege, live_policy_map,
+                         live_privileges, live_rls, live_role, live_role_attributes,
+                         live_schema_comment, live_schema_exists, live_sequences_reachable,
+                         live_table_exists)
 from hub.errors import RlsError  # noqa: F401  (hub.rls.RlsError, as before)
 
 HELPER_SCHEMA = 'hub_private'
@@ -65,7 +68,7 @@ HELPER_SCHEMA = 'hub_private'
 DEFINER_ROLE = 'hub_rls_definer'
 #: Its policy on organization_members: the one table the membership helpers read.
 DEFINER_POLICY = 'hub_definer_select'
-ROLES = ('anon', 'authenticated', 'service_role')
+ROLES = API_ROLES
 COMMANDS = ('SELECT', 'INSERT', 'UPDATE', 'DELETE')
 #: Marks what install created in schema auth, so uninstall never drops Supabase's own.
 AUTH_MARK = 'created by hub rls install (plain PostgreSQL stand-in for Supabase auth)'
@@ -146,6 +149,10 @@ HELPERS = {
     RETURN ids;"""), 'the users who share an organization with the caller, both having accepted '
                      '(the caller included)'),
 }
+
+#: The roles install grants EXECUTE on the helpers: the policies are written for authenticated;
+#: service_role (which bypasses them) may call the helpers as the platform's code does.
+HELPER_ROLES = ('authenticated', 'service_role')
 
 #: The documented RPCs: functions the API roles may execute that are not policy helpers,
 #: 'schema.name(argument types)' -> (the roles that may execute it, what it is for). The catalog
@@ -560,28 +567,29 @@ def privilege_drift(db):
     Compared column by column: a table grant of SELECT, INSERT, UPDATE or REFERENCES counts as
     that privilege on every column, so a table grant and the same column grants are equal.
     """
-    tables = [t for t in policy_tables() + (_history_table(),) if live_table_exists(db, t)]
-    want = {w for w in expected_privileges(db) if w[0] in tables}
+    live = live_column_map(db)  # one query: this runs at every status, install and audit
+    tables = [t for t in policy_tables() + (_history_table(),) if t in live]
+    want = {w for w in _expected(lambda t: live.get(t, [])) if w[0] in tables}
     have = live_privileges(db, tables, ROLES)
+
+    def expand(entries):
+        """{(table, role): {(privilege, column)}}, a table grant spelled out per column."""
+        out = collections.defaultdict(set)
+        for t, r, p, c in entries:
+            if c is None and p in COLUMN_PRIVILEGES:
+                out[t, r] |= {(p, col) for col in live[t]}
+            else:
+                out[t, r].add((p, c))
+        return out
+
+    wanted, held = expand(want), expand(have)
     drift = {}
     for table in tables:
-        columns = live_column_names(db, table)
-
-        def expand(entries, role):
-            out = set()
-            for t, r, p, c in entries:
-                if (t, r) != (table, role):
-                    continue
-                if c is None and p in COLUMN_PRIVILEGES:
-                    out |= {(p, col) for col in columns}
-                else:
-                    out.add((p, c))
-            return out
-
         for role in ROLES + (PUBLIC,):
-            w, h = expand(want, role), expand(have, role)
+            w, h = wanted.get((table, role), set()), held.get((table, role), set())
             if w != h:
-                drift[table, role] = (_describe(h - w, columns), _describe(w - h, columns))
+                drift[table, role] = (_describe(h - w, live[table]),
+                                      _describe(w - h, live[table]))
     return drift
 
 
@@ -744,7 +752,28 @@ def install(db, mode=None):
         actions += _install_grants(db)
         actions += _install_policies(db, mode)
         actions += _install_trigger_functions(db)
+        actions += _install_repairs(db)
     return actions
+
+
+def _install_repairs(db):
+    """What the catalog audit (hub.audit) finds in the schemas install secures and can repair
+    without a person's decision, whoever created it: EXECUTE on trigger functions and on
+    SECURITY DEFINER functions that are neither helpers nor documented RPCs, privileges on
+    sequences, CREATE on the schemas. REVOKEs only; what remains, `hub rls install` names."""
+    actions = []
+    for violation in violations(db):
+        if violation.repair:
+            db.execute_sql(violation.repair)
+            actions.append('%s: %s' % (violation.object, violation.repair))
+    return actions
+
+
+def violations(db):
+    """The catalog audit (hub.audit) against this module's policy model: [hub.audit.Violation],
+    [] on a secured database. After install, what remains needs a person's decision (a table
+    with no model, a view that runs as its owner, a SECURITY DEFINER function's owner)."""
+    return audit.violations(db, sys.modules[__name__])
 
 
 #: The comment of schema hub_private; its last words name the installed mode.
@@ -887,8 +916,8 @@ PUBLIC_USAGE_MISSING = ("NOT has_schema_privilege('authenticated', 'public', 'US
 
 
 def _helper_execute_sql():
-    return 'GRANT EXECUTE ON FUNCTION %s TO authenticated, service_role' % ', '.join(
-        '%s.%s()' % (HELPER_SCHEMA, name) for name in HELPERS)
+    return 'GRANT EXECUTE ON FUNCTION %s TO %s' % (', '.join(
+        '%s.%s()' % (HELPER_SCHEMA, name) for name in HELPERS), ', '.join(HELPER_ROLES))
 
 
 def _grant_statements(table, want):
@@ -948,12 +977,54 @@ def install_plan(mode=DEFAULT_MODE):
     for table in sorted(tuple(declared) + (HISTORY_TABLE,)):
         plan += _grant_statements(table, want)
     plan += [_enable_sql(HISTORY_TABLE),
-             _sequence_revoke_sql('public.%s_id_seq' % HISTORY_TABLE)]
+             _sequence_revoke_sql('public.%s_id_seq' % HISTORY_TABLE), repairs_sql()]
     for table in declared:
         plan.append(_enable_sql(table))
         for command in declared[table]:
             plan += _policy_statements(table, command, mode)
     return plan + _definer_policy_statements()
+
+
+def repairs_sql():
+    """install's repairs (_install_repairs) as one statement for a file: the same REVOKEs,
+    chosen from the catalog when the file runs (a migration before it may add functions)."""
+    secured = audit.secured_schemas(sys.modules[__name__])
+    rpcs = ', '.join(sqltext.text(signature) for signature in RPCS)
+    revoke_from = ', '.join((PUBLIC,) + ROLES)
+    return """DO $hub_do$
+DECLARE
+    f record;
+BEGIN
+    REVOKE CREATE ON SCHEMA %(schemas)s FROM %(from)s;
+    REVOKE ALL ON SCHEMA %(helpers)s FROM PUBLIC, anon;
+    FOR f IN SELECT c.oid::pg_catalog.regclass::pg_catalog.text AS name
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind = 'S' AND n.nspname IN (%(names)s) AND %(own_class)s LOOP
+        EXECUTE 'REVOKE ALL ON SEQUENCE ' || f.name || ' FROM %(from)s';
+    END LOOP;
+    FOR f IN SELECT %(signature)s AS name, p.prorettype IN ('pg_catalog.trigger'::pg_catalog.regtype,
+                    'pg_catalog.event_trigger'::pg_catalog.regtype) AS trigger
+             FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname IN (%(names)s) AND %(own_proc)s AND (p.prosecdef
+                   OR p.prorettype IN ('pg_catalog.trigger'::pg_catalog.regtype,
+                                       'pg_catalog.event_trigger'::pg_catalog.regtype)) LOOP
+        IF f.trigger OR f.name <> ALL (ARRAY[%(keep)s]::pg_catalog.text[]) THEN
+            EXECUTE 'REVOKE EXECUTE ON FUNCTION ' || f.name || ' FROM %(from)s';
+        END IF;
+    END LOOP;%(rpcs)s
+END $hub_do$""" % {
+        'rpcs': ''.join("""
+    IF pg_catalog.to_regprocedure(%s) IS NOT NULL THEN
+        REVOKE EXECUTE ON FUNCTION %s FROM %s;
+    END IF;""" % (sqltext.text(signature), signature, ', '.join(
+            r for r in (PUBLIC,) + ROLES if r not in roles)) for signature, (roles, _) in RPCS.items()),
+        'schemas': ', '.join(secured), 'helpers': HELPER_SCHEMA,
+        'from': revoke_from, 'names': ', '.join(sqltext.text(s) for s in secured),
+        'own_class': audit.NOT_EXTENSION % {'class': "'pg_catalog.pg_class'", 'oid': 'c.oid'},
+        'own_proc': audit.NOT_EXTENSION % {'class': "'pg_catalog.pg_proc'", 'oid': 'p.oid'},
+        'signature': audit.SIGNATURE,
+        'keep': ', '.join([sqltext.text('%s.%s()' % (HELPER_SCHEMA, name)) for name in HELPERS]
+                          + ([rpcs] if RPCS else []))}
 
 
 def _install_roles(db):
@@ -1247,14 +1318,6 @@ def status(db):
     missing += _trigger_function_problems(db)
     mode = installed_mode(db) or DEFAULT_MODE
     drift = privilege_drift(db)
-    history = _history_table()
-    for role in ROLES + (PUBLIC,):
-        extra, _ = drift.get((history, role), ([], []))
-        if extra:
-            missing.append('%s holds %s on %s (the migration history is the owner\'s alone)'
-                           % (role, ', '.join(extra), history))
-    if live_table_exists(db, history) and not live_rls(db, history)[0]:
-        missing.append('row-level security is disabled on %s' % history)
     live = live_policy_map(db)
     declared = policies()
     tables = []
@@ -1324,8 +1387,17 @@ def status(db):
         tables.append(entry)
     for table in _missing_tables(db):
         missing.append('table %s is missing (run `hub db migrate`)' % table)
+    missing += _audit_lines(db, [t['table'] for t in tables])
     complete = not missing and all(not t['missing'] for t in tables)
     return {'complete': complete, 'mode': mode, 'missing': missing, 'tables': tables}
+
+
+def _audit_lines(db, named):
+    """The catalog audit's violations (hub.audit), but for what the table entries above already
+    name: row-level security off on a table in public, and the drift of hub's own tables."""
+    named = {'%s.%s' % (SCHEMA, t) for t in named}
+    return [str(v) for v in violations(db) if not (v.object in named and (
+        v.problem.startswith(audit.RLS_OFF) or v.fix == audit.INSTALL_FIX))]
 
 
 # -- acting as a caller ------------------------------------------------------------------------

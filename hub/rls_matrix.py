@@ -939,12 +939,31 @@ def catalog_cases(db):
         cases.append(_audit('-', '-', '-', label, PINNED,
                             ('helper', '; '.join(problems)) if problems else PINNED,
                             bool(problems)))
+    cases += audit_cases(db)
     squatted = db.execute_sql(
         'SELECT count(*) FROM public.workflow_templates WHERE id = ANY (%s) '
         'AND organization_id IS NOT NULL', (_shipped_ids(),)).fetchone()[0]
     cases.append(_audit('workflow_templates', '-', '-', 'shipped template ids held by a tenant',
                         _rows(0), _rows(squatted), squatted > 0))
     return cases
+
+
+CLEAN = ('audit', 'clean')
+
+
+def audit_cases(db):
+    """The catalog audit (hub.audit): one failing case per violation, named by its object, or
+    one passing case when there is none. Every violation is an exposure, so a leak."""
+    from hub import audit
+
+    # Cases of their own above already cover RLS on every table in public and the privileges
+    # on hub's tables: a violation repeating one of them would be counted twice.
+    found = [v for v in rls.violations(db) if v.fix != audit.INSTALL_FIX and not (
+        v.object.startswith('public.') and v.problem.startswith(audit.RLS_OFF))]
+    if not found:
+        return [_audit('-', '-', '-', 'catalog audit: no violations', CLEAN, CLEAN, False)]
+    return [_audit(v.object, '-', '-', str(v), CLEAN, ('audit', 'violation'), True)
+            for v in found]
 
 
 def _shipped_ids():

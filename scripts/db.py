@@ -8,6 +8,8 @@
     $ hub db docs -o docs/schema.md
     $ hub db prisma -o prisma/schema.prisma
     $ hub db sql -o supabase/migrations/20250101000000_hub.sql
+    $ hub db psql                 # psql on it, the embedded server's own (PostgreSQL 18)
+    $ hub db dump -o backups/hub.sql
     $ psql "$(hub db url)"
 """
 import json
@@ -15,7 +17,7 @@ import os
 
 import click
 
-from hub.cli.output import check_output, confirm, emit, yes_option
+from hub.cli.output import check_output, confirm, emit, make_folders, yes_option
 
 
 @click.group()
@@ -32,6 +34,79 @@ def url(session):
     Example: psql "$(hub db url)"
     """
     click.echo(session.url)
+
+
+_PASS_THROUGH = dict(ignore_unknown_options=True, allow_interspersed_args=False)
+
+
+@db.command(context_settings=_PASS_THROUGH)
+@click.argument('args', nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def psql(ctx, args):
+    """Open psql on the database in use (ARGS go to psql), with the embedded server's own psql.
+
+    That psql (PostgreSQL 18) talks to the embedded server and to older ones; its exit code is
+    this command's.
+    Example: hub db psql -c 'select count(*) from workflows'
+    """
+    ctx.exit(_run_client('psql', ctx.obj.url, list(args)))
+
+
+@db.command(context_settings=_PASS_THROUGH)
+@click.option('-o', '--output', type=click.Path(dir_okay=False, writable=True),
+              help='Write the dump to this file (folders are made) instead of stdout.')
+@click.argument('args', nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def dump(ctx, output, args):
+    """Dump the database in use with pg_dump (ARGS go to pg_dump), the embedded server's own.
+
+    That pg_dump (PostgreSQL 18) dumps the embedded server and older ones: the machine's
+    pg_dump refuses a newer server.
+    Example: hub db dump -o backups/hub.sql
+
+    Example: hub db dump --data-only --table workflows
+    """
+    extra = list(args)
+    if output:
+        check_output(output)
+        make_folders(output)
+        _private_file(output)
+        extra = ['--file', output] + extra
+    code = _run_client('pg_dump', ctx.obj.url, extra)
+    if code == 0 and output:
+        click.echo('wrote %s' % output, err=True)
+    ctx.exit(code)
+
+
+def _private_file(path):
+    """Create (or narrow) `path` with mode 0600 before pg_dump writes it: a dump holds every
+    e-mail and ciphertext, as a snapshot does (hub export writes 0600 too)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise click.BadParameter('cannot write %s: %s' % (path, exc.strerror),
+                                 param_hint='-o') from None
+
+
+def _run_client(name, url, args):
+    """Run the bundled client `name` on `url`; Ctrl-C is the client's to handle (psql cancels
+    the running query and carries on), so this process ignores it meanwhile."""
+    import signal
+    import subprocess
+
+    from hub import connection
+
+    program = connection.client(name)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return subprocess.call([str(program), '--dbname', url, *args],
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @db.command()
@@ -102,6 +177,15 @@ def migrate(session, target, as_sql, fake):
         click.echo('nothing to apply: the database is up to date', err=True)
     for name, path in migrations.edited(session.db):
         click.echo('warning: %s' % migrations.edited_message(name, path), err=True)
+    _audit_warnings(session.db)
+
+
+def _audit_warnings(db):
+    """Each violation of the catalog audit (hub.audit) on stderr, after every migrate."""
+    from hub import rls
+
+    for violation in rls.violations(db):
+        click.echo('warning: %s' % (violation,), err=True)
 
 
 @db.command()
@@ -356,6 +440,8 @@ def prisma_schema(session, output, ids):
     """
     from hub import prisma
 
+    if output:
+        check_output(output)
     emit(prisma.schema(session.db, ids=ids), output)
     if output:
         click.echo('wrote %s' % output, err=True)

@@ -86,11 +86,25 @@ def import_(session, file, as_new, link_users):
     started = time.perf_counter()
     name = '<stdin>' if file == '-' else file
     doc = snapshot.read(file, name)
+    _ensure_migrated(session.db)
     org_id, counts = snapshot.import_organization(
         session.db, doc, as_new=as_new, link_users=link_users, name=name,
         notify=lambda line: click.echo(line, err=True))
     click.echo(org_id)
     _report('imported', sum(counts.values()), started)
+
+
+def _ensure_migrated(db):
+    """A database without our tables is not the file's fault: say to migrate it first."""
+    from hub import models
+    from hub.catalog import live_tables
+    from hub.errors import MigrationError
+
+    present = set(live_tables(db))
+    missing = [m._meta.table_name for m in models.MODELS if m._meta.table_name not in present]
+    if missing:
+        raise MigrationError('database "%s" is not migrated (no table %s); run `hub db migrate` '
+                             'first, then import again' % (db.database, missing[0]))
 
 
 def _report(verb, rows, started):
