@@ -38,6 +38,14 @@ def live_columns(db, table):
         ORDER BY a.attnum""", ('%s.%s' % (SCHEMA, table),))
 
 
+def live_column_comments(db, table):
+    """{column: its COMMENT} for the commented columns of `table`."""
+    return dict(_rows(db, """
+        SELECT a.attname, col_description(a.attrelid, a.attnum) FROM pg_attribute a
+        WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+          AND col_description(a.attrelid, a.attnum) IS NOT NULL""", ('%s.%s' % (SCHEMA, table),)))
+
+
 def live_enums(db):
     """{type name: [labels in order]}"""
     return {name: list(labels) for name, labels in _rows(db, """

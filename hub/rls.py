@@ -157,7 +157,19 @@ HELPER_ROLES = ('authenticated', 'service_role')
 #: The documented RPCs: functions the API roles may execute that are not policy helpers,
 #: 'schema.name(argument types)' -> (the roles that may execute it, what it is for). The catalog
 #: audit (hub.audit) refuses EXECUTE on any other SECURITY DEFINER function for the API roles.
-RPCS = {}
+#: Each is created by a migration (and so exists whenever row-level security can be installed);
+#: `install` grants EXECUTE to exactly these roles, `status` names any other holder.
+RPCS = {
+    'public.create_organization(text, text)': (
+        ('authenticated',),
+        'creates an organization and makes the caller (the JWT sub) its accepted OWNER; returns '
+        "its id (supabase-js: supabase.rpc('create_organization', { name, slug }); migration "
+        '0008)'),
+}
+#: The NOLOGIN role that owns each SECURITY DEFINER RPC (migration 0008): only the rights its
+#: function needs (insert an organization and its OWNER membership), no SUPERUSER, BYPASSRLS,
+#: CREATEROLE nor CREATEDB.
+RPC_OWNERS = {'public.create_organization(text, text)': 'hub_org_creator'}
 
 # Supabase's own definitions, for clients written against them. Our policies do not call them:
 # auth.uid() casts to uuid and our ids are not uuids.
@@ -634,6 +646,7 @@ TRIGGER_FUNCTIONS = {
     TRIGGER_FUNCTION: None,
     'public.hub_membership_consent()': None,
     'public.hub_keep_an_owner()': GUARD_ROLE,
+    'public.hub_membership_invite()': None,  # migration 0008
 }
 #: The guard's own policies (migration 0007): read every membership and organization id, lock
 #: (never write) memberships. (table, name) -> (command, USING, WITH CHECK) as pg_policies
@@ -643,26 +656,53 @@ GUARD_POLICIES = {
     ('organization_members', 'hub_guard_lock'): ('UPDATE', 'true', 'false'),
     ('organizations', 'hub_guard_select'): ('SELECT', 'true', None),
 }
+#: create_organization's owner's policies (migration 0008): insert an organization, and its
+#: OWNER membership, nothing else. Same shape as GUARD_POLICIES.
+CREATOR_POLICIES = {
+    ('organizations', 'hub_creator_insert'): ('INSERT', None, 'true'),
+    ('organization_members', 'hub_creator_insert'): (
+        'INSERT', None, "((role = 'OWNER'::member_role) AND (accepted_at IS NOT NULL))"),
+}
+#: Every policy a migration makes for a definer role, with the role that alone may use it.
+MIGRATION_POLICIES = dict(
+    [(key, (GUARD_ROLE,) + spec) for key, spec in GUARD_POLICIES.items()]
+    + [(key, ('hub_org_creator',) + spec) for key, spec in CREATOR_POLICIES.items()])
 
 
 def guard_policies():
-    """{(table, policy name, command)} of GUARD_POLICIES, as expected_policies() gives ours."""
-    return {(table, name, spec[0]) for (table, name), spec in GUARD_POLICIES.items()}
+    """{(table, policy name, command)} of the migrations' definer roles (MIGRATION_POLICIES),
+    as expected_policies() gives install's."""
+    return {(table, name, spec[1]) for (table, name), spec in MIGRATION_POLICIES.items()}
+
+
+def _function_facts(db, signature):
+    """(config, SECURITY DEFINER, owner, [PUBLIC and API roles that may EXECUTE it]) of the
+    function `signature`, or None when it does not exist."""
+    return db.execute_sql("""
+        SELECT p.proconfig, p.prosecdef, pg_get_userbyid(p.proowner),
+               ARRAY(SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                                 ELSE pg_get_userbyid(a.grantee) END
+                     FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                     WHERE a.privilege_type = 'EXECUTE' AND (a.grantee = 0
+                           OR pg_get_userbyid(a.grantee) = ANY (%s))
+                     ORDER BY 1)
+        FROM pg_proc p WHERE p.oid = to_regprocedure(%s)""",
+        (list(ROLES), signature)).fetchone()
+
+
+def _powers(db, role):
+    """What a definer role `role` must not be able to do and can, as problem lines."""
+    attrs = db.execute_sql('SELECT rolcanlogin, rolsuper, rolbypassrls, rolcreaterole, '
+                           'rolcreatedb FROM pg_roles WHERE rolname = %s', (role,)).fetchone()
+    return ['role %s must not %s' % (role, what) for what, bad in zip(
+        ('log in', 'be a superuser', 'bypass RLS', 'create roles', 'create databases'),
+        attrs or ()) if bad]
 
 
 def _trigger_function_problems(db):
     problems = []
     for signature, owner in TRIGGER_FUNCTIONS.items():
-        row = db.execute_sql("""
-            SELECT p.proconfig, p.prosecdef, pg_get_userbyid(p.proowner),
-                   ARRAY(SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
-                                     ELSE pg_get_userbyid(a.grantee) END
-                         FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
-                         WHERE a.privilege_type = 'EXECUTE' AND (a.grantee = 0
-                               OR pg_get_userbyid(a.grantee) = ANY (%s))
-                         ORDER BY 1)
-            FROM pg_proc p WHERE p.oid = to_regprocedure(%s)""",
-            (list(ROLES), signature)).fetchone()
+        row = _function_facts(db, signature)
         if row is None:
             continue
         config, definer, live_owner, executors = row
@@ -681,12 +721,7 @@ def _trigger_function_problems(db):
                and _one(db, 'SELECT pg_get_userbyid(proowner) FROM pg_proc '
                             'WHERE oid = to_regprocedure(%s)', (signature,)) == GUARD_ROLE]
     if guarded:
-        attrs = db.execute_sql('SELECT rolcanlogin, rolsuper, rolbypassrls, rolcreaterole, '
-                               'rolcreatedb FROM pg_roles WHERE rolname = %s',
-                               (GUARD_ROLE,)).fetchone()
-        problems += ['role %s must not %s' % (GUARD_ROLE, what) for what, bad in zip(
-            ('log in', 'be a superuser', 'bypass RLS', 'create roles', 'create databases'),
-            attrs) if bad]
+        problems += _powers(db, GUARD_ROLE)
         live = live_policy_map(db)
         problems += ['policy %s on %s (the guard\'s, migration 0007) is missing' % (name, table)
                      for table, name in GUARD_POLICIES if (table, name) not in live]
@@ -722,6 +757,47 @@ def _install_trigger_functions(db):
             % ', '.join(exposed)]
 
 
+def _rpc_problems(db):
+    """What differs from RPCS and RPC_OWNERS for each RPC that exists: who may execute it, and
+    who owns it (`install` repairs the first; a migration made the second)."""
+    problems = []
+    for signature, (roles, _) in RPCS.items():
+        row = _function_facts(db, signature)
+        if row is None:
+            continue
+        config, definer, owner, executors = row
+        if sorted(executors) != sorted(r for r in roles if live_role(db, r)[0]):
+            problems.append('function %s may be executed by %s; only %s should (run `hub rls '
+                            'install`)' % (signature, ', '.join(executors) or 'no API role',
+                                           ', '.join(roles)))
+        if definer and (owner != RPC_OWNERS.get(signature)
+                        or config != TRIGGER_FUNCTION_CONFIG):
+            problems.append('function %s should be owned by %s and SET %s (run `hub db '
+                            'migrate`)' % (signature, RPC_OWNERS.get(signature),
+                                           ', '.join(TRIGGER_FUNCTION_CONFIG)))
+        if definer and owner == RPC_OWNERS.get(signature):
+            problems += _powers(db, owner)
+    return problems
+
+
+def _rpc_grant_sql(signature):
+    """EXECUTE on `signature` for exactly the roles RPCS names, if the function exists."""
+    roles = RPCS[signature][0]
+    return _guarded('pg_catalog.to_regprocedure(%s) IS NOT NULL' % sqltext.text(signature), [
+        'REVOKE ALL ON FUNCTION %s FROM PUBLIC, %s' % (signature, ', '.join(ROLES)),
+        'GRANT EXECUTE ON FUNCTION %s TO %s' % (signature, ', '.join(roles))])
+
+
+def _install_rpcs(db):
+    problems = _rpc_problems(db)
+    actions = []
+    for signature, (roles, _) in RPCS.items():
+        if any(signature in p and 'may be executed' in p for p in problems):
+            db.execute_sql(_rpc_grant_sql(signature))
+            actions.append('granted EXECUTE on %s to %s only' % (signature, ', '.join(roles)))
+    return actions
+
+
 # -- install / uninstall -----------------------------------------------------------------------
 
 def install(db, mode=None):
@@ -752,6 +828,7 @@ def install(db, mode=None):
         actions += _install_grants(db)
         actions += _install_policies(db, mode)
         actions += _install_trigger_functions(db)
+        actions += _install_rpcs(db)
         actions += _install_repairs(db)
     return actions
 
@@ -982,7 +1059,7 @@ def install_plan(mode=DEFAULT_MODE):
         plan.append(_enable_sql(table))
         for command in declared[table]:
             plan += _policy_statements(table, command, mode)
-    return plan + _definer_policy_statements()
+    return plan + _definer_policy_statements() + [_rpc_grant_sql(s) for s in RPCS]
 
 
 def repairs_sql():
@@ -1316,6 +1393,7 @@ def status(db):
             missing.append('helper %s.%s() differs from hub.rls (run `hub rls install`)'
                            % (HELPER_SCHEMA, name))
     missing += _trigger_function_problems(db)
+    missing += _rpc_problems(db)
     mode = installed_mode(db) or DEFAULT_MODE
     drift = privilege_drift(db)
     live = live_policy_map(db)
@@ -1334,13 +1412,11 @@ def status(db):
                     entry['missing'].append('policy %s differs from hub.rls (run `hub rls '
                                             'install`)' % name)
                 continue
-            if (table, name) in GUARD_POLICIES:
-                want_cmd, want_using, want_check = GUARD_POLICIES[table, name]
-                if (cmd, roles, using, check) != (want_cmd, [GUARD_ROLE], want_using,
-                                                  want_check):
-                    entry['missing'].append('policy %s is not the one of migration 0007 (only '
-                                            '%s may use it, as %s)' % (name, GUARD_ROLE,
-                                                                      want_cmd))
+            if (table, name) in MIGRATION_POLICIES:
+                role, want_cmd, want_using, want_check = MIGRATION_POLICIES[table, name]
+                if (cmd, roles, using, check) != (want_cmd, [role], want_using, want_check):
+                    entry['missing'].append('policy %s is not the one its migration made (only '
+                                            '%s may use it, for %s)' % (name, role, want_cmd))
                 continue
             if table not in declared or declared[table].get(cmd) is None \
                     or name != policy_name(cmd):
