@@ -95,13 +95,13 @@ def test_link_users_links_a_confirmed_supabase_user(supabase_databases, secret, 
     assert hub(source, 'export', '--org', org_id, '-o', str(snapshot)).returncode == 0
     # The same seed: the same (confirmed) Auth users exist in the target.
     target = seeded_supabase(supabase_databases)
-    result = hub(target, 'import', str(snapshot), '--as-new', '--link-users')
+    result = hub(target, 'import', str(snapshot), '--as-new', '--link-users', '--owner', email)
     assert result.returncode == 0, result.stderr
     new_org = result.stdout.strip()
-    assert query(target, """SELECT m.role, m.accepted_at IS NULL FROM organization_members m
+    assert query(target, """SELECT m.role FROM organization_members m
                             JOIN users u ON u.id = m.user_id
                             WHERE m.organization_id = %s AND u.email = %s""",
-                 (new_org, email)) == [('OWNER', True)]
+                 (new_org, email)) == [('OWNER',)]
 
 
 def test_tenants_insert_their_own_row_with_their_tokens_address(database, db_url, api_for):

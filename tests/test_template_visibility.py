@@ -54,7 +54,8 @@ def test_a_snapshot_whose_template_went_private_still_loads(world):  # noqa: F81
                      world['tpl']) == 1
     notices = []
     org_id, counts = snapshot.import_organization(world.database, doc, as_new=True,
-                                                  link_users=True, notify=notices.append)
+                                                  link_users=True, owner=world['ada'],
+                                                  notify=notices.append)
     [(template,)] = world.database.execute_sql(
         "SELECT template_id FROM workflows WHERE organization_id = %s AND name = 'From B'",
         (org_id,)).fetchall()
