@@ -405,14 +405,14 @@ def grow(owner, lo, hi, days):
 
 def main(argv=None):
     from hub import connection
-    from hub import migrate, rls
+    from hub import lifecycle, rls
 
     args = parse_args(argv)
     server = args.database_url or connection.resolve_url()
     with throwaway_database(server, prefix='hub_bench_fleet', keep=args.keep) as url:
         database = connection.open_database(url)
         try:
-            migrate.migrate(database)
+            lifecycle.migrate_database(database)
             rls.install(database)
         finally:
             database.close()

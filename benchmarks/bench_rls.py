@@ -150,11 +150,11 @@ def parse_args(argv=None):
 
 def build(url, orgs, executions):
     from hub import connection
-    from hub import migrate, rls
+    from hub import lifecycle, rls
 
     database = connection.open_database(url)
     try:
-        migrate.migrate(database)
+        lifecycle.migrate_database(database)
         rls.install(database)
     finally:
         database.close()

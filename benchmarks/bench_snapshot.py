@@ -17,7 +17,7 @@ import time
 import psycopg2
 
 from hub import connection
-from hub import migrate, seed, snapshot
+from hub import lifecycle, seed, snapshot
 from tools.throwaway import Databases
 
 
@@ -70,14 +70,14 @@ def main():
         rows = sum(len(r) for r in doc['tables'].values()) + len(doc['system_templates'])
 
         target = connection.open_database(dbs.url(names[1]))
-        migrate.migrate(target)
+        lifecycle.migrate_database(target)
         started = time.perf_counter()
         snapshot.import_organization(target, snapshot.loads(text))
         import_seconds = time.perf_counter() - started
         assert snapshot.dumps(snapshot.export_organization(target, org_id)) == text
 
         copy_target = psycopg2.connect(dbs.url(names[2]))
-        migrate.migrate(connection.open_database(dbs.url(names[2])))
+        lifecycle.migrate_database(connection.open_database(dbs.url(names[2])))
         copy_out, copy_in = copy_round_trip(source.connection(), copy_target, doc)
         copy_target.close()
 

@@ -419,8 +419,9 @@ def render(plan_, name):
                  'by hand (the -- TODO lines in UP), then delete the guard in up():', '']
         body += ['- %s' % t for t in plan_.todos]
     if plan_.policies:
-        body += ['', 'Row-level security: after `hub db migrate`, run `hub rls install` for the '
-                 'policies of new tables.']
+        body += ['', 'Row-level security: `hub db migrate` ends this migration, in its '
+                 'transaction, with the sync of hub.rls: a new table gets its policies and '
+                 'grants where `hub rls install` has run, and is deny-all where it has not.']
     escape = lambda sql: sql.replace('%', '%%')  # noqa: E731  (run with parameters)
     return migrate.render(name, '\n'.join(_wrap(line) for line in body) + '\n',
                           escape(plan_.up_sql()), escape(plan_.down_sql()),

@@ -239,9 +239,11 @@ def connect(url=None):
         with hub.connect() as db:    # one transaction: committed at the end, rolled back on
             ...                      # an exception; the connection is closed afterwards
 
-    Without `with`, statements autocommit and `db.close()` ends the connection.
+    Without `with`, statements autocommit and `db.close()` ends the connection. It never
+    creates the embedded server: run from outside a project it raises ConfigError saying where
+    it looked (an empty new server would only fail later, on a missing table).
     """
-    return bind(open_database(resolve_url(url)))
+    return bind(open_database(resolve_url(url, create=False)))
 
 
 # -- the embedded default ---------------------------------------------------------------------

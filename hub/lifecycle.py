@@ -21,23 +21,40 @@ def remove_rls(db):
         return rls.uninstall(db)
 
 
+def migrate_database(db, target=None, directory=migrate.MIGRATIONS_DIR):
+    """hub.migrate.migrate with every migration ending, in its own transaction, in the
+    row-level-security sync (hub.rls.sync): what `hub db migrate` runs. A table a migration
+    creates is never committed reachable beyond its model: its policies and grants where
+    `hub rls install` has run, deny-all where it has not (docs/migrations.md)."""
+    return migrate.migrate(db, target, directory, secure=rls.sync)
+
+
+def pending_sql(db, target=None, directory=migrate.MIGRATIONS_DIR):
+    """hub.migrate.pending_sql with the sync after each migration (`hub db migrate --sql`):
+    the file secures what it creates, as `migrate_database` does."""
+    return migrate.pending_sql(db, target, directory, secure_sql=rls.sync_sql())
+
+
 def reset(db, directory=migrate.MIGRATIONS_DIR):
-    """Drop everything of ours (policies included) and migrate again from scratch.
+    """Drop everything of ours (policies included) and migrate again from scratch, each
+    migration ending in the sync (so every table is deny-all until `hub rls install`).
 
     One transaction: a failure leaves the database as it was. Returns the migrations applied.
     """
-    return migrate.reset(db, directory, teardown=remove_rls)
+    return migrate.reset(db, directory, teardown=remove_rls, secure=rls.sync)
 
 
 def rollback(db, target=None, all=False, directory=migrate.MIGRATIONS_DIR):
-    """hub.migrate.rollback; reverting every applied migration also removes what `hub rls
-    install` added (policies, the helper schema, the auth stand-in)."""
-    return migrate.rollback(db, target, all, directory, teardown=remove_rls)
+    """hub.migrate.rollback; each revert ends in the sync, and reverting every applied
+    migration also removes what `hub rls install` added (policies, the helper schema, the auth
+    stand-in)."""
+    return migrate.rollback(db, target, all, directory, teardown=remove_rls, secure=rls.sync)
 
 
 def plan_rollback(db, target=None, all=False, directory=migrate.MIGRATIONS_DIR):
     """The RollbackPlan of `rollback(db, target, all)`, nothing changed (hub.migrate)."""
-    return migrate.plan_rollback(db, target, all, directory, teardown=remove_rls)
+    return migrate.plan_rollback(db, target, all, directory, teardown=remove_rls,
+                                 secure=rls.sync)
 
 
 def prepare(db, notify=None, mode=None):
@@ -50,7 +67,7 @@ def prepare(db, notify=None, mode=None):
     """
     notify = notify or (lambda message: None)
     migrate.ensure_known(db)
-    migrated = migrate.migrate(db) if migrate.pending(db) else []
+    migrated = migrate_database(db) if migrate.pending(db) else []
     if migrated:
         notify('applied migrations: %s' % ', '.join(migrated))
     with db.atomic():  # under the seed lock: concurrent seeds install it once
@@ -109,9 +126,11 @@ def schema_sql(directory=migrate.MIGRATIONS_DIR, mode=rls.DEFAULT_MODE):
     parts = [('refuse a database that already has the schema', [_EMPTY_ONLY % {
                  'history': HISTORY_TABLE}]),
              ('the migration history (%s)' % HISTORY_TABLE, migrate.history_sql())]
+    # One transaction (the Supabase CLI's, or psql -1): the sync that ends install_sql secures
+    # every table at once, so the migrations need not each end with it as `migrate --sql` does.
     parts += [('migration %s' % name, statements)
               for name, statements in migrate.migration_sql(names, directory)]
-    parts.append(('row-level security: what `hub rls install` runs', rls.install_plan(mode)))
+    parts.append(('row-level security: what `hub rls install` runs', rls.install_sql(mode)))
     header = ('-- NeuroFlow Hub schema, written by `hub db sql`: migrations %s, then row-level '
               'security.\n-- Apply to an empty database: psql -v ON_ERROR_STOP=1 -1 -f FILE, or '
               'save it as\n-- supabase/migrations/<timestamp>_hub.sql. Regenerate it; do not edit '

@@ -45,8 +45,33 @@ MIGRATIONS_DIR = Path(__file__).with_name('migrations')
 LOCK_KEY = locks.MIGRATE
 
 
-def runner(db, directory=MIGRATIONS_DIR):
-    return Runner(db, str(directory), table_name=HISTORY_TABLE)
+class _Runner(Runner):
+    """playhouse's Runner, with every migration (up, and down on rollback) ending in
+    `secure(db)` when one is given: in the migration's own transaction, before its history
+    row. hub.lifecycle passes hub.rls.sync, so no committed instant has a table a migration
+    created or changed reachable beyond its model (Supabase grants the API roles ALL on every
+    new table); this module knows nothing of row-level security."""
+
+    secure = None
+
+    def _run(self, name, module, direction, fake=False):
+        if fake or self.secure is None:
+            return super()._run(name, module, direction, fake)
+        with self.migrator.migration_context(getattr(module, 'atomic', True)):
+            getattr(module, direction)(self.migrator, self.database)
+            self.secure(self.database)
+            if direction == 'up':
+                self.History.create(name=name)
+            else:
+                self.History.delete().where(self.History.name == name).execute()
+
+
+def runner(db, directory=MIGRATIONS_DIR, secure=None):
+    """The Runner of `directory` on `db`; `secure(db)` ends every migration it applies or
+    reverts (see _Runner)."""
+    run = _Runner(db, str(directory), table_name=HISTORY_TABLE)
+    run.secure = secure
+    return run
 
 
 @contextlib.contextmanager
@@ -199,9 +224,15 @@ def _resolve_target(rows, target):
     raise ConfigError('unknown migration %r; known migrations: %s' % (target, known))
 
 
-def migrate(db, target=None, directory=MIGRATIONS_DIR):
-    """Apply pending migrations (up to and including `target`); returns the names applied."""
-    run = runner(db, directory)
+def migrate(db, target=None, directory=MIGRATIONS_DIR, secure=None):
+    """Apply pending migrations (up to and including `target`); returns the names applied.
+
+    `secure(db)` ends each migration, in its transaction, before its history row:
+    hub.lifecycle.migrate_database passes the row-level-security sync (hub.rls.sync), and is
+    what to call; without it a table a migration creates is left as the database's default privileges
+    make it (on Supabase: open to the API roles).
+    """
+    run = runner(db, directory, secure)
     rows = run.status()
     plan = _pending_through(db, rows, target)
     files = {m.name: m for m in rows if m.path is not None}
@@ -262,14 +293,14 @@ def fake(db, target=None, directory=MIGRATIONS_DIR):
     return done
 
 
-def rollback(db, target=None, all=False, directory=MIGRATIONS_DIR, teardown=None):
+def rollback(db, target=None, all=False, directory=MIGRATIONS_DIR, teardown=None, secure=None):
     """Revert the latest migration, or back through `target`, or `all`; returns the names.
 
     When every applied migration goes, `teardown(db)` runs first, under the migration lock:
     hub.lifecycle.rollback passes what removes row-level security, which this module does
-    not know about.
+    not know about, and `secure` (as `migrate`), run at the end of each revert.
     """
-    run = runner(db, directory)
+    run = runner(db, directory, secure)
     return _revert(db, run, _rollback_plan(db, run, target, all), teardown)
 
 
@@ -284,10 +315,12 @@ class RollbackPlan:
         return sum(self.dropped.values())
 
 
-def plan_rollback(db, target=None, all=False, directory=MIGRATIONS_DIR, teardown=None):
-    """The RollbackPlan of `rollback(db, target, all, teardown=teardown)`, found by reverting in
-    a transaction that is rolled back: exact for any migration, and nothing changes."""
-    run = runner(db, directory)
+def plan_rollback(db, target=None, all=False, directory=MIGRATIONS_DIR, teardown=None,
+                  secure=None):
+    """The RollbackPlan of `rollback(db, target, all, teardown=teardown, secure=secure)`, found
+    by reverting in a transaction that is rolled back: exact for any migration, and nothing
+    changes."""
+    run = runner(db, directory, secure)
     with _locked(db):
         names = _rollback_plan(db, run, target, all)
         before = _tables(db)
@@ -339,15 +372,16 @@ def _tables(db):
           AND n.nspname !~ '^pg_' ORDER BY c.oid""").fetchall()]
 
 
-def reset(db, directory=MIGRATIONS_DIR, teardown=None):
+def reset(db, directory=MIGRATIONS_DIR, teardown=None, secure=None):
     """Revert every migration, `teardown(db)` first, and migrate again from scratch.
 
     One transaction: a failure leaves the database as it was. hub.lifecycle.reset passes
-    what removes row-level security as `teardown`. The exception: from the first migration
-    with COMMIT_FIRST statements (enum labels) on, the rest is applied as `migrate` does, a
-    transaction each, since those statements must be committed before what uses them.
+    what removes row-level security as `teardown`, and the sync as `secure` (see `migrate`).
+    The exception: from the first migration with COMMIT_FIRST statements (enum labels) on, the
+    rest is applied as `migrate` does, a transaction each, since those statements must be
+    committed before what uses them.
     """
-    run = runner(db, directory)
+    run = runner(db, directory, secure)
     with _locked(db):
         ensure_known(db, directory)
         if teardown is not None:
@@ -360,7 +394,7 @@ def reset(db, directory=MIGRATIONS_DIR, teardown=None):
         done = _apply(run.up, [m.name for m in plan[:split]])
         _record_checksums(db, directory)
     if split < len(plan):
-        done += migrate(db, directory=directory)
+        done += migrate(db, directory=directory, secure=secure)
     return done
 
 
@@ -578,9 +612,10 @@ def record_sql(name, path=None):
             % (HISTORY_TABLE, text(name), text(checksum(path))))
 
 
-def migration_sql(names, directory=MIGRATIONS_DIR):
+def migration_sql(names, directory=MIGRATIONS_DIR, secure_sql=None):
     """[(name, [statements])]: what `up` of each migration executes, captured without a
-    database (the migrations are frozen SQL); the history row follows each migration's own."""
+    database (the migrations are frozen SQL), then `secure_sql` (the text `migrate`'s `secure`
+    runs: hub.lifecycle passes hub.rls.sync_sql()) and its history row."""
     files = {m.name: m for m in runner(_recorder(), directory).migrations()}
     out = []
     for name in names:
@@ -594,7 +629,8 @@ def migration_sql(names, directory=MIGRATIONS_DIR):
         if first:  # enum labels: each statement commits on its own unless psql is given -1
             recorder.execute_sql(first)
         module.up(runner(recorder, directory).migrator, recorder)
-        out.append((name, recorder.statements + [record_sql(name, files[name].path)]))
+        out.append((name, recorder.statements + ([secure_sql] if secure_sql else [])
+                    + [record_sql(name, files[name].path)]))
     return out
 
 
@@ -622,8 +658,9 @@ def _terminated(statement):
     return statement + ('\n;\n' if '--' in last else ';\n')
 
 
-def pending_sql(db, target=None, directory=MIGRATIONS_DIR):
-    """The SQL `migrate(db, target)` would run for the pending migrations, and their names.
+def pending_sql(db, target=None, directory=MIGRATIONS_DIR, secure_sql=None):
+    """The SQL `migrate(db, target)` would run for the pending migrations, and their names;
+    `secure_sql` after each migration's own (see migration_sql).
 
     Read-only: the database is asked only for its history (refused, DatabaseNewer, when it
     holds a migration this code does not have). ('', []) when nothing is pending.
@@ -633,5 +670,5 @@ def pending_sql(db, target=None, directory=MIGRATIONS_DIR):
         return '', []
     parts = [('the migration history (%s), where missing' % HISTORY_TABLE, history_sql())]
     parts += [('migration %s' % name, statements)
-              for name, statements in migration_sql(names, directory)]
+              for name, statements in migration_sql(names, directory, secure_sql)]
     return script(parts), names

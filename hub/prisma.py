@@ -64,10 +64,14 @@ def schema(db, ids='database'):
     """
     if ids not in IDS:
         raise ConfigError('unknown id mode "%s"; use %s' % (ids, ' or '.join(IDS)))
-    diffs = live_schema.check(db)
+    diffs = live_schema.differences(db)
     if diffs:
+        # Policies come from `hub rls install` (and the sync each migration ends with), not
+        # from a migration: name the command that brings back what differs.
+        fix = ('`hub rls install`' if all(d.kind.endswith('_policy') for d in diffs)
+               else '`hub db migrate`')
         raise SchemaDrift('the database differs from hub.models (%d difference(s), first: %s); '
-                          'run `hub db migrate`, then `hub db check`' % (len(diffs), diffs[0]))
+                          'run %s, then `hub db check`' % (len(diffs), diffs[0].message, fix))
     tables = {m._meta.table_name: _Table(db, m, ids) for m in models.MODELS}
     relations = _relations()
     out = [HEADER, 'generator client {', '  provider = "prisma-client-js"', '}', '',

@@ -828,6 +828,9 @@ def install(db, mode=None):
         actions += _install_grants(db)
         actions += _install_policies(db, mode)
         actions += _install_trigger_functions(db)
+        # What no model covers (a table, sequence or trigger function of public that hub did
+        # not create) is closed as every migration closes it.
+        sync(db)
         actions += _install_rpcs(db)
         actions += _install_repairs(db)
     return actions
@@ -1030,14 +1033,10 @@ def _definer_policy_statements():
             % (DEFINER_POLICY, _fingerprint(DEFINER_POLICY_SQL))]
 
 
-def install_plan(mode=DEFAULT_MODE):
-    """The statements `install` runs on a database just migrated (nothing of ours there yet),
-    in its order: roles and Supabase's auth only where missing (guarded in the SQL), the
-    helpers and their owner, the grants, the policies. For `hub db sql`. The column grants
-    follow hub.models, which a migrated database matches (`hub db check`); tests apply this
-    plan and check that `install` then has nothing left to do."""
-    from hub.catalog import HISTORY_TABLE
-
+def _setup_statements(mode):
+    """What install creates besides the tables' grants and policies, guarded where it may
+    exist already: roles and Supabase's auth, the helpers and their owner, the mode (None:
+    keep an installed one, else the default), USAGE on public."""
     plan = [_create_role_sql(role) for role in ROLES] + [BYPASS_SQL, CREATE_DEFINER_SQL]
     plan += [AUTH_SCHEMA_SQL] + [_auth_function_sql(name) for name in AUTH_FUNCTIONS]
     plan += [HELPER_SCHEMA_SQL, HELPER_SCHEMA_PRIVATE_SQL]
@@ -1047,19 +1046,286 @@ def install_plan(mode=DEFAULT_MODE):
         plan += _helper_statements(name) + [_helper_revoke_sql(name)]
     plan += [_handover_sql(list(HELPERS)), HELPER_USAGE_SQL, _helper_execute_sql()]
     plan += _kept_statements()
-    plan.append(_mode_sql(mode))
+    if mode is None:
+        plan.append(_guarded(
+            'NOT pg_catalog.starts_with(coalesce(pg_catalog.obj_description(%s::regnamespace, '
+            "'pg_namespace'), ''), %s)" % (sqltext.text(HELPER_SCHEMA),
+                                           sqltext.text(_SCHEMA_COMMENT % '')),
+            [_mode_sql(DEFAULT_MODE)]))
+    else:
+        plan.append(_mode_sql(mode))
     plan.append(_guarded(PUBLIC_USAGE_MISSING, [PUBLIC_USAGE_SQL]))
-    want = _expected(model_columns)
-    declared = policies()
-    for table in sorted(tuple(declared) + (HISTORY_TABLE,)):
-        plan += _grant_statements(table, want)
-    plan += [_enable_sql(HISTORY_TABLE),
-             _sequence_revoke_sql('public.%s_id_seq' % HISTORY_TABLE), repairs_sql()]
-    for table in declared:
-        plan.append(_enable_sql(table))
-        for command in declared[table]:
-            plan += _policy_statements(table, command, mode)
-    return plan + _definer_policy_statements() + [_rpc_grant_sql(s) for s in RPCS]
+    return plan
+
+
+def install_sql(mode=None):
+    """The statements `install(db, mode)` amounts to, as SQL that runs unchanged on a
+    database where row-level security is installed, not installed or half installed
+    (`hub rls install --sql`; the end of `hub db sql`): what install creates besides the
+    tables' grants and policies, guarded where it may exist already, then `sync_sql(replace=
+    True)`, which asks the catalog which grants and policies are missing or stale, then the
+    audit's repairs (`repairs_sql`). `mode` None keeps an installed mode (the default on a
+    database without one)."""
+    return (_setup_statements(mode) + [sync_sql(replace=True), repairs_sql()]
+            + [_rpc_grant_sql(signature) for signature in RPCS])
+
+
+def install_plan(mode=DEFAULT_MODE):
+    """`install_sql(mode)` for a database just migrated, in `mode` (`hub db sql`)."""
+    return install_sql(mode)
+
+
+# -- the sync: every migration ends with it ---------------------------------------------------
+#
+# One DO block that decides at run time from the catalog, with what hub.models and this module
+# say baked in as literals: hub.migrate runs it at the end of every migration (up, and down on
+# rollback) in the migration's own transaction, `hub db migrate --sql` writes it after each
+# migration, and install ends with it. So a table a migration creates is never committed
+# reachable beyond the model: Supabase's default privileges grant the API roles ALL on every
+# new table in public, and a separate `hub rls install` afterwards leaves a window (docs/rls.md).
+
+_SYNC = r"""DO $hub_sync$
+DECLARE
+    -- hub.models and hub.rls when this text was written: per table its columns, the columns
+    -- authenticated may INSERT and UPDATE, and its policies (per mode: [CREATE, comment]).
+    model CONSTANT jsonb := $hub_model$%(model)s$hub_model$;
+    helpers CONSTANT text[] := %(helpers)s;
+    replacing CONSTANT boolean := %(replace)s;
+    prefix CONSTANT text := %(prefix)s;
+    public_ns oid := (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = 'public');
+    api text[];
+    grantees text;
+    installed boolean;
+    mode text := 'members';
+    note text;
+    rel record;
+    spec jsonb;
+    live text[];
+    want text[];
+    have text[];
+    cols text[];
+    pol record;
+    wanted jsonb;
+    present boolean;
+    priv record;
+    marked text;
+    fn record;
+BEGIN
+    IF public_ns IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT coalesce(pg_catalog.array_agg(rolname::text ORDER BY rolname), '{}') INTO api
+    FROM pg_catalog.pg_roles WHERE rolname IN ('anon', 'authenticated', 'service_role');
+    grantees := pg_catalog.array_to_string(
+        ARRAY['PUBLIC'] || ARRAY(SELECT pg_catalog.quote_ident(r) FROM pg_catalog.unnest(api) r),
+        ', ');
+    -- Policies and grants only where `hub rls install` has run: its helpers, their owner and
+    -- the roles exist. Elsewhere every table is deny-all: RLS on, no API privilege.
+    installed := pg_catalog.cardinality(api) = 3
+        AND pg_catalog.to_regnamespace(%(schema)s) IS NOT NULL
+        AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %(definer)s)
+        AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(helpers) h
+                        WHERE pg_catalog.to_regprocedure(h) IS NULL);
+    IF installed THEN
+        note := pg_catalog.obj_description(pg_catalog.to_regnamespace(%(schema)s), 'pg_namespace');
+        IF pg_catalog.starts_with(coalesce(note, ''), prefix)
+                AND pg_catalog.substr(note, pg_catalog.length(prefix) + 1)
+                    IN ('members', 'active') THEN
+            mode := pg_catalog.substr(note, pg_catalog.length(prefix) + 1);
+        END IF;
+    END IF;
+
+    -- Every table of public we may alter (ours or our role's; not an extension's).
+    FOR rel IN
+        SELECT c.oid, c.relname::text AS name, c.relrowsecurity AS secured, c.relacl
+        FROM pg_catalog.pg_class c
+        WHERE c.relnamespace = public_ns AND c.relkind IN ('r', 'p')
+          AND pg_catalog.pg_has_role(c.relowner, 'USAGE')
+          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                          WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                            AND d.objid = c.oid AND d.deptype = 'e')
+        ORDER BY c.relname
+    LOOP
+        IF NOT rel.secured THEN
+            EXECUTE pg_catalog.format('ALTER TABLE public.%%I ENABLE ROW LEVEL SECURITY',
+                                      rel.name);
+        END IF;
+        spec := CASE WHEN installed THEN model -> rel.name END;
+        live := ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+                      WHERE a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped
+                      ORDER BY a.attnum);
+        -- What the API roles and PUBLIC should hold, and hold, as 'role PRIVILEGE column'
+        -- ('' for a privilege of the table alone); a table grant of a column privilege counts
+        -- as that privilege on every column.
+        want := '{}';
+        IF spec IS NOT NULL THEN
+            want := ARRAY(
+                SELECT v.r || ' ' || v.p || ' ' || c
+                FROM (VALUES ('authenticated', 'SELECT'), ('service_role', 'SELECT'),
+                             ('service_role', 'INSERT'), ('service_role', 'UPDATE')) v (r, p),
+                     pg_catalog.unnest(live) c
+                UNION ALL
+                SELECT 'authenticated ' || w.p || ' ' || c
+                FROM (VALUES ('INSERT', 'insert'), ('UPDATE', 'update')) w (p, k),
+                     pg_catalog.unnest(live) c
+                WHERE c IN (SELECT pg_catalog.jsonb_array_elements_text(spec -> w.k))
+                UNION ALL
+                SELECT r || ' DELETE '
+                FROM pg_catalog.unnest(ARRAY['authenticated', 'service_role']) r);
+        END IF;
+        have := ARRAY(
+            SELECT g.who || ' ' || g.privilege || ' ' || g.col FROM (
+                SELECT a.grantee, a.privilege_type AS privilege, c AS col
+                FROM pg_catalog.aclexplode(rel.relacl) a,
+                     pg_catalog.unnest(CASE WHEN a.privilege_type IN ('SELECT', 'INSERT',
+                         'UPDATE', 'REFERENCES') THEN live ELSE ARRAY[''] END) c
+                UNION ALL
+                SELECT x.grantee, x.privilege_type, a.attname::text
+                FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) x
+                WHERE a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped
+            ) g0 CROSS JOIN LATERAL (SELECT CASE WHEN g0.grantee = 0 THEN 'PUBLIC'
+                                           ELSE g0.grantee::pg_catalog.regrole::text END AS who,
+                                           g0.privilege, g0.col) g
+            WHERE g.who = 'PUBLIC' OR g.who = ANY (api));
+        IF ARRAY(SELECT DISTINCT x FROM pg_catalog.unnest(want) x ORDER BY x) IS DISTINCT FROM
+                ARRAY(SELECT DISTINCT x FROM pg_catalog.unnest(have) x ORDER BY x) THEN
+            EXECUTE pg_catalog.format('REVOKE ALL ON public.%%I FROM %%s', rel.name, grantees);
+            IF spec IS NOT NULL THEN
+                -- In the order `hub rls install` grants them (hub.rls._grant_statements).
+                EXECUTE pg_catalog.format('GRANT DELETE ON public.%%I TO authenticated', rel.name);
+                FOR priv IN SELECT * FROM (VALUES ('INSERT', 'insert'), ('SELECT', NULL),
+                                                  ('UPDATE', 'update')) w (p, k) LOOP
+                    cols := CASE WHEN priv.k IS NULL THEN live ELSE ARRAY(
+                        SELECT c FROM pg_catalog.unnest(live) c
+                        WHERE c IN (SELECT pg_catalog.jsonb_array_elements_text(spec -> priv.k)))
+                    END;
+                    IF pg_catalog.cardinality(cols) = pg_catalog.cardinality(live) THEN
+                        EXECUTE pg_catalog.format('GRANT %%s ON public.%%I TO authenticated',
+                                                  priv.p, rel.name);
+                    ELSIF pg_catalog.cardinality(cols) > 0 THEN
+                        EXECUTE pg_catalog.format('GRANT %%s (%%s) ON public.%%I TO authenticated',
+                            priv.p, (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ')
+                                    FROM pg_catalog.unnest(cols) c), rel.name);
+                    END IF;
+                END LOOP;
+                EXECUTE pg_catalog.format('GRANT DELETE, INSERT, SELECT, UPDATE ON public.%%I '
+                                          'TO service_role', rel.name);
+            END IF;
+        END IF;
+        -- The model's policies, once every column they may name exists: missing ones created,
+        -- and (install) stale ones replaced; a table in the middle of an upgrade keeps its own.
+        IF spec IS NOT NULL AND NOT EXISTS (
+                SELECT 1 FROM pg_catalog.jsonb_array_elements_text(spec -> 'columns') c
+                WHERE c <> ALL (live)) THEN
+            FOR pol IN SELECT key, value FROM pg_catalog.jsonb_each(spec -> 'policies')
+                       ORDER BY key LOOP
+                wanted := coalesce(pol.value -> mode, pol.value -> 'members');
+                SELECT true, pg_catalog.obj_description(p.oid, 'pg_policy') INTO present, marked
+                FROM pg_catalog.pg_policy p WHERE p.polrelid = rel.oid AND p.polname = pol.key;
+                IF present AND (NOT replacing OR marked IS NOT DISTINCT FROM wanted ->> 1) THEN
+                    CONTINUE;
+                END IF;
+                IF present THEN
+                    EXECUTE pg_catalog.format('DROP POLICY %%I ON public.%%I', pol.key, rel.name);
+                END IF;
+                EXECUTE wanted ->> 0;
+                EXECUTE pg_catalog.format('COMMENT ON POLICY %%I ON public.%%I IS %%L', pol.key,
+                                          rel.name, wanted ->> 1);
+            END LOOP;
+        END IF;
+    END LOOP;
+
+    -- Sequences: no API role needs one (ids come from public.hub_new_id()).
+    FOR rel IN
+        SELECT c.relname::text AS name FROM pg_catalog.pg_class c
+        WHERE c.relnamespace = public_ns AND c.relkind = 'S'
+          AND pg_catalog.pg_has_role(c.relowner, 'USAGE')
+          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                          WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                            AND d.objid = c.oid AND d.deptype = 'e')
+          AND EXISTS (SELECT 1 FROM pg_catalog.aclexplode(c.relacl) a
+                      WHERE a.grantee = 0 OR a.grantee::pg_catalog.regrole::text = ANY (api))
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON SEQUENCE public.%%I FROM %%s', rel.name,
+                                  grantees);
+    END LOOP;
+
+    -- Trigger functions: a trigger runs without EXECUTE; an API role with it could only
+    -- call the function from triggers of its own making (issue: hub_keep_an_owner).
+    FOR fn IN
+        SELECT p.proname::text AS name,
+               pg_catalog.pg_get_function_identity_arguments(p.oid) AS args
+        FROM pg_catalog.pg_proc p
+        WHERE p.pronamespace = public_ns
+          AND p.prorettype = 'pg_catalog.trigger'::pg_catalog.regtype
+          AND pg_catalog.pg_has_role(p.proowner, 'USAGE')
+          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                          WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                            AND d.objid = p.oid AND d.deptype = 'e')
+          AND (p.proacl IS NULL OR EXISTS (
+                SELECT 1 FROM pg_catalog.aclexplode(p.proacl) a
+                WHERE a.privilege_type = 'EXECUTE'
+                  AND (a.grantee = 0 OR a.grantee::pg_catalog.regrole::text = ANY (api))))
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION public.%%I(%%s) FROM %%s',
+                                  fn.name, fn.args, grantees);
+    END LOOP;
+END $hub_sync$"""
+
+
+def sync_model():
+    """What the sync knows of hub.models and hub.rls: {table: {'columns', 'insert', 'update',
+    'policies': {name: {mode: [CREATE POLICY, comment]}}}} for every table with policies
+    ('active' only where it differs from 'members')."""
+    out = {}
+    for table, by_command in policies().items():
+        named = {}
+        for command in by_command:
+            variants = {}
+            for mode in MODES:
+                sql = policy_sql(table, command, mode)
+                variants[mode] = [sql, _fingerprint(sql)]
+            if variants['active'] == variants['members']:
+                del variants['active']
+            named[policy_name(command)] = variants
+        if table == 'organization_members':
+            named[DEFINER_POLICY] = {'members': [DEFINER_POLICY_SQL,
+                                                 _fingerprint(DEFINER_POLICY_SQL)]}
+        out[table] = {'columns': model_columns(table),
+                      'insert': writable_columns(table, 'INSERT'),
+                      'update': writable_columns(table, 'UPDATE'), 'policies': named}
+    return out
+
+
+def sync_sql(replace=False):
+    """The sync as one SQL text (a DO block), for psql, a Supabase migration file or `sync`.
+
+    For every table of public it may alter: row-level security on; where `hub rls install`
+    has run (the helpers exist) and the table has a model, the model's grants for the API roles
+    (its INSERT and UPDATE column grants meet the live columns, so a column a migration adds
+    gets its grant) and, once the model's columns all exist, its missing policies in the
+    installed mode (with `replace`, stale ones are replaced too, as install does); any other
+    table is deny-all (the API roles and PUBLIC hold nothing). Sequences and trigger functions
+    of public: the API roles' access revoked. A database where nothing differs is not touched
+    (no lock is taken on a table whose state is right). Contains % (run it without parameters:
+    `sync`).
+    """
+    model = json.dumps(sync_model(), sort_keys=True, separators=(',', ':'))
+    assert '$hub_model$' not in model
+    return _SYNC % {
+        'model': model,
+        'helpers': 'ARRAY[%s]::text[]' % ', '.join(
+            sqltext.text('%s.%s()' % (HELPER_SCHEMA, name)) for name in HELPERS),
+        'replace': 'true' if replace else 'false',
+        'prefix': sqltext.text(_SCHEMA_COMMENT % ''),
+        'schema': sqltext.text(HELPER_SCHEMA), 'definer': sqltext.text(DEFINER_ROLE)}
+
+
+def sync(db, replace=False):
+    """Run `sync_sql(replace)` on `db`, in its current transaction (hub.migrate calls it at the
+    end of every migration; install at its end)."""
+    # Through the driver's cursor without parameters: the text holds format()'s % signs.
+    db.cursor().execute(sync_sql(replace))
 
 
 def repairs_sql():
@@ -1287,9 +1553,11 @@ def _install_policies(db, mode):
 
 
 def uninstall(db):
-    """Remove our policies, helpers and auth stand-in; disable RLS; revoke table access.
+    """Remove our policies, helpers and auth stand-in; revoke the API roles' table access.
 
-    A no-op on a database where nothing is installed (hub.lifecycle.reset calls it first).
+    Row-level security stays on: the database is left as a migration leaves one where install
+    never ran, deny-all (the sync). A no-op on a database where nothing is installed
+    (hub.lifecycle.reset calls it first).
     Roles stay: they are cluster-wide and other databases may use them. Refuses (DatabaseNewer)
     a database migrated by a newer hub.
     """
@@ -1306,15 +1574,10 @@ def uninstall(db):
         for table in policy_tables():
             if not live_table_exists(db, table):
                 continue
-            enabled, forced = live_rls(db, table)
-            if enabled or forced:
-                db.execute_sql('ALTER TABLE public.%s DISABLE ROW LEVEL SECURITY, '
-                               'NO FORCE ROW LEVEL SECURITY' % table)
-                actions.append('disabled row-level security on %s' % table)
-            # With RLS off, any grant to these roles would show every tenant's rows.
-            for role in ('anon', 'authenticated'):
+            # Without its policies a table is deny-all: RLS stays on, no API role holds anything.
+            for role in ROLES:
                 if live_role(db, role)[0] and any(live_has_table_privilege(db, role, table, p)
-                                              for p in COMMANDS):
+                                              for p in TABLE_PRIVILEGES):
                     db.execute_sql('REVOKE ALL ON public.%s FROM %s' % (table, role))
                     actions.append('revoked %s access to %s' % (role, table))
         if live_schema_exists(db, HELPER_SCHEMA):
@@ -1329,6 +1592,7 @@ def uninstall(db):
                            'REVOKE USAGE ON SCHEMA public FROM %s' % (DEFINER_ROLE, DEFINER_ROLE))
             actions.append("revoked %s's access to organization_members" % DEFINER_ROLE)
         actions += _uninstall_auth(db)
+        sync(db)  # nothing installed now: every table of public deny-all, RLS on
     return actions
 
 

@@ -131,8 +131,9 @@ def stop():
 @db.command()
 @click.argument('target', required=False)
 @click.option('--sql', 'as_sql', is_flag=True,
-              help='Print the SQL of the pending migrations (and their history rows) instead of '
-                   'running it; nothing is written.')
+              help='Print the SQL of the pending migrations (each followed by the '
+                   'row-level-security sync and its history row) instead of running it; nothing '
+                   'is written.')
 @click.option('--fake', is_flag=True,
               help='Record the pending migrations (up to TARGET) as applied without running '
                    'them: adopts a database whose schema already matches hub.models; refused '
@@ -141,7 +142,8 @@ def stop():
 def migrate(session, target, as_sql, fake):
     """Apply pending migrations, up to and including TARGET (a name like 0001_initial, or 1).
 
-    With --sql, print what would run, for psql or a supabase/migrations/ file; a later
+    Each migration ends, in its transaction, with the row-level-security sync: a table it
+    creates is never committed reachable beyond its model (docs/migrations.md). With --sql, print what would run, for psql or a supabase/migrations/ file; a later
     `hub db status` on a database where it was applied shows the migrations as applied.
     With --fake, record them as applied without running them (a database whose schema
     already matches, built by hand or restored).
@@ -165,12 +167,12 @@ def migrate(session, target, as_sql, fake):
             click.echo('nothing to record: every migration is applied', err=True)
         return
     if as_sql:
-        text, names = migrations.pending_sql(session.db, target)
+        text, names = lifecycle.pending_sql(session.db, target)
         click.echo(text, nl=False)
         click.echo('-- %d pending migration%s: %s' % (len(names), '' if len(names) == 1 else 's',
                                                   ', '.join(names) or 'none'), err=True)
         return
-    applied = migrations.migrate(session.db, target)
+    applied = lifecycle.migrate_database(session.db, target)
     for name in applied:
         click.echo('applied %s' % name)
     if not applied:

@@ -3,7 +3,7 @@
     $ hub rls install     # roles, auth stand-in, helpers, exact grants, policies (idempotent)
     $ hub rls status      # per table: RLS, policies, extra/missing privileges; exit 1 if not
     $ hub rls verify      # matrix + hardening checks, rolled back; exit 1 on a leak or mismatch
-    $ hub rls uninstall   # asks; policies, helpers and grants gone, RLS off; roles stay
+    $ hub rls uninstall   # asks; policies, helpers and grants gone: deny-all; roles stay
 """
 import json
 
@@ -23,8 +23,12 @@ def rls():
                    'new install). active: only the organization of the organization_id claim, '
                    'none without it (cost follows the tenant, docs/rls.md). Default: keep the '
                    'installed mode.')
+@click.option('--sql', 'as_sql', is_flag=True,
+              help='Print what install would run, as SQL that decides from the catalog when it '
+                   'runs (unchanged on a database where RLS is installed, not installed or half '
+                   'installed); needs no database, writes nothing.')
 @click.pass_obj
-def install(session, mode):
+def install(session, mode, as_sql):
     """Create the roles, helpers, grants and policies that are missing (one transaction).
 
     Leaves anon, authenticated and service_role exactly the privileges the policies are written
@@ -32,13 +36,22 @@ def install(session, mode):
     Supabase the real roles and auth functions are used. Then it revokes what the catalog
     audit finds in public and hub_private that needs no decision (EXECUTE on trigger
     functions, sequences), and names on stderr each violation that remains (a table without
-    a model, a view that runs as its owner): docs/rls.md, "What the audit checks".
+    a model, a view that runs as its owner): docs/rls.md, "What the audit checks". With
+    --sql, print it instead, for psql or a supabase/migrations/ file.
 
         $ hub rls install
         $ hub rls install --mode active   # one organization per request, from the JWT claim
+        $ hub rls install --sql > supabase/migrations/20250301000000_hub_rls.sql
     """
     from hub import rls as hubrls
 
+    if as_sql:
+        from hub import migrate
+
+        click.echo(migrate.script([('row-level security: what `hub rls install%s` runs'
+                                    % (' --mode %s' % mode if mode else ''),
+                                    hubrls.install_sql(mode))]), nl=False)
+        return
     actions = hubrls.install(session.db, mode=mode)
     for action in actions:
         click.echo(action)
@@ -54,7 +67,7 @@ def install(session, mode):
 @yes_option('Do not ask before removing the policies.')
 @click.pass_obj
 def uninstall(session, yes):
-    """Drop the policies and helpers, disable RLS and revoke anon/authenticated table access.
+    """Drop the policies and helpers and revoke the API roles' table access; RLS stays on.
 
     The roles anon, authenticated and service_role stay: they belong to the whole server.
     Asks first (the API loses its tenant isolation and its access), unless --yes.

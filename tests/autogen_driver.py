@@ -6,7 +6,7 @@ it, then migrate, check, revert, check, migrate, check; prints what happened as 
 import json
 import sys
 
-from hub import autogen, lifecycle, migrate, schema
+from hub import autogen, lifecycle, schema
 from hub import connection
 
 
@@ -29,13 +29,13 @@ def main(name):
     if path is None or warnings:
         print(json.dumps(out))
         return
-    out['applied'] = migrate.migrate(database)
+    out['applied'] = lifecycle.migrate_database(database)
     out['check_up'] = schema.check(database)
     out['up'] = dump(database)
     out['reverted'] = lifecycle.rollback(database)
     out['check_down'] = schema.check(database)
     out['down'] = dump(database)
-    out['reapplied'] = migrate.migrate(database)
+    out['reapplied'] = lifecycle.migrate_database(database)
     out['check_again'] = schema.check(database)
     out['up_again'] = dump(database)
     print(json.dumps(out))

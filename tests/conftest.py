@@ -14,7 +14,7 @@ import psycopg2
 import pytest
 
 from hub import connection
-from hub import migrate
+from hub import lifecycle
 from tools.throwaway import Databases, admin_connection as _admin, with_user
 
 
@@ -135,11 +135,12 @@ def databases(server_url):
 
 @pytest.fixture(scope='session')
 def migrated_template(databases):
-    """Name of a database with every migration applied; never connected to by tests."""
+    """Name of a database with every migration applied (as `hub db migrate` applies them,
+    each ending in the row-level-security sync); never connected to by tests."""
     name = databases.create(prefix='hub_tpl')
     database = connection.open_database(databases.url(name))
     try:
-        migrate.migrate(database)
+        lifecycle.migrate_database(database)
     finally:
         database.close()
     return name

@@ -354,3 +354,16 @@ def test_seed_sql_on_the_embedded_default_uses_the_projects_key_and_says_so(plac
     assert code == 0, err
     code, out, err = place.hub('secrets', 'status', env=env)
     assert code == 0 and kid in out + err, out + err
+
+
+def test_hub_connect_outside_a_project_says_where_it_looked_and_creates_nothing(place):
+    # Before: the README's example made an empty server here, then failed with a raw
+    # ProgrammingError (relation "workflows" does not exist).
+    environ = {k: v for k, v in os.environ.items() if k not in ('DATABASE_URL', 'HUB_HOME')}
+    proc = subprocess.run([sys.executable, '-c', 'import hub; hub.connect()'], cwd=str(place.root),
+                          env=environ, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('hub.errors.ConfigError: no embedded PostgreSQL: looked for .hub in '
+                           '%s' % place.root), proc.stderr
+    assert not (place.root / '.hub').exists()

@@ -86,16 +86,17 @@ def test_uninstall_removes_what_install_made_and_is_a_no_op_otherwise(database):
     assert 'dropped schema hub_private' in actions and 'dropped schema auth' in actions
     assert policies(database) == rls.guard_policies()  # the migration's, not install's
     assert not rls.installed(database)
+    # Deny-all, as a migration leaves a database where install never ran: RLS stays on.
     assert rows(database, """SELECT count(*) FROM pg_class c JOIN pg_namespace n
                              ON n.oid = c.relnamespace WHERE n.nspname = 'public'
-                             AND (c.relrowsecurity OR c.relforcerowsecurity)
-                             AND c.relname <> 'hub_migrations'""") == [(0,)]
+                             AND c.relkind = 'r' AND NOT c.relrowsecurity""") == [(0,)]
     # The migration history stays locked: uninstalling must not reopen it.
     assert rows(database, "SELECT has_table_privilege('anon', 'public.hub_migrations', "
                           "'SELECT')") == [(False,)]
-    # With RLS off, a grant left behind would show every tenant's rows.
-    assert rows(database, "SELECT has_table_privilege('authenticated', 'public.workflows', "
-                          "'SELECT')") == [(False,)]
+    # No API role keeps a grant on a table whose policies are gone.
+    assert rows(database, "SELECT has_table_privilege(r, 'public.workflows', 'SELECT') "
+                          "FROM unnest(ARRAY['anon', 'authenticated', 'service_role']) r"
+                ) == [(False,)] * 3
     # Roles are cluster-wide: other databases may use them.
     assert rows(database, "SELECT count(*) FROM pg_roles WHERE rolname IN "
                           "('anon', 'authenticated', 'service_role')") == [(3,)]

@@ -13,7 +13,7 @@ import argparse
 import datetime
 from pathlib import Path
 
-from hub import agents, connection, marketplace, migrate, snapshot, teams, workflows
+from hub import agents, connection, lifecycle, marketplace, snapshot, teams, workflows
 from hub.ids import stable_id
 from hub.models import (AgentTeam, AIAgent, ExecutionStatus as S, MemberRole, Organization,
                         OrganizationMember, TeamRole, User, WorkflowTemplate)
@@ -129,7 +129,7 @@ def main(argv=None):
     with throwaway_database(connection.resolve_url(), prefix='hub_scenarios') as url:
         database = connection.bind(connection.open_database(url))
         try:
-            migrate.migrate(database)
+            lifecycle.migrate_database(database)
             marketplace.load(database, timestamp=AS_OF - datetime.timedelta(weeks=26))
             out.mkdir(parents=True, exist_ok=True)
             for scenario, build in SCENARIOS.items():
