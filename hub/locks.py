@@ -142,9 +142,16 @@ def holder(db, key):
         LIMIT 1""", (table(key),)).fetchone()
     if row is None:
         return 'a session that has finished since (run again)'
-    pid, role, application, since = row
+    return describe(*row)
+
+
+def describe(pid, role, application, since, *more):
+    """'pid 123 (role postgres, application hub, transaction since 2025-01-31 12:00:00 UTC,
+    <more>...)': a session that holds a lock, for the one line that names it (`holder`, and
+    hub.migrate's blocker of a migration)."""
     details = ['role %s' % role]
     if application:
         details.append('application %s' % application)
     details.append('transaction since %s UTC' % since if since else 'since an unknown time')
+    details.extend(detail for detail in more if detail)
     return 'pid %d (%s)' % (pid, ', '.join(details))

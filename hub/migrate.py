@@ -200,19 +200,13 @@ ORDER BY a.xact_start NULLS LAST LIMIT 1"""
 
 def describe_blocker(row):
     """'pid 123 (role postgres, application psql, transaction since 2025-01-31 12:00:00 UTC,
-    open 4.2 s, idle in transaction, query: SELECT ...)' from a BLOCKER_SQL row: the form of
-    hub.locks' holder, with what the session runs and how long it has held its locks (at
-    most since its transaction began)."""
+    open 4.2 s, idle in transaction, query: SELECT ...)' from a BLOCKER_SQL row: hub.locks'
+    description of a holder, with how long it has held its locks (at most since its
+    transaction began) and what it runs."""
     pid, role, application, since, seconds, state, query = row
-    details = ['role %s' % role]
-    if application:
-        details.append('application %s' % application)
-    if since:
-        details.append('transaction since %s UTC, open %.1f s' % (since, seconds))
-    if state:
-        details.append(state)
-    details.append('query: %s' % (query or 'unknown'))
-    return 'pid %d (%s)' % (pid, ', '.join(details))
+    return locks.describe(pid, role, application, since,
+                          'open %.1f s' % seconds if since else None, state,
+                          'query: %s' % (query or 'unknown'))
 
 
 class _BlockerWatch:
