@@ -32,6 +32,7 @@ import os
 import re
 import threading
 from pathlib import Path
+from typing import NamedTuple
 
 from peewee import DatabaseError
 from playhouse.migrations import Migration, Runner
@@ -615,7 +616,13 @@ def record_sql(name, path=None):
 def migration_sql(names, directory=MIGRATIONS_DIR, secure_sql=None):
     """[(name, [statements])]: what `up` of each migration executes, captured without a
     database (the migrations are frozen SQL), then `secure_sql` (the text `migrate`'s `secure`
-    runs: hub.lifecycle passes hub.rls.sync_sql()) and its history row."""
+    runs: hub.lifecycle passes hub.rls.sync_sql()) and its history row. Its COMMIT_FIRST
+    statements come first; `migration_steps` keeps them apart, as they must be committed."""
+    return [(name, first + rest) for name, first, rest in _captured(names, directory, secure_sql)]
+
+
+def _captured(names, directory, secure_sql):
+    """[(name, [COMMIT_FIRST statements], [up's statements, secure_sql, history row])]."""
     files = {m.name: m for m in runner(_recorder(), directory).migrations()}
     out = []
     for name in names:
@@ -626,12 +633,110 @@ def migration_sql(names, directory=MIGRATIONS_DIR, secure_sql=None):
         recorder = _recorder()
         recorder.running = name
         first = commit_first(files[name])
-        if first:  # enum labels: each statement commits on its own unless psql is given -1
-            recorder.execute_sql(first)
         module.up(runner(recorder, directory).migrator, recorder)
-        out.append((name, recorder.statements + ([secure_sql] if secure_sql else [])
-                    + [record_sql(name, files[name].path)]))
+        out.append((name, [first.strip()] if first else [], recorder.statements
+                    + ([secure_sql] if secure_sql else []) + [record_sql(name, files[name].path)]))
     return out
+
+
+class Step(NamedTuple):
+    """A piece of the SQL written out: a heading, its statements, and whether they must be
+    committed before anything after them runs (COMMIT_FIRST: an enum label a later statement
+    may use). `name` names the file a transaction ending with it goes to."""
+    heading: str
+    statements: list
+    name: str
+    commit: bool = False
+
+
+class Transaction(NamedTuple):
+    """What one written file holds and one transaction runs: `name` (the file's, after its
+    timestamp) and its steps."""
+    name: str
+    steps: list
+
+
+def migration_steps(names, directory=MIGRATIONS_DIR, secure_sql=None):
+    """The Steps of the migrations `names`: each migration's COMMIT_FIRST statements (a step
+    to commit) and then its up() with `secure_sql` and its history row."""
+    steps = []
+    for name, first, rest in _captured(names, directory, secure_sql):
+        if first:
+            steps.append(Step('migration %s: COMMIT_FIRST (committed before it is used)' % name,
+                              first, '%s_labels' % name, commit=True))
+        steps.append(Step('migration %s' % name, rest, name))
+    return steps
+
+
+def transactions(steps, closing=None):
+    """`steps` cut into Transactions: a transaction ends after each step to commit (PostgreSQL
+    lets no transaction use an enum label it added itself), so the one that uses it runs after
+    a COMMIT. `closing(steps)`, when given, returns a Step to end each transaction but the last
+    that holds work of its own (hub db sql: the row-level-security sync, so nothing a file
+    creates is committed open). A transaction is named after its last step."""
+    out, current = [], []
+    for step in steps:
+        current.append(step)
+        if step.commit:
+            out.append(current)
+            current = []
+    if current or not out:
+        out.append(current)
+    done = []
+    for i, group in enumerate(out):
+        if closing is not None and i < len(out) - 1:
+            extra = closing(group)
+            if extra is not None:
+                group = group[:-1] + [extra, group[-1]] if group[-1].commit else group + [extra]
+        done.append(Transaction(next((s.name for s in reversed(group) if s.name), 'empty'), group))
+    return done
+
+
+def file_text(transaction, header=''):
+    """The SQL text of one written file: `header`, then each step as a comment line and its
+    statements. No BEGIN/COMMIT: psql -1 and the Supabase CLI run each file in a transaction."""
+    return header + script([(step.heading, step.statements) for step in transaction.steps])
+
+
+def stamps(folder, count, now=None):
+    """`count` timestamps (YYYYMMDDHHMMSS, UTC, one second apart) for files in `folder`: the
+    first is now, or one second after the newest `<timestamp>_*.sql` there, whichever is later,
+    so the Supabase CLI (which orders its migrations by that prefix and refuses one older than
+    the last applied) and psql's glob take them after what the folder holds, in order."""
+    import datetime
+
+    form = '%Y%m%d%H%M%S'
+    start = (now or datetime.datetime.now(datetime.timezone.utc)).replace(microsecond=0,
+                                                                           tzinfo=None)
+    for path in Path(folder).glob('*.sql'):
+        prefix = path.name.partition('_')[0]
+        try:
+            start = max(start, datetime.datetime.strptime(prefix, form)
+                        + datetime.timedelta(seconds=1))
+        except ValueError:
+            continue
+    return [(start + datetime.timedelta(seconds=i)).strftime(form) for i in range(count)]
+
+
+def write_files(folder, texts, now=None):
+    """Write [(name, text)] into the folder `folder` as `<timestamp>_hub_<name>.sql`, in
+    order (see `stamps`); returns the paths. Nothing is written when one name is taken."""
+    folder = Path(folder)
+    paths = [folder / ('%s_hub_%s.sql' % (stamp, name))
+             for stamp, (name, _) in zip(stamps(folder, len(texts), now), texts)]
+    for path, (_, text) in zip(paths, texts):
+        with open(path, 'x') as fh:
+            fh.write(text)
+    return paths
+
+
+def needs_files(plan):
+    """Why `plan` (Transactions) cannot be one file: '' when it can."""
+    if len(plan) < 2:
+        return ''
+    cuts = [t.steps[-1].name[:-len('_labels')] for t in plan[:-1] if t.steps and t.steps[-1].commit]
+    return ('it needs %d files, one per transaction: %s adds enum labels that must be committed '
+            'before they are used' % (len(plan), ', '.join(cuts)))
 
 
 def all_names(directory=MIGRATIONS_DIR):
@@ -658,17 +763,29 @@ def _terminated(statement):
     return statement + ('\n;\n' if '--' in last else ';\n')
 
 
-def pending_sql(db, target=None, directory=MIGRATIONS_DIR, secure_sql=None):
-    """The SQL `migrate(db, target)` would run for the pending migrations, and their names;
-    `secure_sql` after each migration's own (see migration_sql).
-
-    Read-only: the database is asked only for its history (refused, DatabaseNewer, when it
-    holds a migration this code does not have). ('', []) when nothing is pending.
-    """
+def pending_transactions(db, target=None, directory=MIGRATIONS_DIR, secure_sql=None):
+    """The Transactions of the SQL `migrate(db, target)` would run for the pending migrations,
+    `secure_sql` after each migration's own (see migration_sql); the history DDL in the first
+    only. Read-only: the database is asked only for its history (refused, DatabaseNewer, when it
+    holds a migration this code does not have). [] when nothing is pending."""
     names = _pending_through(db, status(db, directory), target)
     if not names:
+        return []
+    history = Step('the migration history (%s), where missing' % HISTORY_TABLE, history_sql(),
+                   names[0])
+    return transactions([history] + migration_steps(names, directory, secure_sql))
+
+
+def pending_sql(db, target=None, directory=MIGRATIONS_DIR, secure_sql=None):
+    """The SQL `migrate(db, target)` would run for the pending migrations, as one text, and
+    their names: for pending migrations that fit one transaction (MigrationError otherwise,
+    naming the migration that needs a second; pending_transactions gives the files).
+    ('', []) when nothing is pending."""
+    plan = pending_transactions(db, target, directory, secure_sql)
+    if not plan:
         return '', []
-    parts = [('the migration history (%s), where missing' % HISTORY_TABLE, history_sql())]
-    parts += [('migration %s' % name, statements)
-              for name, statements in migration_sql(names, directory, secure_sql)]
-    return script(parts), names
+    why = needs_files(plan)
+    if why:
+        raise MigrationError('the pending migrations cannot be one file: %s; write them to a '
+                             'folder with `hub db migrate --sql -o DIR`' % why)
+    return file_text(plan[0]), [s.name for s in plan[0].steps[1:]]
