@@ -725,13 +725,20 @@ def stamps(folder, count, now=None):
 
 def write_files(folder, texts, now=None):
     """Write [(name, text)] into the folder `folder` as `<timestamp>_hub_<name>.sql`, in
-    order (see `stamps`); returns the paths. Nothing is written when one name is taken."""
+    order (see `stamps`); returns the paths. All or none: an OSError removes what was written."""
     folder = Path(folder)
     paths = [folder / ('%s_hub_%s.sql' % (stamp, name))
              for stamp, (name, _) in zip(stamps(folder, len(texts), now), texts)]
-    for path, (_, text) in zip(paths, texts):
-        with open(path, 'x') as fh:
-            fh.write(text)
+    done = []
+    try:
+        for path, (_, text) in zip(paths, texts):
+            with open(path, 'x') as fh:
+                done.append(path)
+                fh.write(text)
+    except OSError:
+        for path in done:
+            path.unlink()
+        raise
     return paths
 
 
