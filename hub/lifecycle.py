@@ -144,7 +144,7 @@ def schema_transactions(directory=migrate.MIGRATIONS_DIR, mode=rls.DEFAULT_MODE)
                               rls.install_sql(mode), names[-1]))
     sync = migrate.Step('the row-level-security sync: nothing this file creates is committed '
                         'open', [rls.sync_sql()], None)
-    return migrate.transactions(steps, lambda group: sync)
+    return migrate.transactions(steps, closing=sync)
 
 
 def schema_header(plan, i):

@@ -676,9 +676,9 @@ def migration_steps(names, directory=MIGRATIONS_DIR, secure_sql=None):
 def transactions(steps, closing=None):
     """`steps` cut into Transactions: a transaction ends after each step to commit (PostgreSQL
     lets no transaction use an enum label it added itself), so the one that uses it runs after
-    a COMMIT. `closing(steps)`, when given, returns a Step to end each transaction but the last
-    that holds work of its own (hub db sql: the row-level-security sync, so nothing a file
-    creates is committed open). A transaction is named after its last step."""
+    a COMMIT. `closing`, a Step, goes before the step to commit that ends each transaction but
+    the last (hub db sql: the row-level-security sync, so nothing a file creates is committed
+    open). A transaction is named after its last named step."""
     out, current = [], []
     for step in steps:
         current.append(step)
@@ -690,9 +690,7 @@ def transactions(steps, closing=None):
     done = []
     for i, group in enumerate(out):
         if closing is not None and i < len(out) - 1:
-            extra = closing(group)
-            if extra is not None:
-                group = group[:-1] + [extra, group[-1]] if group[-1].commit else group + [extra]
+            group = group[:-1] + [closing, group[-1]]
         done.append(Transaction(next((s.name for s in reversed(group) if s.name), 'empty'), group))
     return done
 
