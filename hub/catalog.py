@@ -38,6 +38,14 @@ def live_columns(db, table):
         ORDER BY a.attnum""", ('%s.%s' % (SCHEMA, table),))
 
 
+def live_column_comments(db, table):
+    """{column: its COMMENT} for the commented columns of `table`."""
+    return dict(_rows(db, """
+        SELECT a.attname, col_description(a.attrelid, a.attnum) FROM pg_attribute a
+        WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+          AND col_description(a.attrelid, a.attnum) IS NOT NULL""", ('%s.%s' % (SCHEMA, table),)))
+
+
 def live_enums(db):
     """{type name: [labels in order]}"""
     return {name: list(labels) for name, labels in _rows(db, """
@@ -122,6 +130,8 @@ TABLE_PRIVILEGES = ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFEREN
 COLUMN_PRIVILEGES = ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES')
 #: Every role, present and future (grantee 0 in an ACL).
 PUBLIC = 'PUBLIC'
+#: The roles a PostgREST/Supabase request runs as (hub.rls.ROLES).
+API_ROLES = ('anon', 'authenticated', 'service_role')
 
 
 def _one(db, sql, params=()):
@@ -139,6 +149,15 @@ def live_column_exists(db, table, column):
         SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s)
                        AND attname = %s AND NOT attisdropped)""",
                      ('%s.%s' % (SCHEMA, table), column)))
+
+
+def live_column_map(db):
+    """{table: [column names in column order]} for every table in schema public, in one query."""
+    return {table: list(columns) for table, columns in _rows(db, """
+        SELECT c.relname, array_agg(a.attname::text ORDER BY a.attnum)
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+        WHERE n.nspname = %s AND c.relkind IN ('r', 'p') GROUP BY c.relname""", (SCHEMA,))}
 
 
 def live_column_names(db, table):

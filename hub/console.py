@@ -172,10 +172,66 @@ def _check_user(db, user_id):
     from hub import rls
 
     if not db.execute_sql('SELECT 1 FROM users WHERE id = %s', (user_id,)).fetchone():
-        raise ConfigError('no user has id %r; pick one with '
-                          '`psql "$(hub db url)" -c "SELECT id, email FROM users LIMIT 5"`' % user_id)
+        raise ConfigError('no user has id %r; list who to be with `hub users`' % user_id)
     if not rls.installed(db):
         raise ConfigError('row-level security is not installed here; run `hub rls install` first')
+
+
+def list_users(db, org=None):
+    """Users as {id, email, name, organizations: [(slug, role)]}, by e-mail: who `hub shell
+    --as` can be. `org` (an id or a slug) keeps the members of that organization."""
+    from hub.snapshot import find_organization
+
+    where, params = '', ()
+    if org is not None:
+        where = ('WHERE u.id IN (SELECT user_id FROM organization_members '
+                 'WHERE organization_id = %s)')
+        params = (find_organization(db, org),)
+    cursor = db.execute_sql("""
+        SELECT u.id, u.email, u.name,
+               coalesce((SELECT json_agg(json_build_array(o.slug, m.role::text)
+                                         ORDER BY o.slug)
+                         FROM organization_members m JOIN organizations o
+                              ON o.id = m.organization_id
+                         WHERE m.user_id = u.id), '[]')
+        FROM users u %s ORDER BY u.email, u.id""" % where, params)
+    return [{'id': id_, 'email': email, 'name': name,
+             'organizations': [tuple(pair) for pair in orgs]}
+            for id_, email, name, orgs in cursor.fetchall()]
+
+
+def active_organization(db, user_id, org=None):
+    """(organization id, mode, why): the organization a `--as user_id` session acts in.
+
+    In mode `active` the policies show one organization per request, the one of the
+    organization_id claim: `org` (an id or a slug of one of the user's organizations), else
+    the user's only one; several without `org` raise ConfigError listing them. In mode
+    `members` `org` is optional and narrows nothing the policies do not (None without it).
+    """
+    from hub import rls
+    from hub.snapshot import find_organization
+
+    _check_user(db, user_id)
+    mode = rls.installed_mode(db)
+    theirs = db.execute_sql(
+        'SELECT o.id, o.slug FROM organization_members m JOIN organizations o '
+        'ON o.id = m.organization_id WHERE m.user_id = %s ORDER BY o.slug', (user_id,)).fetchall()
+    if org is not None:
+        org_id = find_organization(db, org)
+        if org_id not in {id_ for id_, _ in theirs}:
+            raise ConfigError('user %s is not a member of organization %r; theirs: %s'
+                              % (user_id, org, ', '.join(slug for _, slug in theirs) or 'none'))
+        return org_id, mode, 'given by --org'
+    if mode != 'active':
+        return None, mode, None
+    if len(theirs) == 1:
+        return theirs[0][0], mode, 'their only organization'
+    if not theirs:
+        raise ConfigError('user %s belongs to no organization: in rls mode active they see '
+                          'nothing; pick a member with `hub users`' % user_id)
+    raise ConfigError('rls mode is active: a session sees one organization, and user %s has %d; '
+                      'add --org with one of %s' % (user_id, len(theirs),
+                                                    ', '.join(slug for _, slug in theirs)))
 
 
 def identity(db, user_id):
@@ -206,7 +262,7 @@ class TenantSession:
 
 
 @contextlib.contextmanager
-def tenant_session(db, user_id, commit=False):
+def tenant_session(db, user_id, commit=False, organization_id=None):
     """Until the block ends, every transaction on `db` runs as `user_id` under the policies.
 
     The block's work is one database transaction, committed at the end when `commit` is true
@@ -216,7 +272,7 @@ def tenant_session(db, user_id, commit=False):
     from hub import rls
 
     _check_user(db, user_id)
-    claims = json.dumps(rls.claims_for(user_id))
+    claims = json.dumps(rls.claims_for(user_id, organization_id))
     factory = type('TenantConnection', (_TenantConnection,), {'claims': claims})
     session = TenantSession(user_id, commit)
     conn = None

@@ -52,7 +52,8 @@ def is_embedded(db):
     from hub.connection import hub_home
 
     host = (getattr(db, 'connect_params', None) or {}).get('host')
-    return bool(host) and os.path.abspath(str(host)) == str(hub_home() / 'pgdata')
+    # Real paths: as root the data may sit in /var/lib/hub/<id>, linked from .hub/pgdata.
+    return bool(host) and os.path.realpath(str(host)) == os.path.realpath(hub_home() / 'pgdata')
 
 
 def load_key(embedded, create=True):
@@ -90,7 +91,7 @@ def _embedded_key(create=True):
             return None
     from cryptography.fernet import Fernet
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = Fernet.generate_key()
     try:
         # O_EXCL: two commands starting at once must not each write a different key.

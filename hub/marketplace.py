@@ -136,15 +136,28 @@ def read_fixtures(directory=None):
     raises FixtureError before anything is returned.
     """
     folder = fixtures_dir() if directory is None else Path(directory)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError('template folder %s is a file, not a folder; give the folder of '
+                          '*.json templates that holds it' % folder)
     if not folder.is_dir():
         raise ConfigError('template folder %s does not exist; give a folder of *.json templates'
                           % folder)
-    files = sorted((f for f in folder.iterdir() if f.name.endswith('.json')), key=lambda f: f.name)
+    try:
+        files = sorted((f for f in folder.iterdir() if f.name.endswith('.json')),
+                       key=lambda f: f.name)
+    except OSError as exc:
+        raise ConfigError('cannot read the template folder %s (%s); make it readable or give '
+                          'another --dir' % (folder, exc.strerror)) from None
     if not files:
         raise ConfigError('no *.json templates in %s; add one per template' % folder)
     rows, names = [], {}
     for file in files:
-        row = _read_one(file.name, file.read_bytes())
+        try:
+            raw = file.read_bytes()
+        except OSError as exc:
+            raise FixtureError('%s: cannot read it (%s); make it readable or move it out of %s'
+                               % (file.name, exc.strerror, folder)) from None
+        row = _read_one(file.name, raw)
         if row['name'] in names:
             raise FixtureError('%s: name: %r is already used by %s; template names must be unique'
                                % (file.name, row['name'], names[row['name']]))
@@ -402,9 +415,17 @@ def parse_category(value):
 def list_templates(db, category=None):
     """Public templates (the marketplace), as dicts of every column, by category then name.
 
-    Featured ones come first within their category; `category` may be any case.
+    Featured ones come first within their category; `category` may be any case. `workflows`
+    is how many workflows live from each (the seeder writes its workflows without bumping
+    usage_count, which `hub.workflows.instantiate_template` does).
     """
+    from peewee import fn
+
+    from hub.models import Workflow
     from hub.models import WorkflowTemplate as T
+
+    made = dict(Workflow.select(Workflow.template, fn.COUNT(Workflow.id))
+                .where(Workflow.template.is_null(False)).group_by(Workflow.template).tuples())
 
     query = T.select().where(T.is_public)
     if category is not None:
@@ -417,5 +438,6 @@ def list_templates(db, category=None):
         # Column names, as read_fixtures gives them (peewee names relations after the object).
         row['organization_id'] = row.pop('organization')
         row['created_by'] = row.pop('creator')
+        row['workflows'] = made.get(row['id'], 0)
         result.append(row)
     return result

@@ -168,9 +168,10 @@ class OrganizationMember(BaseModel):
     user = ForeignKeyField(User, backref='memberships', on_delete='CASCADE')
     role = PgEnumField(MemberRole, 'member_role')
     created_at = DateTimeTZField(default=_now)
-    # NULL: an invitation, which grants nothing until the invited user accepts it. Code that
-    # adds a member with the platform's rights (seeder, scripts) sets it; tenants cannot.
-    accepted_at = DateTimeTZField(null=True)
+    # NULL: an invitation, which grants nothing until the invited user accepts it. The database
+    # default (migration 0008) makes a trusted writer's plain insert an accepted member; a
+    # tenant's insert for anyone else is an invitation whatever it says (a trigger).
+    accepted_at = DateTimeTZField(null=True, default=_now)
 
     class Meta:
         table_name = 'organization_members'

@@ -142,6 +142,7 @@ class _Table:
         self.model, self.ids = model, ids
         self.name = table = model._meta.table_name
         self.columns = catalog.live_columns(db, table)
+        self.comments = catalog.live_column_comments(db, table)
         self.indexes = catalog.live_indexes(db, table)
         self.foreign_keys = {fk[1]: fk for fk in catalog.live_foreign_keys(db, table)}
         self.checks = catalog.live_checks(db, table)
@@ -162,6 +163,9 @@ def _model(table, relations):
     lines.append('model %s {' % _model_name(model))
     rows = []
     for (column, ctype, not_null, default), field in zip(table.columns, table.fields):
+        if column in table.comments:
+            # A /// comment: Prisma puts it on the field's type in the generated client.
+            rows.append(' '.join(table.comments[column].split()))
         rows.append(_scalar(table, column, ctype, not_null, default, field,
                             fk=column in {c for r in own for c in r.columns}))
         if column in by_column:
@@ -312,14 +316,18 @@ def _comments(table, own):
 
 
 def _aligned(rows):
-    """Field lines in columns, as `prisma format` lays them out (None: a blank line)."""
-    present = [r for r in rows if r is not None]
+    """Field lines in columns, as `prisma format` lays them out (None: a blank line; a string:
+    a /// comment line)."""
+    present = [r for r in rows if r is not None and not isinstance(r, str)]
     width_name = max(len(r[0]) for r in present)
     width_type = max(len(r[1]) for r in present)
     out = []
     for row in rows:
         if row is None:
             out.append('')
+            continue
+        if isinstance(row, str):  # the column's COMMENT, as a /// line above it
+            out.append('  /// %s' % row)
             continue
         name, type_name, attrs, comment = row
         line = '  %s %s %s' % (name.ljust(width_name), type_name.ljust(width_type), ' '.join(attrs))

@@ -52,12 +52,15 @@ import contextlib
 import hashlib
 import json
 
-from hub import sqltext
-from hub.catalog import (COLUMN_PRIVILEGES, PUBLIC, TABLE_PRIVILEGES, live_column_names,
-                         live_function, live_function_owners, live_has_table_privilege,
-                         live_policy_map, live_privileges, live_rls, live_role,
-                         live_role_attributes, live_schema_comment, live_schema_exists,
-                         live_sequences_reachable, live_table_exists)
+import sys
+
+from hub import audit, sqltext
+from hub.catalog import (API_ROLES, COLUMN_PRIVILEGES, PUBLIC, SCHEMA, TABLE_PRIVILEGES,
+                         live_column_map, live_column_names, live_function,
+                         live_function_owners, live_has_table_privilege, live_policy_map,
+                         live_privileges, live_rls, live_role, live_role_attributes,
+                         live_schema_comment, live_schema_exists, live_sequences_reachable,
+                         live_table_exists)
 from hub.errors import RlsError  # noqa: F401  (hub.rls.RlsError, as before)
 
 HELPER_SCHEMA = 'hub_private'
@@ -65,7 +68,7 @@ HELPER_SCHEMA = 'hub_private'
 DEFINER_ROLE = 'hub_rls_definer'
 #: Its policy on organization_members: the one table the membership helpers read.
 DEFINER_POLICY = 'hub_definer_select'
-ROLES = ('anon', 'authenticated', 'service_role')
+ROLES = API_ROLES
 COMMANDS = ('SELECT', 'INSERT', 'UPDATE', 'DELETE')
 #: Marks what install created in schema auth, so uninstall never drops Supabase's own.
 AUTH_MARK = 'created by hub rls install (plain PostgreSQL stand-in for Supabase auth)'
@@ -135,10 +138,26 @@ HELPERS = {
                      '(the caller included)'),
 }
 
+#: The roles install grants EXECUTE on the helpers: the policies are written for authenticated;
+#: service_role (which bypasses them) may call the helpers as the platform's code does.
+HELPER_ROLES = ('authenticated', 'service_role')
+
 #: The documented RPCs: functions the API roles may execute that are not policy helpers,
 #: 'schema.name(argument types)' -> (the roles that may execute it, what it is for). The catalog
 #: audit (hub.audit) refuses EXECUTE on any other SECURITY DEFINER function for the API roles.
-RPCS = {}
+#: Each is created by a migration (and so exists whenever row-level security can be installed);
+#: `install` grants EXECUTE to exactly these roles, `status` names any other holder.
+RPCS = {
+    'public.create_organization(text, text)': (
+        ('authenticated',),
+        'creates an organization and makes the caller (the JWT sub) its accepted OWNER; returns '
+        "its id (supabase-js: supabase.rpc('create_organization', { name, slug }); migration "
+        '0008)'),
+}
+#: The NOLOGIN role that owns each SECURITY DEFINER RPC (migration 0008): only the rights its
+#: function needs (insert an organization and its OWNER membership), no SUPERUSER, BYPASSRLS,
+#: CREATEROLE nor CREATEDB.
+RPC_OWNERS = {'public.create_organization(text, text)': 'hub_org_creator'}
 
 # Supabase's own definitions, for clients written against them. Our policies do not call them:
 # auth.uid() casts to uuid and our ids are not uuids.
@@ -479,28 +498,29 @@ def privilege_drift(db):
     Compared column by column: a table grant of SELECT, INSERT, UPDATE or REFERENCES counts as
     that privilege on every column, so a table grant and the same column grants are equal.
     """
-    tables = [t for t in policy_tables() + (_history_table(),) if live_table_exists(db, t)]
-    want = {w for w in expected_privileges(db) if w[0] in tables}
+    live = live_column_map(db)  # one query: this runs at every status, install and audit
+    tables = [t for t in policy_tables() + (_history_table(),) if t in live]
+    want = {w for w in _expected(lambda t: live.get(t, [])) if w[0] in tables}
     have = live_privileges(db, tables, ROLES)
+
+    def expand(entries):
+        """{(table, role): {(privilege, column)}}, a table grant spelled out per column."""
+        out = collections.defaultdict(set)
+        for t, r, p, c in entries:
+            if c is None and p in COLUMN_PRIVILEGES:
+                out[t, r] |= {(p, col) for col in live[t]}
+            else:
+                out[t, r].add((p, c))
+        return out
+
+    wanted, held = expand(want), expand(have)
     drift = {}
     for table in tables:
-        columns = live_column_names(db, table)
-
-        def expand(entries, role):
-            out = set()
-            for t, r, p, c in entries:
-                if (t, r) != (table, role):
-                    continue
-                if c is None and p in COLUMN_PRIVILEGES:
-                    out |= {(p, col) for col in columns}
-                else:
-                    out.add((p, c))
-            return out
-
         for role in ROLES + (PUBLIC,):
-            w, h = expand(want, role), expand(have, role)
+            w, h = wanted.get((table, role), set()), held.get((table, role), set())
             if w != h:
-                drift[table, role] = (_describe(h - w, columns), _describe(w - h, columns))
+                drift[table, role] = (_describe(h - w, live[table]),
+                                      _describe(w - h, live[table]))
     return drift
 
 
@@ -545,6 +565,7 @@ TRIGGER_FUNCTIONS = {
     TRIGGER_FUNCTION: None,
     'public.hub_membership_consent()': None,
     'public.hub_keep_an_owner()': GUARD_ROLE,
+    'public.hub_membership_invite()': None,  # migration 0008
 }
 #: The guard's own policies (migration 0007): read every membership and organization id, lock
 #: (never write) memberships. (table, name) -> (command, USING, WITH CHECK) as pg_policies
@@ -554,26 +575,53 @@ GUARD_POLICIES = {
     ('organization_members', 'hub_guard_lock'): ('UPDATE', 'true', 'false'),
     ('organizations', 'hub_guard_select'): ('SELECT', 'true', None),
 }
+#: create_organization's owner's policies (migration 0008): insert an organization, and its
+#: OWNER membership, nothing else. Same shape as GUARD_POLICIES.
+CREATOR_POLICIES = {
+    ('organizations', 'hub_creator_insert'): ('INSERT', None, 'true'),
+    ('organization_members', 'hub_creator_insert'): (
+        'INSERT', None, "((role = 'OWNER'::member_role) AND (accepted_at IS NOT NULL))"),
+}
+#: Every policy a migration makes for a definer role, with the role that alone may use it.
+MIGRATION_POLICIES = dict(
+    [(key, (GUARD_ROLE,) + spec) for key, spec in GUARD_POLICIES.items()]
+    + [(key, ('hub_org_creator',) + spec) for key, spec in CREATOR_POLICIES.items()])
 
 
 def guard_policies():
-    """{(table, policy name, command)} of GUARD_POLICIES, as expected_policies() gives ours."""
-    return {(table, name, spec[0]) for (table, name), spec in GUARD_POLICIES.items()}
+    """{(table, policy name, command)} of the migrations' definer roles (MIGRATION_POLICIES),
+    as expected_policies() gives install's."""
+    return {(table, name, spec[1]) for (table, name), spec in MIGRATION_POLICIES.items()}
+
+
+def _function_facts(db, signature):
+    """(config, SECURITY DEFINER, owner, [PUBLIC and API roles that may EXECUTE it]) of the
+    function `signature`, or None when it does not exist."""
+    return db.execute_sql("""
+        SELECT p.proconfig, p.prosecdef, pg_get_userbyid(p.proowner),
+               ARRAY(SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                                 ELSE pg_get_userbyid(a.grantee) END
+                     FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                     WHERE a.privilege_type = 'EXECUTE' AND (a.grantee = 0
+                           OR pg_get_userbyid(a.grantee) = ANY (%s))
+                     ORDER BY 1)
+        FROM pg_proc p WHERE p.oid = to_regprocedure(%s)""",
+        (list(ROLES), signature)).fetchone()
+
+
+def _powers(db, role):
+    """What a definer role `role` must not be able to do and can, as problem lines."""
+    attrs = db.execute_sql('SELECT rolcanlogin, rolsuper, rolbypassrls, rolcreaterole, '
+                           'rolcreatedb FROM pg_roles WHERE rolname = %s', (role,)).fetchone()
+    return ['role %s must not %s' % (role, what) for what, bad in zip(
+        ('log in', 'be a superuser', 'bypass RLS', 'create roles', 'create databases'),
+        attrs or ()) if bad]
 
 
 def _trigger_function_problems(db):
     problems = []
     for signature, owner in TRIGGER_FUNCTIONS.items():
-        row = db.execute_sql("""
-            SELECT p.proconfig, p.prosecdef, pg_get_userbyid(p.proowner),
-                   ARRAY(SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
-                                     ELSE pg_get_userbyid(a.grantee) END
-                         FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
-                         WHERE a.privilege_type = 'EXECUTE' AND (a.grantee = 0
-                               OR pg_get_userbyid(a.grantee) = ANY (%s))
-                         ORDER BY 1)
-            FROM pg_proc p WHERE p.oid = to_regprocedure(%s)""",
-            (list(ROLES), signature)).fetchone()
+        row = _function_facts(db, signature)
         if row is None:
             continue
         config, definer, live_owner, executors = row
@@ -592,12 +640,7 @@ def _trigger_function_problems(db):
                and _one(db, 'SELECT pg_get_userbyid(proowner) FROM pg_proc '
                             'WHERE oid = to_regprocedure(%s)', (signature,)) == GUARD_ROLE]
     if guarded:
-        attrs = db.execute_sql('SELECT rolcanlogin, rolsuper, rolbypassrls, rolcreaterole, '
-                               'rolcreatedb FROM pg_roles WHERE rolname = %s',
-                               (GUARD_ROLE,)).fetchone()
-        problems += ['role %s must not %s' % (GUARD_ROLE, what) for what, bad in zip(
-            ('log in', 'be a superuser', 'bypass RLS', 'create roles', 'create databases'),
-            attrs) if bad]
+        problems += _powers(db, GUARD_ROLE)
         live = live_policy_map(db)
         problems += ['policy %s on %s (the guard\'s, migration 0007) is missing' % (name, table)
                      for table, name in GUARD_POLICIES if (table, name) not in live]
@@ -633,6 +676,47 @@ def _install_trigger_functions(db):
             % ', '.join(exposed)]
 
 
+def _rpc_problems(db):
+    """What differs from RPCS and RPC_OWNERS for each RPC that exists: who may execute it, and
+    who owns it (`install` repairs the first; a migration made the second)."""
+    problems = []
+    for signature, (roles, _) in RPCS.items():
+        row = _function_facts(db, signature)
+        if row is None:
+            continue
+        config, definer, owner, executors = row
+        if sorted(executors) != sorted(r for r in roles if live_role(db, r)[0]):
+            problems.append('function %s may be executed by %s; only %s should (run `hub rls '
+                            'install`)' % (signature, ', '.join(executors) or 'no API role',
+                                           ', '.join(roles)))
+        if definer and (owner != RPC_OWNERS.get(signature)
+                        or config != TRIGGER_FUNCTION_CONFIG):
+            problems.append('function %s should be owned by %s and SET %s (run `hub db '
+                            'migrate`)' % (signature, RPC_OWNERS.get(signature),
+                                           ', '.join(TRIGGER_FUNCTION_CONFIG)))
+        if definer and owner == RPC_OWNERS.get(signature):
+            problems += _powers(db, owner)
+    return problems
+
+
+def _rpc_grant_sql(signature):
+    """EXECUTE on `signature` for exactly the roles RPCS names, if the function exists."""
+    roles = RPCS[signature][0]
+    return _guarded('pg_catalog.to_regprocedure(%s) IS NOT NULL' % sqltext.text(signature), [
+        'REVOKE ALL ON FUNCTION %s FROM PUBLIC, %s' % (signature, ', '.join(ROLES)),
+        'GRANT EXECUTE ON FUNCTION %s TO %s' % (signature, ', '.join(roles))])
+
+
+def _install_rpcs(db):
+    problems = _rpc_problems(db)
+    actions = []
+    for signature, (roles, _) in RPCS.items():
+        if any(signature in p and 'may be executed' in p for p in problems):
+            db.execute_sql(_rpc_grant_sql(signature))
+            actions.append('granted EXECUTE on %s to %s only' % (signature, ', '.join(roles)))
+    return actions
+
+
 # -- install / uninstall -----------------------------------------------------------------------
 
 def install(db, mode=None):
@@ -666,7 +750,29 @@ def install(db, mode=None):
         # What no model covers (a table, sequence or trigger function of public that hub did
         # not create) is closed as every migration closes it.
         sync(db)
+        actions += _install_rpcs(db)
+        actions += _install_repairs(db)
     return actions
+
+
+def _install_repairs(db):
+    """What the catalog audit (hub.audit) finds in the schemas install secures and can repair
+    without a person's decision, whoever created it: EXECUTE on trigger functions and on
+    SECURITY DEFINER functions that are neither helpers nor documented RPCs, privileges on
+    sequences, CREATE on the schemas. REVOKEs only; what remains, `hub rls install` names."""
+    actions = []
+    for violation in violations(db):
+        if violation.repair:
+            db.execute_sql(violation.repair)
+            actions.append('%s: %s' % (violation.object, violation.repair))
+    return actions
+
+
+def violations(db):
+    """The catalog audit (hub.audit) against this module's policy model: [hub.audit.Violation],
+    [] on a secured database. After install, what remains needs a person's decision (a table
+    with no model, a view that runs as its owner, a SECURITY DEFINER function's owner)."""
+    return audit.violations(db, sys.modules[__name__])
 
 
 #: The comment of schema hub_private; its last words name the installed mode.
@@ -809,8 +915,8 @@ PUBLIC_USAGE_MISSING = ("NOT has_schema_privilege('authenticated', 'public', 'US
 
 
 def _helper_execute_sql():
-    return 'GRANT EXECUTE ON FUNCTION %s TO authenticated, service_role' % ', '.join(
-        '%s.%s()' % (HELPER_SCHEMA, name) for name in HELPERS)
+    return 'GRANT EXECUTE ON FUNCTION %s TO %s' % (', '.join(
+        '%s.%s()' % (HELPER_SCHEMA, name) for name in HELPERS), ', '.join(HELPER_ROLES))
 
 
 def _grant_statements(table, want):
@@ -875,9 +981,11 @@ def install_sql(mode=None):
     database where row-level security is installed, not installed or half installed
     (`hub rls install --sql`; the end of `hub db sql`): what install creates besides the
     tables' grants and policies, guarded where it may exist already, then `sync_sql(replace=
-    True)`, which asks the catalog which grants and policies are missing or stale. `mode`
-    None keeps an installed mode (the default on a database without one)."""
-    return _setup_statements(mode) + [sync_sql(replace=True)]
+    True)`, which asks the catalog which grants and policies are missing or stale, then the
+    audit's repairs (`repairs_sql`). `mode` None keeps an installed mode (the default on a
+    database without one)."""
+    return (_setup_statements(mode) + [sync_sql(replace=True), repairs_sql()]
+            + [_rpc_grant_sql(signature) for signature in RPCS])
 
 
 def install_plan(mode=DEFAULT_MODE):
@@ -1136,6 +1244,48 @@ def sync(db, replace=False):
     end of every migration; install at its end)."""
     # Through the driver's cursor without parameters: the text holds format()'s % signs.
     db.cursor().execute(sync_sql(replace))
+
+
+def repairs_sql():
+    """install's repairs (_install_repairs) as one statement for a file: the same REVOKEs,
+    chosen from the catalog when the file runs (a migration before it may add functions)."""
+    secured = audit.secured_schemas(sys.modules[__name__])
+    rpcs = ', '.join(sqltext.text(signature) for signature in RPCS)
+    revoke_from = ', '.join((PUBLIC,) + ROLES)
+    return """DO $hub_do$
+DECLARE
+    f record;
+BEGIN
+    REVOKE CREATE ON SCHEMA %(schemas)s FROM %(from)s;
+    REVOKE ALL ON SCHEMA %(helpers)s FROM PUBLIC, anon;
+    FOR f IN SELECT c.oid::pg_catalog.regclass::pg_catalog.text AS name
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind = 'S' AND n.nspname IN (%(names)s) AND %(own_class)s LOOP
+        EXECUTE 'REVOKE ALL ON SEQUENCE ' || f.name || ' FROM %(from)s';
+    END LOOP;
+    FOR f IN SELECT %(signature)s AS name, p.prorettype IN ('pg_catalog.trigger'::pg_catalog.regtype,
+                    'pg_catalog.event_trigger'::pg_catalog.regtype) AS trigger
+             FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname IN (%(names)s) AND %(own_proc)s AND (p.prosecdef
+                   OR p.prorettype IN ('pg_catalog.trigger'::pg_catalog.regtype,
+                                       'pg_catalog.event_trigger'::pg_catalog.regtype)) LOOP
+        IF f.trigger OR f.name <> ALL (ARRAY[%(keep)s]::pg_catalog.text[]) THEN
+            EXECUTE 'REVOKE EXECUTE ON FUNCTION ' || f.name || ' FROM %(from)s';
+        END IF;
+    END LOOP;%(rpcs)s
+END $hub_do$""" % {
+        'rpcs': ''.join("""
+    IF pg_catalog.to_regprocedure(%s) IS NOT NULL THEN
+        REVOKE EXECUTE ON FUNCTION %s FROM %s;
+    END IF;""" % (sqltext.text(signature), signature, ', '.join(
+            r for r in (PUBLIC,) + ROLES if r not in roles)) for signature, (roles, _) in RPCS.items()),
+        'schemas': ', '.join(secured), 'helpers': HELPER_SCHEMA,
+        'from': revoke_from, 'names': ', '.join(sqltext.text(s) for s in secured),
+        'own_class': audit.NOT_EXTENSION % {'class': "'pg_catalog.pg_class'", 'oid': 'c.oid'},
+        'own_proc': audit.NOT_EXTENSION % {'class': "'pg_catalog.pg_proc'", 'oid': 'p.oid'},
+        'signature': audit.SIGNATURE,
+        'keep': ', '.join([sqltext.text('%s.%s()' % (HELPER_SCHEMA, name)) for name in HELPERS]
+                          + ([rpcs] if RPCS else []))}
 
 
 def _install_roles(db):
@@ -1415,16 +1565,9 @@ def status(db):
             missing.append('helper %s.%s() differs from hub.rls (run `hub rls install`)'
                            % (HELPER_SCHEMA, name))
     missing += _trigger_function_problems(db)
+    missing += _rpc_problems(db)
     mode = installed_mode(db) or DEFAULT_MODE
     drift = privilege_drift(db)
-    history = _history_table()
-    for role in ROLES + (PUBLIC,):
-        extra, _ = drift.get((history, role), ([], []))
-        if extra:
-            missing.append('%s holds %s on %s (the migration history is the owner\'s alone)'
-                           % (role, ', '.join(extra), history))
-    if live_table_exists(db, history) and not live_rls(db, history)[0]:
-        missing.append('row-level security is disabled on %s' % history)
     live = live_policy_map(db)
     declared = policies()
     tables = []
@@ -1441,13 +1584,11 @@ def status(db):
                     entry['missing'].append('policy %s differs from hub.rls (run `hub rls '
                                             'install`)' % name)
                 continue
-            if (table, name) in GUARD_POLICIES:
-                want_cmd, want_using, want_check = GUARD_POLICIES[table, name]
-                if (cmd, roles, using, check) != (want_cmd, [GUARD_ROLE], want_using,
-                                                  want_check):
-                    entry['missing'].append('policy %s is not the one of migration 0007 (only '
-                                            '%s may use it, as %s)' % (name, GUARD_ROLE,
-                                                                      want_cmd))
+            if (table, name) in MIGRATION_POLICIES:
+                role, want_cmd, want_using, want_check = MIGRATION_POLICIES[table, name]
+                if (cmd, roles, using, check) != (want_cmd, [role], want_using, want_check):
+                    entry['missing'].append('policy %s is not the one its migration made (only '
+                                            '%s may use it, for %s)' % (name, role, want_cmd))
                 continue
             if table not in declared or declared[table].get(cmd) is None \
                     or name != policy_name(cmd):
@@ -1494,8 +1635,17 @@ def status(db):
         tables.append(entry)
     for table in _missing_tables(db):
         missing.append('table %s is missing (run `hub db migrate`)' % table)
+    missing += _audit_lines(db, [t['table'] for t in tables])
     complete = not missing and all(not t['missing'] for t in tables)
     return {'complete': complete, 'mode': mode, 'missing': missing, 'tables': tables}
+
+
+def _audit_lines(db, named):
+    """The catalog audit's violations (hub.audit), but for what the table entries above already
+    name: row-level security off on a table in public, and the drift of hub's own tables."""
+    named = {'%s.%s' % (SCHEMA, t) for t in named}
+    return [str(v) for v in violations(db) if not (v.object in named and (
+        v.problem.startswith(audit.RLS_OFF) or v.fix == audit.INSTALL_FIX))]
 
 
 # -- acting as a caller ------------------------------------------------------------------------

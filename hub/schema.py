@@ -125,6 +125,7 @@ def differences(db, policies=True):
     diffs.extend(_check_enums(db))
     if policies:
         diffs.extend(_check_policies(db, tables))
+        diffs.extend(_check_security(db))
     return diffs
 
 
@@ -213,6 +214,17 @@ def _check_policies(db, tables):
         yield Difference('extra_policy', table, (name, cmd), None, True,
                          '%s: policy %s (%s) is in the database but not in hub.rls'
                          % (table, name, cmd))
+
+
+def _check_security(db):
+    """Once RLS is installed, each violation of the catalog audit (hub.audit) is a difference:
+    what the models allow the API roles is part of what the database must match."""
+    from hub import rls
+
+    if not rls.installed(db):
+        return
+    for violation in rls.violations(db):
+        yield Difference('security', None, violation.object, None, violation, str(violation))
 
 
 # -- documentation ----------------------------------------------------------------------------

@@ -8,7 +8,8 @@
     >>> doc = snapshot.export_organization(db, slug)             # an id or a slug
     >>> snapshot.write(snapshot.dumps(doc), 'acme.json')         # mode 0600: e-mails, ciphertext
     >>> doc = snapshot.read('acme.json')                         # parsed, its shape checked
-    >>> snapshot.import_organization(db, doc, as_new=True, link_users=True)  # a copy beside it
+    >>> owner = doc['tables']['users'][0]['email']               # who owns the copy
+    >>> snapshot.import_organization(db, doc, as_new=True, link_users=True, owner=owner)  # a copy
     ('c...', {'organizations': 1, 'users': 0, ...})
 
 PostgreSQL converts both ways (`row_to_json` out, `json_populate_recordset` in), so every type
@@ -31,6 +32,9 @@ before it writes anything, then writes in one transaction:
   invites them to the new organization (a pending membership they accept themselves; a file
   cannot consent for them) without touching their profile; memberships of snapshots made
   before invitations existed (no accepted_at) are accepted as of their created_at;
+- the organization keeps an accepted OWNER: `owner` names the user (here or in the snapshot)
+  who becomes it; without `owner`, a snapshot whose OWNERs would all be invitations (linked
+  users) or absent is refused;
 - every row is checked as a tenant's write would be: known columns, required ones present,
   JSON types matching the column types, enum labels, workflow graphs (`hub.graph`), then the
   database's CHECKs and foreign keys; an organization's public templates arrive unfeatured,
@@ -519,8 +523,9 @@ def _shipped_ids():
 class _Import:
     """One import: checks the document against this database, then writes it."""
 
-    def __init__(self, db, doc, name, as_new, link_users, user_id=None):
+    def __init__(self, db, doc, name, as_new, link_users, user_id=None, owner=None):
         self.db, self.name, self.as_new, self.link_users = db, name, as_new, link_users
+        self.owner = owner
         self.org_id = doc['organization_id']
         # Copies: the caller's document stays as it was.
         self.names = table_names()
@@ -729,6 +734,43 @@ class _Import:
             organization['slug'] = _free_slug(self.db, organization['slug'])
         return organization['id']
 
+    def settle_owner(self):
+        """Every organization keeps an accepted OWNER: `owner` (an id or e-mail of a user of
+        this database or of the snapshot) becomes it; without one, a snapshot that would leave
+        none is refused (its OWNERs may be existing users, only invited by link_users)."""
+        members = self.tables['organization_members']
+        if self.owner is None:
+            if any(m.get('role') == 'OWNER' and m.get('accepted_at') is not None
+                   for m in members):
+                return
+            linked = set(self.linked.values())
+            invited = sorted(m['user_id'] for m in members
+                             if m.get('role') == 'OWNER' and m['user_id'] in linked)
+            self.fail('tables.organization_members', 'the organization would have no accepted '
+                      'OWNER%s; pass --owner USER (an id or e-mail of a user of this database) '
+                      'to make that user its OWNER' % (
+                          ' (its OWNER %s is a user of this database, only invited by '
+                          '--link-users)' % ', '.join(invited) if invited else ''))
+        user = self.owner_id()
+        mine = [m for m in members if m['user_id'] == user]
+        if mine:
+            mine[0]['role'] = 'OWNER'
+            mine[0].pop('accepted_at', None)  # the database's default: accepted now
+        else:
+            members.append({'id': new_id(), 'organization_id': self.tables['organizations'][0]['id'],
+                            'user_id': user, 'role': 'OWNER'})
+
+    def owner_id(self):
+        row = self.one('SELECT id FROM users WHERE id = %s OR email = %s', (self.owner, self.owner))
+        if row is not None:
+            return row[0]
+        for user in self.tables['users']:
+            if self.owner in (user['id'], user.get('email')):
+                return user['id']
+        raise ConfigError('unknown --owner %r: no user of this database or of %s has that id or '
+                          'e-mail; name an existing user (hub shell: User.select())'
+                          % (self.owner, self.name))
+
     def write(self):
         if self.add_templates:
             from hub import marketplace
@@ -798,7 +840,8 @@ def _remap(tables, mapping, references):
                     row[column] = ids.get(value, value)
 
 
-def import_organization(db, doc, as_new=False, link_users=False, name='snapshot', user_id=None):
+def import_organization(db, doc, as_new=False, link_users=False, name='snapshot', user_id=None,
+                        owner=None):
     """Check a snapshot against this database, then load it in one transaction.
 
     Returns (organization id, rows inserted per table). With `as_new`, every row gets a fresh
@@ -808,16 +851,20 @@ def import_organization(db, doc, as_new=False, link_users=False, name='snapshot'
     naming `name` and the JSON path of the first problem, with nothing written; DatabaseNewer
     for a database migrated by a newer hub. `user_id(snapshot user id) -> id` renames the
     snapshot's users before anything is checked, every reference following (`hub seed
-    --scenario` gives scenario users uuids on a database with Supabase Auth).
+    --scenario` gives scenario users uuids on a database with Supabase Auth). `owner` (an id or
+    e-mail of a user of this database, or of the snapshot) becomes the organization's accepted
+    OWNER; without it, a snapshot that would leave the organization with no accepted OWNER
+    (its OWNERs linked, hence only invited) is refused. ConfigError names an unknown `owner`.
     """
     from hub.migrate import ensure_known
 
     check_document(doc, name)
     ensure_known(db)
     with db.atomic():
-        job = _Import(db, doc, name, as_new, link_users, user_id)
+        job = _Import(db, doc, name, as_new, link_users, user_id, owner)
         job.check()
         org_id = job.prepare()
+        job.settle_owner()
         counts = job.write()
     return org_id, counts
 

@@ -8,6 +8,8 @@
     $ hub db docs -o docs/schema.md
     $ hub db prisma -o prisma/schema.prisma
     $ hub db sql -o supabase/migrations   # one file per transaction
+    $ hub db psql                 # psql on it, the embedded server's own (PostgreSQL 18)
+    $ hub db dump -o backups/hub.sql
     $ psql "$(hub db url)"
 """
 import json
@@ -15,7 +17,7 @@ import os
 
 import click
 
-from hub.cli.output import check_output, confirm, emit, yes_option
+from hub.cli.output import check_output, confirm, emit, make_folders, yes_option
 
 
 @click.group()
@@ -32,6 +34,79 @@ def url(session):
     Example: psql "$(hub db url)"
     """
     click.echo(session.url)
+
+
+_PASS_THROUGH = dict(ignore_unknown_options=True, allow_interspersed_args=False)
+
+
+@db.command(context_settings=_PASS_THROUGH)
+@click.argument('args', nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def psql(ctx, args):
+    """Open psql on the database in use (ARGS go to psql), with the embedded server's own psql.
+
+    That psql (PostgreSQL 18) talks to the embedded server and to older ones; its exit code is
+    this command's.
+    Example: hub db psql -c 'select count(*) from workflows'
+    """
+    ctx.exit(_run_client('psql', ctx.obj.url, list(args)))
+
+
+@db.command(context_settings=_PASS_THROUGH)
+@click.option('-o', '--output', type=click.Path(dir_okay=False, writable=True),
+              help='Write the dump to this file (folders are made) instead of stdout.')
+@click.argument('args', nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def dump(ctx, output, args):
+    """Dump the database in use with pg_dump (ARGS go to pg_dump), the embedded server's own.
+
+    That pg_dump (PostgreSQL 18) dumps the embedded server and older ones: the machine's
+    pg_dump refuses a newer server.
+    Example: hub db dump -o backups/hub.sql
+
+    Example: hub db dump --data-only --table workflows
+    """
+    extra = list(args)
+    if output:
+        check_output(output)
+        make_folders(output)
+        _private_file(output)
+        extra = ['--file', output] + extra
+    code = _run_client('pg_dump', ctx.obj.url, extra)
+    if code == 0 and output:
+        click.echo('wrote %s' % output, err=True)
+    ctx.exit(code)
+
+
+def _private_file(path):
+    """Create (or narrow) `path` with mode 0600 before pg_dump writes it: a dump holds every
+    e-mail and ciphertext, as a snapshot does (hub export writes 0600 too)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise click.BadParameter('cannot write %s: %s' % (path, exc.strerror),
+                                 param_hint='-o') from None
+
+
+def _run_client(name, url, args):
+    """Run the bundled client `name` on `url`; Ctrl-C is the client's to handle (psql cancels
+    the running query and carries on), so this process ignores it meanwhile."""
+    import signal
+    import subprocess
+
+    from hub import connection
+
+    program = connection.client(name)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return subprocess.call([str(program), '--dbname', url, *args],
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @db.command()
@@ -65,8 +140,9 @@ NOTHING_PENDING = 3
                    'file per transaction into the folder -o, or stdout when it is one file. '
                    'Exit 3, nothing written, when nothing is pending.')
 @click.option('-o', '--output', type=click.Path(file_okay=False),
-              help='With --sql: the folder the files go to, named <timestamp>_hub_<migration>.sql '
-                   'after what it holds (e.g. supabase/migrations).')
+              help='With --sql: the folder the files go to (made when missing), named '
+                   '<timestamp>_hub_<migration>.sql after what each holds (e.g. '
+                   'supabase/migrations).')
 @click.option('--fake', is_flag=True,
               help='Record the pending migrations (up to TARGET) as applied without running '
                    'them: adopts a database whose schema already matches hub.models; refused '
@@ -125,25 +201,36 @@ def migrate(session, target, as_sql, output, fake):
         click.echo('nothing to apply: the database is up to date', err=True)
     for name, path in migrations.edited(session.db):
         click.echo('warning: %s' % migrations.edited_message(name, path), err=True)
+    _audit_warnings(session.db)
+
+
+def _audit_warnings(db):
+    """Each violation of the catalog audit (hub.audit) on stderr, after every migrate."""
+    from hub import rls
+
+    for violation in rls.violations(db):
+        click.echo('warning: %s' % (violation,), err=True)
 
 
 def check_folder(output):
-    """Fail early (usage error) when -o is not a writable folder."""
-    if not os.path.isdir(output) or not os.access(output, os.W_OK):
-        reason = 'no such folder' if not os.path.isdir(output) else 'folder not writable'
-        raise click.BadParameter('cannot write into %s: %s; create it first' % (output, reason),
-                                 param_hint='-o')
+    """Fail early (usage error) when the folder -o cannot be written (a missing one is made)."""
+    if os.path.lexists(output) and not os.path.isdir(output):
+        raise click.BadParameter('cannot write into %s: not a folder; give the folder the files '
+                                 'go to (e.g. supabase/migrations)' % output, param_hint='-o')
+    check_output(os.path.join(output, 'hub.sql'))
 
 
-def write_sql(plan, output, header, fix):
-    """The Transactions `plan` as SQL: one file each into the folder `output`, or, with no
-    folder (stdout, or a file for `hub db sql -o FILE`), one text when the plan is one
-    transaction; refused otherwise (usage error naming `fix`). header(i) opens file i."""
+def write_sql(plan, output, header, fix, folder=True):
+    """The Transactions `plan` as SQL: one file each into the folder `output` (made when
+    missing), or, with no folder (stdout, or the file `output` when not `folder`), one text
+    when the plan is one transaction; refused otherwise (usage error naming `fix`). header(i)
+    opens file i."""
     from hub import migrate as migrations
 
-    if output and os.path.isdir(output):
+    if output and folder:
         texts = [(t.name, migrations.file_text(t, header(i))) for i, t in enumerate(plan)]
         try:
+            os.makedirs(output, exist_ok=True)
             paths = migrations.write_files(output, texts)
         except OSError as exc:
             raise click.BadParameter('cannot write into %s: %s' % (output, exc.strerror),
@@ -365,9 +452,9 @@ def check(session):
 
 @db.command('sql')
 @click.option('-o', '--output', type=click.Path(writable=True),
-              help='A folder (e.g. supabase/migrations): one file per transaction, named '
-                   '<timestamp>_hub_<migration>.sql; or a file, when the schema is one '
-                   'transaction. Default: stdout (one transaction only).')
+              help='A folder (e.g. supabase/migrations; made when missing): one file per '
+                   'transaction, named <timestamp>_hub_<migration>.sql; or a file ending in .sql, '
+                   'when the schema is one transaction. Default: stdout (one transaction only).')
 @click.option('--mode', type=click.Choice(['members', 'active']), default='members',
               show_default=True,
               help='The row-level security mode to install, as `hub rls install --mode`.')
@@ -389,11 +476,14 @@ def schema_sql(output, mode):
     """
     from hub import lifecycle
 
-    if output and not os.path.isdir(output):
+    folder = bool(output) and (os.path.isdir(output) or not output.endswith('.sql'))
+    if folder:
+        check_folder(output)
+    elif output:
         check_output(output)
     plan = lifecycle.schema_transactions(mode=mode)
     write_sql(plan, output, lambda i: lifecycle.schema_header(plan, i),
-              'hub db sql -o supabase/migrations')
+              'hub db sql -o supabase/migrations', folder)
 
 
 @db.command('prisma')
@@ -414,6 +504,8 @@ def prisma_schema(session, output, ids):
     """
     from hub import prisma
 
+    if output:
+        check_output(output)
     emit(prisma.schema(session.db, ids=ids), output)
     if output:
         click.echo('wrote %s' % output, err=True)

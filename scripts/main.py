@@ -41,6 +41,17 @@ def writes(path):
     return any(tuple(path[:len(prefix)]) == prefix for prefix in WRITING)
 
 
+#: Besides the writing ones, the commands that may start a new embedded server: `hub db url`
+#: (psql "$(hub db url)") and `hub shell`. Every other one only reads: run where there is no
+#: project, it says where it looked instead of making an empty server.
+CREATING = (('db', 'url'), ('shell',))
+
+
+def creates(path):
+    """True when the command at `path` may create the embedded server."""
+    return writes(path) or any(tuple(path[:len(prefix)]) == prefix for prefix in CREATING)
+
+
 class Session:
     """What every command shares: the database, resolved and connected on first use only."""
 
@@ -54,7 +65,9 @@ class Session:
     def url(self):
         if self._url is None:
             from hub import connection
-            self._url = connection.resolve_url(self.url_option)
+            ctx = click.get_current_context(silent=True)
+            path = ctx.command_path.split()[1:] if ctx is not None else ['db', 'url']
+            self._url = connection.resolve_url(self.url_option, create=creates(path))
         return self._url
 
     @property
@@ -208,7 +221,11 @@ def main(argv=None):
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except (click.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
+        # Ctrl-C: one line and 130 (128 + SIGINT), as shells report it.
+        click.echo('interrupted', err=True)
+        sys.exit(130)
+    except click.Abort:
         click.echo('Aborted.', err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

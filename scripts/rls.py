@@ -3,11 +3,13 @@
     $ hub rls install     # roles, auth stand-in, helpers, exact grants, policies (idempotent)
     $ hub rls status      # per table: RLS, policies, extra/missing privileges; exit 1 if not
     $ hub rls verify      # matrix + hardening checks, rolled back; exit 1 on a leak or mismatch
-    $ hub rls uninstall   # policies, helpers and grants gone: deny-all; roles stay
+    $ hub rls uninstall   # asks; policies, helpers and grants gone: deny-all; roles stay
 """
 import json
 
 import click
+
+from hub.cli.output import confirm, yes_option
 
 
 @click.group()
@@ -31,8 +33,11 @@ def install(session, mode, as_sql):
 
     Leaves anon, authenticated and service_role exactly the privileges the policies are written
     for, whatever default privileges the database had. Running it again changes nothing. On
-    Supabase the real roles and auth functions are used. With --sql, print it instead, for psql
-    or a supabase/migrations/ file.
+    Supabase the real roles and auth functions are used. Then it revokes what the catalog
+    audit finds in public and hub_private that needs no decision (EXECUTE on trigger
+    functions, sequences), and names on stderr each violation that remains (a table without
+    a model, a view that runs as its owner): docs/rls.md, "What the audit checks". With
+    --sql, print it instead, for psql or a supabase/migrations/ file.
 
         $ hub rls install
         $ hub rls install --mode active   # one organization per request, from the JWT claim
@@ -54,17 +59,26 @@ def install(session, mode, as_sql):
         click.echo('row-level security installed (%d change(s))' % len(actions), err=True)
     else:
         click.echo('row-level security is already installed: nothing to do', err=True)
+    for violation in hubrls.violations(session.db):
+        click.echo('remains: %s' % (violation,), err=True)
 
 
 @rls.command(short_help='Remove policies, helpers and grants; roles stay.')
+@yes_option('Do not ask before removing the policies.')
 @click.pass_obj
-def uninstall(session):
+def uninstall(session, yes):
     """Drop the policies and helpers and revoke the API roles' table access; RLS stays on.
 
     The roles anon, authenticated and service_role stay: they belong to the whole server.
+    Asks first (the API loses its tenant isolation and its access), unless --yes.
+    Example: hub rls uninstall --yes
     """
     from hub import rls as hubrls
+    from hub.connection import redact
 
+    if not yes and hubrls.installed(session.db):
+        confirm('remove row-level security from %s (API callers lose their access and tenant '
+                'isolation until `hub rls install`)?' % redact(session.url))
     actions = hubrls.uninstall(session.db)
     for action in actions:
         click.echo(action)
@@ -100,7 +114,8 @@ def status(session, as_json):
             click.echo('missing: %s' % line)
         click.echo('mode: %s' % report['mode'])
     if not report['complete']:
-        click.echo('row-level security is incomplete: run `hub rls install`', err=True)
+        click.echo('row-level security is incomplete: run `hub rls install`, then fix what it '
+                   'names as remaining', err=True)
         raise click.exceptions.Exit(1)
     click.echo('row-level security is complete', err=True)
 

@@ -17,13 +17,17 @@ import time
 
 import click
 
-from hub.cli.output import check_output
+from hub.cli.output import check_output, make_folders
 
 #: Without a terminal, a progress line every this many seconds ($HUB_PROGRESS_SECONDS).
 PROGRESS_SECONDS = 5.0
 PROGRESS_ENV = 'HUB_PROGRESS_SECONDS'
 SCALE_HELP = ('Volumes per organization: tiny ~55 rows, small ~430, medium ~4,000, '
               'large ~40,000 (mostly executions).')
+#: Rows per organization of each scale, for the estimate shown before a large seed.
+ROWS_PER_ORG = {'tiny': 55, 'small': 430, 'medium': 4000, 'large': 40000}
+#: A seed estimated above this many rows asks first (or needs --yes): ~1 minute or more.
+ASK_ROWS = 10000000
 
 
 class _Bar:
@@ -101,7 +105,8 @@ def _interval():
 @click.option('--scenario', metavar='NAME',
               help='Load this curated organization of fixtures/scenarios/ instead of random ones '
                    '(support-escalation, content-pipeline).')
-@click.option('-y', '--yes', is_flag=True, help='Do not ask before --reset.')
+@click.option('-y', '--yes', is_flag=True,
+              help='Do not ask before --reset or a seed of more than 10,000,000 rows.')
 @click.option('-q', '--quiet', is_flag=True, help='No progress, notes or table.')
 @click.option('--json', 'as_json', is_flag=True, help='Print the summary as JSON.')
 @click.option('--sql', 'sql_file', type=click.Path(dir_okay=False, writable=True), metavar='FILE',
@@ -110,8 +115,8 @@ def _interval():
 @click.option('--auth-users', is_flag=True,
               help='With --sql: users get uuid ids and Supabase Auth users (auth.users, '
                    'auth.identities), as `hub seed` gives them on a database with Supabase Auth.')
-@click.pass_obj
-def seed(session, orgs, scale, seed_value, as_of, reset, scenario, yes, quiet, as_json,
+@click.pass_context
+def seed(ctx, orgs, scale, seed_value, as_of, reset, scenario, yes, quiet, as_json,
          sql_file, auth_users):
     """Fill the database with organizations, users, agents, teams, workflows and executions.
 
@@ -133,11 +138,15 @@ def seed(session, orgs, scale, seed_value, as_of, reset, scenario, yes, quiet, a
     from hub import crypto, seed as seeder
     from hub.connection import redact
 
+    session = ctx.obj
+    _refuse_ignored(ctx, scenario)
+    if not scenario:
+        _confirm_size(orgs, scale, yes)
     say = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
     bar = _Bar(enabled=not quiet and not as_json)
     if sql_file or auth_users:
         return _seed_file(sql_file, auth_users, orgs, scale, seed_value, as_of, reset, scenario,
-                          quiet, as_json, bar)
+                          quiet, as_json, bar, _file_credentials(session, say))
     db = session.db
     # Checked before the question: a run that cannot encrypt must not ask, nor delete.
     crypto.key_for(db)
@@ -149,11 +158,10 @@ def seed(session, orgs, scale, seed_value, as_of, reset, scenario, yes, quiet, a
             db, orgs=orgs, scale=scale, seed=seed_value,
             as_of=as_of.date() if as_of else None, reset=reset, progress=bar,
             notify=say, scenario=scenario)
-    except KeyboardInterrupt:
+    except seeder.Interrupted as exc:
         bar.close()
-        click.echo('\ninterrupted: committed organizations stay, the batch in progress was '
-                   'rolled back; run the same command again to add the rest', err=True)
-        raise click.Abort() from None
+        click.echo(interrupted_line(exc.committed, exc.rolled_back), err=True)
+        ctx.exit(130)
     finally:
         bar.close()
     if as_json:
@@ -173,8 +181,24 @@ def seed(session, orgs, scale, seed_value, as_of, reset, scenario, yes, quiet, a
         click.echo(format_table(result))
 
 
+def _file_credentials(session, say):
+    """$HUB_SECRET_KEY; else, on the embedded default (no URL given), the project's own key
+    (.hub/secret.key, made if missing), so the file matches what `hub seed` writes there."""
+    from hub import crypto
+
+    if os.environ.get(crypto.KEY_ENV, '').strip():
+        return None  # hub.seed.sqlfile reads it
+    if session.url_option or os.environ.get('DATABASE_URL'):
+        return None  # another database: its key is not ours to guess (sqlfile says so)
+    credentials = crypto.Credentials(crypto.load_key(embedded=True),
+                                     source=crypto.key_source(True))
+    say('encrypting integration credentials with the embedded default\'s key, %s (%s=... '
+        'for another)' % (credentials.source, crypto.KEY_ENV))
+    return credentials
+
+
 def _seed_file(path, auth_users, orgs, scale, seed_value, as_of, reset, scenario, quiet,
-               as_json, bar):
+               as_json, bar, credentials=None):
     from hub.errors import ConfigError
     from hub.seed import sqlfile
 
@@ -185,15 +209,13 @@ def _seed_file(path, auth_users, orgs, scale, seed_value, as_of, reset, scenario
         if given:
             raise ConfigError('%s cannot be used with --sql: the file is loaded into an empty '
                               'database built by `hub db sql` (drop %s)' % (flag, flag))
-    try:
-        check_output(path)
-    except click.BadParameter as exc:
-        exc.param_hint = '--sql'
-        raise
+    check_output(path, param_hint='--sql')
+    make_folders(path, param_hint='--sql')
     try:
         result = sqlfile.write_file(path, orgs=orgs, scale=scale, seed=seed_value,
                                     as_of=as_of.date() if as_of else None,
-                                    auth_users=auth_users, progress=bar)
+                                    auth_users=auth_users, progress=bar,
+                                    credentials=credentials)
     finally:
         bar.close()
     if as_json:
@@ -201,6 +223,43 @@ def _seed_file(path, auth_users, orgs, scale, seed_value, as_of, reset, scenario
     elif not quiet:
         click.echo(format_table(result))
         click.echo('wrote %s' % path, err=True)
+
+
+def interrupted_line(committed, rolled_back):
+    """The one line a Ctrl-C while loading leaves: what stays, and whether a batch rolled back."""
+    stays = ('no organization was committed' if not committed else
+             '{:,} organization{} committed stay{}'.format(
+                 committed, '' if committed == 1 else 's', 's' if committed == 1 else ''))
+    batch = ('the batch in progress was rolled back' if rolled_back
+             else 'no batch was in progress')
+    return 'interrupted: %s, %s; run the same command again to add the rest' % (stays, batch)
+
+
+def _refuse_ignored(ctx, scenario):
+    """Options that --scenario would ignore are refused, not silently dropped."""
+    from click.core import ParameterSource
+    from hub.errors import ConfigError
+
+    if not scenario:
+        return
+    for name, flag in (('orgs', '--orgs'), ('scale', '--scale')):
+        if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None):
+            raise ConfigError('%s cannot be used with --scenario: a scenario is one curated '
+                              'organization of fixed size (drop %s)' % (flag, flag))
+
+
+def _confirm_size(orgs, scale, yes):
+    """Ask before a seed estimated above ASK_ROWS rows; without a terminal, --yes is needed."""
+    from hub.errors import ConfigError
+
+    rows = orgs * ROWS_PER_ORG[scale.lower()]
+    if rows <= ASK_ROWS or yes:
+        return
+    what = ('--orgs {:,} --scale {} is about {:,} rows'.format(orgs, scale.lower(), rows))
+    if not sys.stdin.isatty():
+        raise ConfigError('%s (more than {:,}); add --yes to seed it anyway, or choose fewer '
+                          'organizations or a smaller scale'.format(ASK_ROWS) % what)
+    click.confirm('%s; continue?' % what, abort=True, err=True)
 
 
 def format_table(result):

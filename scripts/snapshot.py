@@ -3,7 +3,7 @@
     $ hub orgs                                   # id, slug, name, members, workflows
     $ hub export --org acme -o acme.json         # an id or a slug; the file is mode 0600
     $ hub import acme.json                       # into another database (same ids)
-    $ hub import acme.json --as-new --link-users # a copy under fresh ids, beside the original
+    $ hub import acme.json --as-new --link-users --owner ada@acme.example  # a copy beside it
 
 A snapshot is untrusted input: `hub import` checks all of it first and writes nothing on any
 problem (docs/snapshots.md has the rules and limits).
@@ -73,22 +73,41 @@ def export_(session, org, output):
 @click.option('--link-users', is_flag=True,
               help='Invite users that already exist here (same e-mail) to the imported '
                    'organization (they accept themselves); without it such a user is an error.')
+@click.option('--owner', metavar='USER',
+              help='Make USER (an id or e-mail of a user of this database, or of the snapshot) '
+                   'the imported organization\'s accepted OWNER. Required when no accepted '
+                   'OWNER would remain (an OWNER linked by --link-users is only invited).')
 @click.pass_obj
-def import_(session, file, as_new, link_users):
+def import_(session, file, as_new, link_users, owner):
     """Load an organization snapshot made by `hub export` (FILE, or - for stdin).
 
     Everything is checked before anything is written, in one transaction; the first problem
-    is one line naming the file and the JSON path. Example: hub import acme.json --as-new
+    is one line naming the file and the JSON path. The organization keeps an accepted OWNER:
+    --owner names who. Example: hub import acme.json --as-new --link-users --owner ada@acme.example
     """
     from hub import snapshot
 
     started = time.perf_counter()
     name = '<stdin>' if file == '-' else file
     doc = snapshot.read(file, name)
+    _ensure_migrated(session.db)
     org_id, counts = snapshot.import_organization(session.db, doc, as_new=as_new,
-                                                  link_users=link_users, name=name)
+                                                  link_users=link_users, name=name, owner=owner)
     click.echo(org_id)
     _report('imported', sum(counts.values()), started)
+
+
+def _ensure_migrated(db):
+    """A database without our tables is not the file's fault: say to migrate it first."""
+    from hub import models
+    from hub.catalog import live_tables
+    from hub.errors import MigrationError
+
+    present = set(live_tables(db))
+    missing = [m._meta.table_name for m in models.MODELS if m._meta.table_name not in present]
+    if missing:
+        raise MigrationError('database "%s" is not migrated (no table %s); run `hub db migrate` '
+                             'first, then import again' % (db.database, missing[0]))
 
 
 def _report(verb, rows, started):

@@ -52,7 +52,11 @@ def validate(directory):
 @click.option('--json', 'as_json', is_flag=True, help='Print every column as JSON (graphs included).')
 @click.pass_obj
 def list_(session, category, as_json):
-    """List the public templates, featured first within each category."""
+    """List the public templates, featured first within each category.
+
+    "used N": the workflows made from it (seeded ones included), or its usage_count if higher
+    (instantiations whose workflow was deleted since).
+    """
     from hub import marketplace
 
     if category is not None:
@@ -71,7 +75,7 @@ def list_(session, category, as_json):
         click.echo('%-15s %s %-*s %-12s %4s min  used %s' % (
             row['category'], '*' if row['is_featured'] else ' ', width, row['name'],
             row['difficulty'], row['estimated_time'] if row['estimated_time'] is not None else '-',
-            row['usage_count']))
+            max(row['usage_count'], row['workflows'])))
     click.echo('%d templates (* featured)' % len(rows), err=True)
 
 

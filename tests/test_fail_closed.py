@@ -290,7 +290,7 @@ def test_rls_install_sql_runs_unchanged_on_any_state(db_url, api_for, state):
     if state == 'half_installed':
         psql(db_url, HALF_INSTALLED)
     if state == 'uninstalled':
-        assert hub(db_url, 'rls', 'uninstall').returncode == 0
+        assert hub(db_url, 'rls', 'uninstall', '--yes').returncode == 0
     text = hub(db_url, 'rls', 'install', '--sql').stdout
     for _ in range(2):  # and again, unchanged
         psql(db_url, text)

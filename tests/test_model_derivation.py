@@ -170,7 +170,8 @@ def test_a_snapshot_carries_the_new_table(noted, registered):
     [note] = doc['tables']['workflow_notes']
     assert (note['body'], note['workflow_id']) == ('remember', ids['workflow'])
 
-    copy_id, counts = snapshot.import_organization(noted, doc, as_new=True, link_users=True)
+    copy_id, counts = snapshot.import_organization(noted, doc, as_new=True, link_users=True,
+                                                   owner=ids['user'])
     assert counts['workflow_notes'] == 1
     copy = snapshot.export_organization(noted, copy_id)
     [copied] = copy['tables']['workflow_notes']
@@ -180,14 +181,15 @@ def test_a_snapshot_carries_the_new_table(noted, registered):
     # A reference outside the snapshot is refused like any other table's.
     doc['tables']['workflow_notes'][0]['workflow_id'] = 'elsewhere'
     with pytest.raises(snapshot.SnapshotError, match=r'tables\.workflow_notes\[0\]\.workflow_id'):
-        snapshot.import_organization(noted, doc, as_new=True, link_users=True)
+        snapshot.import_organization(noted, doc, as_new=True, link_users=True, owner=ids['user'])
 
 
 def test_a_snapshot_from_before_the_table_loads(noted, registered):
     ids = tenant_with_graphs(noted, 'older')
     doc = snapshot.export_organization(noted, ids['org'])
     del doc['tables']['workflow_notes']
-    _, counts = snapshot.import_organization(noted, doc, as_new=True, link_users=True)
+    _, counts = snapshot.import_organization(noted, doc, as_new=True, link_users=True,
+                                             owner=ids['user'])
     assert counts['workflow_notes'] == 0 and counts['workflows'] == 1
 
 

@@ -42,6 +42,8 @@ def parse(text):
             current = None
         elif current is None:
             comments = comments + [line] if line.startswith('// Prisma cannot') else []
+        elif line.strip().startswith('///'):
+            current.setdefault('docs', []).append(line.strip()[3:].strip())
         elif line.strip().startswith('@@'):
             current['block'].append(line.strip())
         elif line.strip():
@@ -356,6 +358,33 @@ def test_prisma_client_counts_every_model_and_creates_with_the_database_defaults
     execution = created['execution']
     assert (execution['status'], execution['cost'], execution['logs']) == ('PENDING', '0', [])
     assert execution['workflow']['creator']['id'] == created['user']['id']
+
+
+def test_the_platforms_plain_create_organization_makes_an_owner_who_works_under_rls(
+        npm_dir, database, db_url, api_for):
+    """`prisma.organization.create({ data: { ..., memberships: { create: { userId, role:
+    'OWNER' } } } })` as server code. Before migration 0008 it made an invitation: the owner
+    saw no organization and could not create a workflow (42501)."""
+    from hub import rls
+    from hub.ids import new_id
+
+    rls.install(database)
+    generate(npm_dir, database)
+    user = new_id()
+    database.execute_sql("INSERT INTO users (id, email) VALUES (%s, %s)",
+                         (user, user + '@prisma.example'))
+    out = json.loads(node(npm_dir, str(HERE / 'create_organization.mjs'), db_url, user,
+                          'platform-' + user).stdout)
+    [membership] = out['memberships']
+    assert (membership['userId'], membership['role']) == (user, 'OWNER')
+    assert membership['acceptedAt'] is not None  # the database's default
+    # The owner, signed in, as PostgREST runs their requests.
+    api = api_for(db_url)
+    assert api.run('SELECT id, name FROM organizations', user=user) == [
+        (out['id'], 'Made by the platform')]
+    assert api.run("INSERT INTO workflows (name, nodes, edges, organization_id, created_by) "
+                   "VALUES ('First', '[]', '[]', %s, %s) RETURNING organization_id",
+                   (out['id'], user), user=user) == [(out['id'],)]
 
 
 def test_supabase_shaped_database_gives_the_same_schema_and_an_empty_diff(

@@ -34,8 +34,8 @@ def test_install_creates_every_piece_once(database):
     assert any(a.startswith('created policy hub_select on workflows') for a in actions)
     assert policies(database) == rls.expected_policies() | rls.guard_policies()
     # 48 tenant policies (12 tables x 4 commands) and the helpers' owner's read of memberships;
-    # the OWNER guard's three come with migration 0007, installed or not.
-    assert len(rls.expected_policies()) == 49 and len(rls.guard_policies()) == 3
+    # the definer roles of migrations 0007 and 0008 have five, installed or not.
+    assert len(rls.expected_policies()) == 49 and len(rls.guard_policies()) == 5
     assert rls.install(database) == []  # idempotent: nothing to do the second time
     assert rls.installed(database)
     for role, bypass in rows(database, """SELECT rolname, rolbypassrls FROM pg_roles

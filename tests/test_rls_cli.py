@@ -7,8 +7,8 @@ from hub import connection
 from hub.cli.main import cli
 
 
-def invoke(url, *args):
-    return CliRunner().invoke(cli, ['--database-url', url, *args])
+def invoke(url, *args, input=None):
+    return CliRunner().invoke(cli, ['--database-url', url, *args], input=input)
 
 
 def sql(url, statement):
@@ -43,7 +43,12 @@ def test_install_status_verify_uninstall(db_url):
     assert 'workflow_executions    SELECT' in verify.stdout
     assert 'no leaks' in verify.stderr
 
-    gone = invoke(db_url, 'rls', 'uninstall')
+    # It asks first: "no" (or no answer) changes nothing.
+    kept = invoke(db_url, 'rls', 'uninstall', input='n\n')
+    assert kept.exit_code == 1 and 'remove row-level security from' in kept.stderr
+    assert 'Aborted' in kept.stderr and kept.stdout == ''
+    assert json.loads(invoke(db_url, 'rls', 'status', '--json').stdout)['complete']
+    gone = invoke(db_url, 'rls', 'uninstall', '--yes')
     assert gone.exit_code == 0 and 'dropped schema hub_private' in gone.stdout
     assert invoke(db_url, 'rls', 'uninstall').stderr.strip() == \
         'row-level security was not installed: nothing to do'

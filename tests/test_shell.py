@@ -292,3 +292,60 @@ def test_a_script_that_fails_under_as_commits_nothing(database, db_url, tenants)
                        '--as', acme['user'], '--commit')
     assert exited.returncode == 4
     assert count(database, 'workflows') == 2
+
+
+# -- rls mode active: --org, and who to be ------------------------------------------------------
+
+def test_as_in_mode_active_acts_in_one_organization_and_the_banner_says_which(database, db_url,
+                                                                              tenants):
+    # Before: after `hub rls install --mode active`, --as saw 1 organization and 0 workflows,
+    # with nothing in the banner to say why, and no --org.
+    acme, globex = tenants['acme'], tenants['globex']
+    rls.install(database, mode='active')
+    # The acme owner is invited into globex too: two organizations, one per session.
+    database.execute_sql("INSERT INTO organization_members (id, organization_id, user_id, role, "
+                         "accepted_at) VALUES ('m-two', %s, %s, 'MEMBER', now())",
+                         (globex['org'], acme['user']))
+    code = 'print(Workflow.select().count(), sorted({w.organization_id for w in Workflow.select()}))\n'
+    refused = hub_shell(db_url, code, '--as', acme['user'])
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert 'rls mode is active' in refused.stderr and 'acme, globex' in refused.stderr
+    for org, slug in ((acme['org'], 'acme'), (globex['org'], 'globex')):
+        result = hub_shell(db_url, code, '--as', acme['user'], '--org', slug)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == '1 %r\n' % [org]
+        line = banner(result)
+        assert 'as user %s' % acme['user'] in line and 'organization %s' % org in line
+        assert 'rls mode active' in line
+    # Only their own organizations: another's id is refused, not silently empty.
+    database.execute_sql("DELETE FROM organization_members WHERE id = 'm-two'")
+    outsider = hub_shell(db_url, code, '--as', acme['user'], '--org', 'globex')
+    assert outsider.returncode == 2 and 'not a member' in outsider.stderr
+    single = hub_shell(db_url, code, '--as', acme['user'])  # their only one, said so
+    assert single.stdout == '1 %r\n' % [acme['org']]
+    assert 'their only organization' in banner(single)
+
+
+def test_as_in_mode_members_says_so_and_org_narrows_nothing_it_should_not(database, db_url,
+                                                                          tenants):
+    acme = tenants['acme']
+    result = hub_shell(db_url, 'print(Workflow.select().count())\n', '--as', acme['user'])
+    line = banner(result)
+    assert 'rls mode members' in line and 'every organization they belong to' in line
+    assert hub_shell(db_url, 'print(1)\n', '--org', 'acme').returncode == 2
+
+
+def test_users_lists_who_to_be_with_their_organizations(database, db_url, tenants):
+    import json
+
+    env = dict(os.environ, DATABASE_URL=db_url)
+    proc = subprocess.run([sys.executable, '-m', 'hub', 'users', '--json'], env=env,
+                          capture_output=True, text=True, timeout=120)
+    rows = json.loads(proc.stdout)
+    assert {row['id']: row['organizations'] for row in rows} == {
+        tenants['acme']['user']: [['acme', 'OWNER']], tenants['globex']['user']: [['globex', 'OWNER']]}
+    proc = subprocess.run([sys.executable, '-m', 'hub', 'users', '--org', 'globex'], env=env,
+                          capture_output=True, text=True, timeout=120)
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:2] == ['id', 'email'] and len(lines) == 2
+    assert lines[1].startswith(tenants['globex']['user']) and 'globex (OWNER)' in lines[1]

@@ -76,7 +76,8 @@ def test_export_import_export_is_identical(database, other_database, acme):
 
 def test_as_new_loads_a_copy_beside_the_original(database, acme):
     doc = snapshot.export_organization(database, acme['org'])
-    org_id, counts = snapshot.import_organization(database, doc, as_new=True, link_users=True)
+    org_id, counts = snapshot.import_organization(database, doc, as_new=True, link_users=True,
+                                                  owner=acme['user'])
     assert org_id != acme['org']
     assert counts['users'] == 0  # the same people, matched by email
     copy = snapshot.export_organization(database, org_id)
@@ -91,7 +92,8 @@ def test_as_new_loads_a_copy_beside_the_original(database, acme):
     [execution] = copy['tables']['agent_executions']
     assert execution['workflow_execution_id'] == copy['tables']['workflow_executions'][0]['id']
     # and once more: the slug stays unique
-    org_id, _ = snapshot.import_organization(database, doc, as_new=True, link_users=True)
+    org_id, _ = snapshot.import_organization(database, doc, as_new=True, link_users=True,
+                                             owner=acme['user'])
     assert snapshot.export_organization(database, org_id)['tables']['organizations'][0]['slug'] == 'acme-copy-2'
 
 
@@ -134,7 +136,60 @@ def test_cli_round_trip(database, db_url, acme, tmp_path, other_database):
     assert result.exit_code == 1 and 'already exists' in result.stderr
     result = CliRunner().invoke(cli, ['--database-url', db_url, 'import', str(target), '--as-new',
                                       '--link-users'])
+    assert result.exit_code == 1 and 'would have no accepted OWNER' in result.stderr
+    result = CliRunner().invoke(cli, ['--database-url', db_url, 'import', str(target), '--as-new',
+                                      '--link-users', '--owner', 'owner@acme.example'])
     assert result.exit_code == 0 and result.stdout.strip() != acme['org']
+    result = CliRunner().invoke(cli, ['--database-url', db_url, 'import', str(target), '--as-new',
+                                      '--link-users', '--owner', 'nobody@acme.example'])
+    assert result.exit_code == 2 and result.stderr.startswith(
+        "Error: unknown --owner 'nobody@acme.example': no user of this database or of ")
+
+
+def accepted_owners(database, org_id):
+    return database.execute_sql(
+        "SELECT user_id FROM organization_members WHERE organization_id = %s AND role = 'OWNER' "
+        'AND accepted_at IS NOT NULL ORDER BY 1', (org_id,)).fetchall()
+
+
+def test_an_untouched_export_reimported_with_link_users_keeps_an_accepted_owner(database, acme):
+    """Before: the copy's only OWNER was the linked (existing) user, made an invitation: the
+    organization had no accepted OWNER. Now that is refused, nothing written, unless --owner
+    names who owns it."""
+    doc = snapshot.export_organization(database, acme['org'])
+    before = database.execute_sql('SELECT count(*) FROM organizations').fetchone()
+    with pytest.raises(snapshot.SnapshotError) as info:
+        snapshot.import_organization(database, doc, as_new=True, link_users=True, name='acme.json')
+    assert str(info.value) == (
+        'acme.json: tables.organization_members: the organization would have no accepted OWNER '
+        '(its OWNER %s is a user of this database, only invited by --link-users); pass --owner '
+        'USER (an id or e-mail of a user of this database) to make that user its OWNER'
+        % acme['user'])
+    assert database.execute_sql('SELECT count(*) FROM organizations').fetchone() == before
+    # The OWNER named by e-mail: their (linked) membership becomes an accepted OWNER's.
+    org_id, _ = snapshot.import_organization(database, doc, as_new=True, link_users=True,
+                                             owner='owner@acme.example')
+    assert accepted_owners(database, org_id) == [(acme['user'],)]
+    # Another user of this database, named by id, who was not in the snapshot: added as OWNER;
+    # the linked OWNER stays invited.
+    globex_owner = database.execute_sql("SELECT id FROM users WHERE email = "
+                                        "'owner@globex.example'").fetchone()[0]
+    org_id, _ = snapshot.import_organization(database, doc, as_new=True, link_users=True,
+                                             owner=globex_owner)
+    assert accepted_owners(database, org_id) == [(globex_owner,)]
+
+
+def test_a_snapshot_without_an_accepted_owner_is_refused_into_an_empty_database(
+        database, other_database, acme):
+    doc = json.loads(snapshot.dumps(snapshot.export_organization(database, acme['org'])))
+    for membership in doc['tables']['organization_members']:
+        membership['accepted_at'] = None  # a hand-edited file: every member only invited
+    with pytest.raises(snapshot.SnapshotError, match=r'^snapshot: tables.organization_members: '
+                       r'the organization would have no accepted OWNER; pass --owner USER'):
+        snapshot.import_organization(other_database, doc)
+    # --owner may name a user the snapshot brings along.
+    org_id, _ = snapshot.import_organization(other_database, doc, owner='owner@acme.example')
+    assert accepted_owners(other_database, org_id) == [(acme['user'],)]
 
 
 def test_a_users_own_layout_and_old_end_nodes_are_accepted(database, other_database, acme):

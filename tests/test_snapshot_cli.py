@@ -241,3 +241,12 @@ def test_orgs_on_an_empty_database_says_what_to_do(db_url):
     assert result.exit_code == 0 and result.stdout == ''
     assert 'no organizations' in result.stderr
     assert json.loads(run(db_url, 'orgs', '--json').stdout) == []
+
+
+def test_import_into_an_unmigrated_database_says_to_migrate(empty_db_url, evil, tmp_path):
+    # Before: "unknown column ...; the table has " (an empty list), blaming the file.
+    path = tmp_path / 'evil.json'
+    path.write_text(json.dumps({k: v for k, v in evil.items() if k != 'ids'}))
+    line = one_line(run(empty_db_url, 'import', str(path)), 'is not migrated',
+                    'run `hub db migrate` first', code=1)
+    assert 'unknown column' not in line

@@ -159,3 +159,64 @@ def test_cli_validate_needs_no_database(tmp_path):
 def test_every_command_has_help(args):
     result = CliRunner().invoke(cli, args + ['--help'])
     assert result.exit_code == 0 and len(result.stdout.split('\n\n')[1].strip()) > 20
+
+
+def test_validate_on_an_unreadable_folder_or_file_or_a_file_as_dir_is_one_line(tmp_path):
+    # Before: a PermissionError traceback for the first two, "does not exist" for the third.
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    unreadable = tmp_path / 'unreadable'
+    unreadable.mkdir()
+    shipped = marketplace.fixtures_dir() / 'lead-qualification.json'
+    one = tmp_path / 'one'
+    one.mkdir()
+    (one / 'a.json').write_bytes(shipped.read_bytes())
+    (one / 'b.json').write_bytes(shipped.read_bytes())
+    unreadable.chmod(0o000)
+    (one / 'b.json').chmod(0o000)
+    # Root reads anything: run without the capabilities that override file modes.
+    prefix = []
+    if os.geteuid() == 0:
+        if not shutil.which('setpriv'):
+            pytest.skip('setpriv (util-linux) is needed to drop root\'s override of file modes')
+        prefix = ['setpriv', '--bounding-set=-dac_override,-dac_read_search']
+    try:
+        for folder, code, words in (
+                (unreadable, 2, 'cannot read the template folder %s (Permission denied)'
+                 % unreadable),
+                (one, 1, 'b.json: cannot read it (Permission denied)'),
+                (one / 'a.json', 2, 'template folder %s is a file, not a folder' % (one / 'a.json'))):
+            proc = subprocess.run([*prefix, sys.executable, '-m', 'hub', 'templates', 'validate',
+                                   '--dir', str(folder)], capture_output=True, text=True)
+            assert proc.returncode == code, proc.stderr
+            assert proc.stderr.count('\n') == 1 and 'Traceback' not in proc.stderr
+            assert words in proc.stderr, proc.stderr
+    finally:
+        unreadable.chmod(0o700)
+        (one / 'b.json').chmod(0o600)
+
+
+def test_list_counts_the_workflows_seeded_from_each_template(db_url, secret):
+    # Before: "used 0" on every template, although seeded workflows are made from them.
+    from hub import connection
+    from hub.seed import seed_database
+
+    database = connection.open_database(db_url)
+    try:
+        seed_database(database, orgs=3, scale='small', as_of=datetime.date(2025, 1, 31))
+        made = dict(database.execute_sql(
+            'SELECT template_id, count(*) FROM workflows WHERE template_id IS NOT NULL '
+            'GROUP BY template_id').fetchall())
+    finally:
+        database.close()
+    listed = json.loads(_run(db_url, 'list', '--json')[1])
+    # Public templates only (an organization's own templates are not in the marketplace).
+    public = {row['id']: made.get(row['id'], 0) for row in listed}
+    assert sum(public.values()) > 0
+    assert {row['id']: row['workflows'] for row in listed} == public
+    lines = _run(db_url, 'list')[1].splitlines()
+    used = sum(int(line.rsplit('used ', 1)[1]) for line in lines)
+    assert used == sum(public.values())

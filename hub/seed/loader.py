@@ -66,16 +66,18 @@ def load_batches(db, batches, use_process=None, stats=None, guard=None, after=No
 
     Yields (organizations, row counts per table) after each commit. `use_process` (default:
     where os.fork exists) picks a forked generator process over a thread; then `stats` (a
-    dict) receives the child's 'generator_peak_rss_kb' when it has ended. Inside each batch's
+    dict) receives the child's 'generator_peak_rss_kb' when it has ended, and 'loading' is True
+    while a batch's transaction is open (a Ctrl-C then rolls it back). Inside each batch's
     transaction, `guard(org_ids)` runs first (False skips the batch: it yields (0, {})) and
     `after(org_ids)` runs after the COPY.
     """
     if use_process is None:
         use_process = hasattr(os, 'fork')
     hooks = (guard or (lambda ids: True), after or (lambda ids: None))
+    stats = {} if stats is None else stats
     if use_process:
-        return _load_from_process(db, batches, {} if stats is None else stats, hooks)
-    return _load_from_thread(db, batches, hooks)
+        return _load_from_process(db, batches, stats, hooks)
+    return _load_from_thread(db, batches, stats, hooks)
 
 
 class _Interrupts:
@@ -218,7 +220,9 @@ def _load_from_process(db, batches, stats, hooks):
             if kind != BEGIN:
                 raise HubError('the generator process sent an unexpected %r frame' % kind)
             ids = json.loads(payload)
+            stats['loading'] = True
             counts = _committed(db, lambda: _copy_batch(db, stream, pid, ids, hooks))
+            stats['loading'] = False
             yield counts['orgs'], counts['counts']
     finally:
         stream.close()
@@ -383,7 +387,7 @@ def _thread_batch(db, batch, hooks):
     return _counts(batch)
 
 
-def _load_from_thread(db, batches, hooks):
+def _load_from_thread(db, batches, stats, hooks):
     handoff = queue.Queue(maxsize=1)
     stop = threading.Event()
     producer = threading.Thread(target=_produce, args=(batches, handoff, stop),
@@ -396,7 +400,9 @@ def _load_from_thread(db, batches, hooks):
                 return
             if isinstance(batch, BaseException):
                 raise batch
+            stats['loading'] = True
             counts = _committed(db, lambda: _thread_batch(db, batch, hooks))
+            stats['loading'] = False
             yield (0, {}) if counts is None else (len(batch), counts)
     finally:
         stop.set()

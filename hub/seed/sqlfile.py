@@ -134,11 +134,11 @@ def write(out, orgs=5, scale='small', seed=42, as_of=None, auth_users=False,
     out.write('-- NeuroFlow Hub seed data, written by `hub seed --sql`: %d organization%s, scale '
               '%s, seed %d, as of %s%s.\n-- Data only: load it into a database built by `hub db '
               'sql` (supabase/seed.sql, or psql -v ON_ERROR_STOP=1 -1 -f FILE).\n'
-              '-- Integration credentials are encrypted with the key of id %s ($%s).\n\n'
+              '-- Integration credentials are encrypted with the key of id %s (%s).\n\n'
               'SET standard_conforming_strings = on;\nSET client_encoding = \'UTF8\';\n\n'
               % (orgs, '' if orgs == 1 else 's', scale, seed, as_of.isoformat(),
                  ', with Supabase Auth users' if auth_users else '', credentials.kid,
-                 'HUB_SECRET_KEY'))
+                 credentials.source))
     out.write('-- the template marketplace (%s)\n' % _utc(stamp).isoformat())
     _inserts(out, 'workflow_templates', MARKETPLACE_COLUMNS, lines)
     result.templates = len(lines)
@@ -146,13 +146,14 @@ def write(out, orgs=5, scale='small', seed=42, as_of=None, auth_users=False,
         progress(0, orgs, 0)
     ids = []
     for batch in _batches(ctx, range(orgs), SEED_BATCH_ROWS):
-        out.write('\n-- organizations %d to %d\n' % (len(ids) + 1, len(ids) + len(batch)))
+        out.write('\n-- organizations %d to %d\n' % (result.added + 1, result.added + len(batch)))
         for table in TABLES:
             table_lines = [row for org in batch for row in org.tables[table]]
             if table_lines:
                 _inserts(out, table, COLUMNS[table], table_lines)
                 result.rows[table] = result.rows.get(table, 0) + len(table_lines)
-        ids += [org.id for org in batch]
+        if auth_users:  # kept only when needed: memory stays flat in `orgs` otherwise
+            ids += [org.id for org in batch]
         result.added += len(batch)
         if progress is not None:
             progress(result.added, orgs, result.total_rows)
