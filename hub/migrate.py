@@ -8,7 +8,7 @@
     [('0001_initial', True)]
 
 Built on `playhouse.migrations.Runner`: one transaction per migration, a history table
-(`hub_migrations`). Each migration's transaction takes a transaction-scoped advisory lock and
+(`hub_migrations`). Each migration's transaction takes hub's transaction-scoped migrate lock and
 reads the history again under it, so concurrent `hub db migrate` runs queue up and each migration
 is applied exactly once; the lock ends with the transaction, so a transaction pooler (pgbouncer,
 Supavisor) can never leave it behind on a pooled connection.

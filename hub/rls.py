@@ -97,6 +97,16 @@ _CALLER = """
         ELSE claims ->> '%s' END;""" % (ORG_CLAIM, ORG_CLAIM)
 
 
+# The address the gateway vouches for (GoTrue signs its `email` claim from auth.users, which
+# only changes after the new address is confirmed): the one a tenant's own users row may carry.
+_EMAIL = """
+    claims pg_catalog.jsonb := nullif(pg_catalog.current_setting('request.jwt.claims', true),
+                                      '')::pg_catalog.jsonb;
+    email pg_catalog.text := CASE WHEN claims IS NULL
+        THEN nullif(pg_catalog.current_setting('request.jwt.claim.email', true), '')
+        ELSE claims ->> 'email' END;"""
+
+
 def _plpgsql(declare, statements):
     return '\nDECLARE%s\nBEGIN\n%s\nEND\n' % (declare, statements)
 
@@ -116,6 +126,8 @@ HELPERS = {
             "the caller's users.id from the JWT claims (text)"),
     'active_org': ('pg_catalog.text', False, _plpgsql(_CALLER, '    RETURN active;'),
                    'the optional organization_id claim that narrows the caller to one organization'),
+    'email': ('pg_catalog.text', False, _plpgsql(_EMAIL, '    RETURN email;'),
+              "the caller's e-mail address from the JWT claims (the gateway's, e.g. GoTrue's)"),
     'org_ids': ('pg_catalog.text[]', True, _MEMBERSHIPS % '',
                 'the organizations the caller is a member of (narrowed by the organization_id claim)'),
     'admin_org_ids': ('pg_catalog.text[]', True,
@@ -212,6 +224,68 @@ def template_visible(table, column):
             % (outer, outer, table))
 
 
+def template_kept_or_visible(table, column):
+    """template_visible on UPDATE, checked only when `column` changes: a row keeping its
+    reference stays writable when the template's owner makes it private later (else that owner
+    would freeze every other tenant's rows made from it). id and organization_id never change,
+    so the same id names the row as it was."""
+    return '(%s OR %s(%s.id, %s.%s))' % (template_visible(table, column),
+                                          kept_function(table, column), table, table, column)
+
+
+def kept_function(table, column):
+    """The helper that tells whether `table`'s row still names the same `column` value."""
+    return '%s.%s_keeps_%s' % (HELPER_SCHEMA, table, column)
+
+
+def kept_functions():
+    """{qualified name: CREATE statement} of every kept_function the policies call.
+
+    A policy on a table may not read that same table (PostgreSQL refuses it as infinite
+    recursion), so the row before the statement is read by a function: SECURITY INVOKER (it
+    reads as the caller, under the caller's policies: nothing the caller could not read), STABLE
+    (it sees the statement's snapshot, the row as it was), PL/pgSQL (never inlined into the
+    policy), pinned search_path and qualified names like the helpers.
+    """
+    from hub import models
+    from hub.models import WorkflowTemplate
+
+    out = {}
+    for model in models.MODELS:
+        table = model._meta.table_name
+        if kind(model) not in (TENANT, CHILD):
+            continue
+        for field in model._meta.sorted_fields:
+            if getattr(field, 'rel_model', None) is not WorkflowTemplate:
+                continue
+            name = kept_function(table, field.column_name)
+            out[name] = (
+                'CREATE OR REPLACE FUNCTION %s(row_id pg_catalog.text, kept pg_catalog.text) '
+                'RETURNS pg_catalog.bool LANGUAGE plpgsql STABLE '
+                'SET search_path = pg_catalog, pg_temp AS $hub$%s$hub$' % (name, _kept_body(
+                    table, field.column_name)))
+    return out
+
+
+def _kept_body(table, column):
+    return """
+BEGIN
+    RETURN EXISTS (SELECT 1 FROM public.%s o WHERE o.id OPERATOR(pg_catalog.=) row_id
+                   AND o.%s OPERATOR(pg_catalog.=) kept);
+END
+""" % (table, column)
+
+
+def _kept_statements():
+    """Create (or replace) the kept functions; EXECUTE for the roles the policies run as."""
+    statements = []
+    for name, sql in kept_functions().items():
+        signature = '%s(pg_catalog.text, pg_catalog.text)' % name
+        statements += [sql, 'REVOKE ALL ON FUNCTION %s FROM PUBLIC, anon' % signature,
+                       'GRANT EXECUTE ON FUNCTION %s TO authenticated, service_role' % signature]
+    return statements
+
+
 TEMPLATE_VISIBLE = template_visible('workflows', 'template_id')
 # OWNER manages every membership; ADMIN every one except OWNER rows and the OWNER role.
 MANAGE_MEMBERS = "(%s OR (%s AND role <> 'OWNER'))" % (
@@ -223,22 +297,20 @@ def _checked(extra_checks):
     return ' AND '.join((MINE,) + tuple(extra_checks))
 
 
-def _tenant(*extra_checks):
+def _tenant(insert_checks=(), update_checks=()):
     """Rows of the caller's organizations; created_by on INSERT is the caller."""
-    check = _checked(extra_checks)
     return {
         'SELECT': (MINE, None),
-        'INSERT': (None, '%s AND %s' % (check, CREATED_BY_ME)),
-        'UPDATE': (MINE, check),
+        'INSERT': (None, '%s AND %s' % (_checked(insert_checks), CREATED_BY_ME)),
+        'UPDATE': (MINE, _checked(update_checks)),
         'DELETE': (MINE, None),
     }
 
 
-def _child(*extra_checks):
+def _child(insert_checks=(), update_checks=()):
     """Direct organization_id check; composite foreign keys keep the parent in the same tenant."""
-    check = _checked(extra_checks)
-    return {'SELECT': (MINE, None), 'INSERT': (None, check), 'UPDATE': (MINE, check),
-            'DELETE': (MINE, None)}
+    return {'SELECT': (MINE, None), 'INSERT': (None, _checked(insert_checks)),
+            'UPDATE': (MINE, _checked(update_checks)), 'DELETE': (MINE, None)}
 
 
 #: The tables whose policies are not one of the two shapes the models imply (kind()), and why:
@@ -258,7 +330,11 @@ SPECIAL = {
         # A profile shows only to the user and to those they accepted to share an organization
         # with: inviting a user reveals nothing of them (the inviter knows only the id they used).
         'SELECT': ('(id = %s OR %s)' % (ME, _in('id', 'co_member_ids')), None),
-        'INSERT': (None, 'id = %s' % ME),
+        # Own row only, with the address of the caller's token: an e-mail is an identity the
+        # auth side owns (GoTrue's auth.users on Supabase), never one a tenant asserts. The check
+        # runs before the unique index, so a taken address answers 42501 like any other.
+        'INSERT': (None, 'id = %s AND email = (SELECT hub_private.email())' % ME),
+        # email is not among the columns a tenant may UPDATE (IMMUTABLE_COLUMNS).
         'UPDATE': ('id = %s' % ME, 'id = %s' % ME),
         # Deleting a user cascades to everything they created in every organization.
         'DELETE': ('false', None),
@@ -318,12 +394,15 @@ def kind(model):
 
 
 def _extra_checks(model):
-    """WITH CHECKs a reference adds: a template a tenant's row names must be visible to it."""
+    """(INSERT, UPDATE) WITH CHECKs a reference adds: a template a tenant's row names must be
+    visible to it when the row names it, on INSERT or by an UPDATE that changes it."""
     from hub.models import WorkflowTemplate
 
-    return tuple(template_visible(model._meta.table_name, f.column_name)
-                 for f in model._meta.sorted_fields
-                 if getattr(f, 'rel_model', None) is WorkflowTemplate)
+    table = model._meta.table_name
+    columns = [f.column_name for f in model._meta.sorted_fields
+               if getattr(f, 'rel_model', None) is WorkflowTemplate]
+    return (tuple(template_visible(table, c) for c in columns),
+            tuple(template_kept_or_visible(table, c) for c in columns))
 
 
 def model_policies(model):
@@ -416,8 +495,10 @@ def helper_sql(name):
 #: Columns that say who and where a row belongs and when it began: never changed by a tenant
 #: (a rewritten created_by hands the row to another tenant's user, whose deletion cascades here).
 IDENTITY_COLUMNS = ('id', 'organization_id', 'created_by', 'created_at')
-#: More per table: a membership's user (rewriting it would enrol someone without their consent).
-IMMUTABLE_COLUMNS = {'organization_members': ('user_id',)}
+#: More per table: a membership's user (rewriting it would enrol someone without their consent);
+#: a user's e-mail (the auth side's: `hub import --link-users` matches it, and a tenant's UPDATE
+#: of it would squat another's address and, by its unique index, tell whether one is taken).
+IMMUTABLE_COLUMNS = {'organization_members': ('user_id',), 'users': ('email',)}
 #: The marketplace's curation, written by the platform (service_role, the owner), never a tenant.
 CURATION_COLUMNS = {'workflow_templates': ('is_featured', 'rating', 'usage_count')}
 #: Everything a table grant can hold; the API roles must hold exactly what expected_privileges says.
@@ -964,6 +1045,7 @@ def _setup_statements(mode):
     for name in HELPERS:
         plan += _helper_statements(name) + [_helper_revoke_sql(name)]
     plan += [_handover_sql(list(HELPERS)), HELPER_USAGE_SQL, _helper_execute_sql()]
+    plan += _kept_statements()
     if mode is None:
         plan.append(_guarded(
             'NOT pg_catalog.starts_with(coalesce(pg_catalog.obj_description(%s::regnamespace, '
@@ -1353,7 +1435,17 @@ def _install_helpers(db):
         db.execute_sql(_helper_execute_sql())
         actions.append('granted execute on %s to authenticated, service_role'
                        % ', '.join(ungranted))
-    return actions
+    stale = []
+    for name, sql in kept_functions().items():
+        live = _one(db, 'SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure(%s)',
+                    ('%s(text, text)' % name,))
+        if live is None or '$hub$%s$hub$' % live not in sql:
+            stale.append('%s function %s(text, text)' % (
+                'created' if live is None else 'replaced', name))
+    if stale:
+        for statement in _kept_statements():
+            db.execute_sql(statement)
+    return actions + stale
 
 
 def _grant_definer(db):

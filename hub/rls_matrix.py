@@ -92,6 +92,10 @@ class Fixture:
             if org is not None and org == self.ids.get(name):
                 self.counts[table, name] += 1
 
+    def email(self, user):
+        """The address of fixture user `user`."""
+        return '%s-%s@matrix.test' % (user, self.tag)
+
     def __getitem__(self, name):
         if name not in self.ids:
             self.ids[name] = new_id()
@@ -268,7 +272,7 @@ def build_fixture(db):
                                     'slug': 'matrix-%s-%s' % (org.lower(), f.tag)})
     for user in ('a_owner', 'a_admin', 'a_member', 'b_owner', 'b_member', 'multi', 'loner',
                  'invitee'):
-        f.put(db, 'users', {'id': f[user], 'email': '%s-%s@matrix.test' % (user, f.tag)})
+        f.put(db, 'users', {'id': f[user], 'email': f.email(user)})
     # Every membership accepted, but the invitee's: invited to A as ADMIN, not accepted yet.
     for key, org, user, role in (('m_a_owner', 'A', 'a_owner', 'OWNER'),
                                  ('m_a_admin', 'A', 'a_admin', 'ADMIN'),
@@ -497,9 +501,16 @@ class Matrix:
         self.attack(table, 'DELETE', 'service', "delete the only OWNER's user",
                     *self.delete(table, 'a_owner'), _error(OWNERLESS))
         self.inserts(table, {})  # a row for another id: even a_owner may not
+        # ... with the address of their token (the gateway's `email` claim), never another.
+        mine = new_row(f, table, 'A', 'a_owner', id=f['newcomer'])
+        self.attack(table, 'INSERT', 'newcomer', "a new user inserts their own row with another "
+                    "user's address", *self.insert(table, dict(mine, email=f.email('a_owner'))),
+                    _error(DENIED), claims={'email': mine['email']})
+        self.attack(table, 'INSERT', 'newcomer', 'a new user inserts their own row with an '
+                    "address not their token's", *self.insert(table, mine), _error(DENIED),
+                    claims={'email': 'other-' + mine['email']})
         self.attack(table, 'INSERT', 'newcomer', 'a new user inserts their own row',
-                    *self.insert(table, new_row(f, table, 'A', 'a_owner', id=f['newcomer'])),
-                    _rows(1))
+                    *self.insert(table, mine), _rows(1), claims={'email': mine['email']})
         self.attack(table, 'SELECT', 'loner', 'a user in no organization reads themselves',
                     *self.select(table, 'loner'), _rows(1))
         self.attack(table, 'SELECT', 'loner', 'a user in no organization reads another',

@@ -24,7 +24,9 @@ before it writes anything, then writes in one transaction:
 
 - it writes only the organization it creates (its own id, or a fresh one with `as_new`): every
   row's organization_id is that organization, and every reference resolves inside the snapshot,
-  to a shipped marketplace template, or to a public template already in the database;
+  to a shipped marketplace template, or to a public template already in the database (a
+  reference to any other template, e.g. one made private since the export, becomes NULL and
+  `notify` says so);
 - `system_templates` entries only name templates: one missing here is added if, and only if, it
   is a shipped marketplace template (`hub.marketplace`), with the shipped content and no usage
   or rating; an existing template is never rewritten;
@@ -39,8 +41,10 @@ before it writes anything, then writes in one transaction:
   JSON types matching the column types, enum labels, workflow graphs (`hub.graph`), then the
   database's CHECKs and foreign keys; an organization's public templates arrive unfeatured,
   unrated and unused (curation is the platform's);
-- input limits: MAX_BYTES per document, MAX_STRING characters per string, MAX_DEPTH nesting
-  inside a field, MAX_NODES / MAX_EDGES per graph.
+- input limits: MAX_BYTES per document, MAX_SEPARATORS values per document (counted before
+  parsing), MAX_ROWS rows per table, MAX_STRING characters per string, MAX_ELEMENTS elements
+  per array (members per object) and MAX_DEPTH nesting inside a field, MAX_NODES / MAX_EDGES
+  per graph.
 
 The first problem is a SnapshotError: '<file>: <JSON path>: <problem>', e.g.
 `acme.json: tables.workflows[3].nodes[1].type: unknown node type 'evil'; use one of ...`.
@@ -66,6 +70,15 @@ MAX_BYTES = 256 * 1024 * 1024
 MAX_STRING = 1024 * 1024
 MAX_DEPTH = 64
 MAX_NODES, MAX_EDGES = 1000, 5000
+#: Elements of one array, or members of one object, inside a row's field (the largest seeded is
+#: a graph of a few dozen nodes), and rows of one table (the large scale's biggest table holds
+#: about 100,000).
+MAX_ELEMENTS = 100000
+MAX_ROWS = 1000000
+#: Commas and colons in the whole text (every value but the first of an array or object follows
+#: one; those inside strings count too, so this is an upper bound): what the parser may build.
+#: A 48 MB seeded organization holds about 5 million.
+MAX_SEPARATORS = 16 * 1024 * 1024
 
 # The WHERE that selects the organization's rows of a table: the organization itself, the users
 # who are its members (a user belongs to no one organization), and any table with organization_id.
@@ -243,6 +256,13 @@ def loads(data, name='snapshot'):
                                 '`hub export` writes it' % (name, exc.start)) from None
     elif len(data) > MAX_BYTES:
         _too_big(name, len(data))
+    # Counted before parsing: a parsed value costs 30 to 100 bytes of memory, so 80 MB of
+    # "0," would be gigabytes before any per-array limit could look at it.
+    separators = data.count(',') + data.count(':')
+    if separators > MAX_SEPARATORS:
+        raise SnapshotError('%s: %d commas and colons, over the limit of %d values for a snapshot '
+                            '(hub.snapshot.MAX_SEPARATORS); a snapshot is one organization as '
+                            '`hub export` writes it' % (name, separators, MAX_SEPARATORS))
     try:
         doc = json.loads(data, parse_constant=_reject_constant, object_pairs_hook=_object)
     except json.JSONDecodeError as exc:
@@ -308,6 +328,9 @@ def check_document(doc, name='snapshot'):
         fail('system_templates', 'expected a list of templates, got %s' % _kind(system))
     for where, rows in [('system_templates', system)] + [
             ('tables.%s' % t, tables.get(t, [])) for t in names]:
+        if len(rows) > MAX_ROWS:
+            fail(where, '%d rows, over the limit of %d rows per table (hub.snapshot.MAX_ROWS)'
+                 % (len(rows), MAX_ROWS))
         seen = set()
         for i, row in enumerate(rows):
             if not isinstance(row, dict):
@@ -344,31 +367,65 @@ def _value_problem(value):
             return None
     elif kind is not dict and kind is not list and kind is not float:
         return None
-    # Iterative: a crafted document must not exhaust Python's stack.
-    stack = [(value, 0, None)]
+    # Iterative (a crafted document must not exhaust Python's stack), and one iterator per
+    # level rather than every child pushed at once: the stack stays as deep as the value, never
+    # as wide (20 million elements once took 3.5 GB here).
+    problem = _scalar_problem(value)
+    if problem or (kind is not dict and kind is not list):
+        return ('', problem) if problem else None
+    problem = _size_problem(value)
+    if problem:
+        return '', problem
+    stack = [(_children(value), None)]
     while stack:
-        item, depth, parent = stack.pop()
-        kind = type(item)
-        problem = None
-        if kind is str:
-            if len(item) > MAX_STRING:
-                problem = 'a string of %d characters, over the limit of %d' % (len(item), MAX_STRING)
-            elif _UNSTORABLE.search(item):
-                problem = ('contains %s, which PostgreSQL cannot store'
-                           % ('a NUL character' if '\x00' in item else 'half a surrogate pair'))
-        elif kind is float and not math.isfinite(item):
-            problem = 'a number too large for JSON (%s)' % item
-        elif kind is dict or kind is list:
-            if depth >= MAX_DEPTH:
+        children, parent = stack[-1]
+        step = next(children, None)
+        if step is None:
+            stack.pop()
+            continue
+        key, child, in_object = step
+        if in_object and (len(key) > MAX_STRING or _UNSTORABLE.search(key)):
+            return _path(parent, key), 'a key PostgreSQL cannot store'
+        kind = type(child)
+        here = (parent, key)
+        if kind is dict or kind is list:
+            if len(stack) >= MAX_DEPTH:
                 return '', 'nested deeper than %d levels' % MAX_DEPTH  # the field, not 64 steps
-            else:
-                pairs = item.items() if kind is dict else enumerate(item)
-                for key, child in pairs:
-                    if kind is dict and (len(key) > MAX_STRING or _UNSTORABLE.search(key)):
-                        return _path(parent, key), 'a key PostgreSQL cannot store'
-                    stack.append((child, depth + 1, (parent, key)))
-        if problem:
-            return _path(parent), problem
+            problem = _size_problem(child)
+            if problem:
+                return _path(here), problem
+            stack.append((_children(child), here))
+        else:
+            problem = _scalar_problem(child)
+            if problem:
+                return _path(here), problem
+    return None
+
+
+def _children(item):
+    if type(item) is dict:
+        return ((key, child, True) for key, child in item.items())
+    return ((index, child, False) for index, child in enumerate(item))
+
+
+def _size_problem(item):
+    if len(item) > MAX_ELEMENTS:
+        shape, parts = ('array', 'elements') if type(item) is list else ('object', 'members')
+        return ('an %s of %d %s, over the limit of %d (hub.snapshot.MAX_ELEMENTS)'
+                % (shape, len(item), parts, MAX_ELEMENTS))
+    return None
+
+
+def _scalar_problem(item):
+    kind = type(item)
+    if kind is str:
+        if len(item) > MAX_STRING:
+            return 'a string of %d characters, over the limit of %d' % (len(item), MAX_STRING)
+        if _UNSTORABLE.search(item):
+            return ('contains %s, which PostgreSQL cannot store'
+                    % ('a NUL character' if '\x00' in item else 'half a surrogate pair'))
+    elif kind is float and not math.isfinite(item):
+        return 'a number too large for JSON (%s)' % item
     return None
 
 
@@ -523,9 +580,11 @@ def _shipped_ids():
 class _Import:
     """One import: checks the document against this database, then writes it."""
 
-    def __init__(self, db, doc, name, as_new, link_users, user_id=None, owner=None):
+    def __init__(self, db, doc, name, as_new, link_users, user_id=None, owner=None,
+                 notify=None):
         self.db, self.name, self.as_new, self.link_users = db, name, as_new, link_users
         self.owner = owner
+        self.notify = notify or (lambda message: None)
         self.org_id = doc['organization_id']
         # Copies: the caller's document stays as it was.
         self.names = table_names()
@@ -621,6 +680,7 @@ class _Import:
             emails[user.get('email')] = i
         by_email = dict(self.db.execute_sql('SELECT email, id FROM users WHERE email = ANY(%s)',
                                             (list(emails),)).fetchall())
+        trusted = trusted_users(self.db, list(by_email.values()))
         taken = {row[0] for row in self.db.execute_sql(
             'SELECT id FROM users WHERE id = ANY(%s)', ([u['id'] for u in users],))}
         for i, user in enumerate(users):
@@ -631,6 +691,12 @@ class _Import:
                               'database; pass --link-users to invite that user to the imported '
                               'organization (their profile stays as it is), or remove '
                               'them from the snapshot' % user['email'])
+                if existing not in trusted:
+                    self.fail('tables.users[%d].email' % i, '%r belongs to a user of this '
+                              'database whose address auth.users has not confirmed (same id, '
+                              'same e-mail, email_confirmed_at set), so it may have been '
+                              'claimed by someone else; confirm that account in Supabase Auth, '
+                              'or remove the user from the snapshot' % user['email'])
                 self.linked[user['id']] = existing
             elif user['id'] in taken and not self.as_new:
                 self.fail('tables.users[%d].id' % i, '%r is the id of another user of this '
@@ -651,7 +717,7 @@ class _Import:
                             self.fail(where, '%r is not the snapshot\'s organization %r'
                                       % (value, self.org_id))
                     elif target == 'workflow_templates' and value not in self.ids[target]:
-                        pending.append((where, value))
+                        pending.append((where, value, row, column))
                     elif value not in self.ids[target]:
                         self.fail(where, '%r is no row of tables.%s; a snapshot\'s references '
                                   'stay inside it' % (value, target))
@@ -659,7 +725,7 @@ class _Import:
 
     def check_templates(self, pending):
         system = {entry['id']: i for i, entry in enumerate(self.system)}
-        wanted = list(system) + [value for _, value in pending]
+        wanted = list(system) + [value for _, value, _, _ in pending]
         existing = {row[0]: row[1:] for row in self.db.execute_sql(
             'SELECT id, organization_id, is_public FROM workflow_templates WHERE id = ANY(%s)',
             (wanted,))}
@@ -678,15 +744,16 @@ class _Import:
                 self.fail(where, '%r is not a template of the shipped marketplace; an import '
                           'adds shipped templates only (see `hub templates list`)' % template_id)
             self.add_templates.append(template_id)
-        for where, value in pending:
-            if value in system:
+        for where, value, row, column in pending:
+            if value in system or (value in existing and existing[value][1]):
                 continue
-            if value not in existing:
-                self.fail(where, 'template %r is neither in the snapshot, nor in its '
-                          'system_templates, nor a public template of this database' % value)
-            if not existing[value][1]:
-                self.fail(where, 'template %r is private to another organization of this '
-                          'database' % value)
+            # A template made private (or deleted) since the export: the workflow keeps working
+            # without it, as it does in the database it came from; a tenant may not point a row
+            # at a template it cannot see, nor may a file.
+            row[column] = None
+            self.notify('%s: %s: template %r is not a public template of this database (private '
+                        'to another organization, or gone); imported as NULL'
+                        % (self.name, where, value))
 
     def check_taken_ids(self):
         if self.as_new:
@@ -825,6 +892,24 @@ class _Import:
             outer.rollback()
 
 
+def trusted_users(db, ids):
+    """The users of `ids` whose e-mail the database can vouch for: `link_users` invites only them.
+
+    Where Supabase Auth keeps the accounts (auth.users exists), a users row is trusted when its id
+    is its auth.users id and GoTrue confirmed the same address (email_confirmed_at): a row any
+    other writer gave an address proves nothing about who reads that mailbox. Elsewhere every
+    users row is trusted: only trusted writers (the owner, service_role, the platform's server)
+    set an address, a tenant's own INSERT carries the one of its token (the `email` claim the
+    gateway signed), and no tenant may change it (docs/rls.md, "Identity").
+    """
+    if not db.execute_sql("SELECT to_regclass('auth.users') IS NOT NULL").fetchone()[0]:
+        return set(ids)
+    return {i for (i,) in db.execute_sql("""
+        SELECT u.id FROM public.users u JOIN auth.users a ON a.id::text = u.id
+        WHERE u.id = ANY(%s) AND a.email_confirmed_at IS NOT NULL
+          AND lower(a.email) = lower(u.email)""", (list(ids),))}
+
+
 def _remap(tables, mapping, references):
     """Rename ids in `tables` (in place): each row's id per `mapping[table]` ({old: new}), and
     every reference to a renamed row, found by the foreign keys (`references`, _references).
@@ -841,7 +926,7 @@ def _remap(tables, mapping, references):
 
 
 def import_organization(db, doc, as_new=False, link_users=False, name='snapshot', user_id=None,
-                        owner=None):
+                        owner=None, notify=None):
     """Check a snapshot against this database, then load it in one transaction.
 
     Returns (organization id, rows inserted per table). With `as_new`, every row gets a fresh
@@ -855,13 +940,15 @@ def import_organization(db, doc, as_new=False, link_users=False, name='snapshot'
     e-mail of a user of this database, or of the snapshot) becomes the organization's accepted
     OWNER; without it, a snapshot that would leave the organization with no accepted OWNER
     (its OWNERs linked, hence only invited) is refused. ConfigError names an unknown `owner`.
+    A reference to a template this database does not show publicly (made private since the
+    export, or deleted) is imported as NULL, and `notify(line)` (if given) is told so.
     """
     from hub.migrate import ensure_known
 
     check_document(doc, name)
     ensure_known(db)
     with db.atomic():
-        job = _Import(db, doc, name, as_new, link_users, user_id, owner)
+        job = _Import(db, doc, name, as_new, link_users, user_id, owner, notify)
         job.check()
         org_id = job.prepare()
         job.settle_owner()

@@ -115,9 +115,14 @@ def _interval():
 @click.option('--auth-users', is_flag=True,
               help='With --sql: users get uuid ids and Supabase Auth users (auth.users, '
                    'auth.identities), as `hub seed` gives them on a database with Supabase Auth.')
+@click.option('--allow-existing-users', is_flag=True,
+              help='Seed even where the database holds users hub seed did not create (real '
+                   'Supabase Auth accounts, users with real-looking e-mails); seeded accounts '
+                   'sign in with a published password. With --sql --auth-users: leave the '
+                   'file\'s check for such users out.')
 @click.pass_context
 def seed(ctx, orgs, scale, seed_value, as_of, reset, scenario, yes, quiet, as_json,
-         sql_file, auth_users):
+         sql_file, auth_users, allow_existing_users):
     """Fill the database with organizations, users, agents, teams, workflows and executions.
 
     Migrates the database if needed, installs the row-level-security policies if missing and
@@ -134,6 +139,9 @@ def seed(ctx, orgs, scale, seed_value, as_of, reset, scenario, yes, quiet, as_js
     Example: hub seed --orgs 50 --scale medium --as-of 2025-01-31
 
     Example: hub seed --sql supabase/seed.sql --orgs 10 --as-of 2025-01-31 --auth-users
+
+    A database holding users hub seed did not create is refused (seeded accounts have a
+    published password) unless --allow-existing-users. Example: hub seed --allow-existing-users
     """
     from hub import crypto, seed as seeder
     from hub.connection import redact
@@ -146,7 +154,8 @@ def seed(ctx, orgs, scale, seed_value, as_of, reset, scenario, yes, quiet, as_js
     bar = _Bar(enabled=not quiet and not as_json)
     if sql_file or auth_users:
         return _seed_file(sql_file, auth_users, orgs, scale, seed_value, as_of, reset, scenario,
-                          quiet, as_json, bar, _file_credentials(session, say))
+                          quiet, as_json, bar, _file_credentials(session, say),
+                          allow_existing_users)
     db = session.db
     # Checked before the question: a run that cannot encrypt must not ask, nor delete.
     crypto.key_for(db)
@@ -157,7 +166,7 @@ def seed(ctx, orgs, scale, seed_value, as_of, reset, scenario, yes, quiet, as_js
         result = seeder.seed_database(
             db, orgs=orgs, scale=scale, seed=seed_value,
             as_of=as_of.date() if as_of else None, reset=reset, progress=bar,
-            notify=say, scenario=scenario)
+            notify=say, scenario=scenario, allow_existing_users=allow_existing_users)
     except seeder.Interrupted as exc:
         bar.close()
         click.echo(interrupted_line(exc.committed, exc.rolled_back), err=True)
@@ -198,7 +207,7 @@ def _file_credentials(session, say):
 
 
 def _seed_file(path, auth_users, orgs, scale, seed_value, as_of, reset, scenario, quiet,
-               as_json, bar, credentials=None):
+               as_json, bar, credentials=None, allow_existing_users=False):
     from hub.errors import ConfigError
     from hub.seed import sqlfile
 
@@ -215,7 +224,8 @@ def _seed_file(path, auth_users, orgs, scale, seed_value, as_of, reset, scenario
         result = sqlfile.write_file(path, orgs=orgs, scale=scale, seed=seed_value,
                                     as_of=as_of.date() if as_of else None,
                                     auth_users=auth_users, progress=bar,
-                                    credentials=credentials)
+                                    credentials=credentials,
+                                    allow_existing_users=allow_existing_users)
     finally:
         bar.close()
     if as_json:

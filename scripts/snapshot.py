@@ -71,7 +71,8 @@ def export_(session, org, output):
               help='Give every row a fresh id and the slug a free suffix, so the copy can sit '
                    'beside the original.')
 @click.option('--link-users', is_flag=True,
-              help='Invite users that already exist here (same e-mail) to the imported '
+              help='Invite users that already exist here (same e-mail, an identity the database '
+                   'trusts: on Supabase a confirmed auth.users account) to the imported '
                    'organization (they accept themselves); without it such a user is an error.')
 @click.option('--owner', metavar='USER',
               help='Make USER (an id or e-mail of a user of this database, or of the snapshot) '
@@ -91,8 +92,9 @@ def import_(session, file, as_new, link_users, owner):
     name = '<stdin>' if file == '-' else file
     doc = snapshot.read(file, name)
     _ensure_migrated(session.db)
-    org_id, counts = snapshot.import_organization(session.db, doc, as_new=as_new,
-                                                  link_users=link_users, name=name, owner=owner)
+    org_id, counts = snapshot.import_organization(
+        session.db, doc, as_new=as_new, link_users=link_users, name=name, owner=owner,
+        notify=lambda line: click.echo(line, err=True))
     click.echo(org_id)
     _report('imported', sum(counts.values()), started)
 

@@ -53,9 +53,12 @@ def pg_dump_for(url):
 
 
 def schema_dump(url):
-    """pg_dump --schema-only, without the random \\restrict lines of pg_dump 15.14+."""
-    result = subprocess.run([pg_dump_for(url), '--schema-only', '-d', url], capture_output=True,
-                            text=True, timeout=120)
+    """pg_dump --schema-only, without the random \\restrict lines of pg_dump 15.14+, and without
+    hub's lock tables (made by the first command that takes a lock, hub.locks, not by the file)."""
+    from hub import locks
+
+    result = subprocess.run([pg_dump_for(url), '--schema-only', '--exclude-schema',
+                             locks.SCHEMA, '-d', url], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return [line for line in result.stdout.splitlines() if not line.startswith('\\')]
 

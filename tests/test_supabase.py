@@ -215,7 +215,7 @@ def test_seeded_auth_users_are_deterministic_and_reset_removes_them(supabase_dat
                     "('00000000-0000-4000-8000-000000000001', 'authenticated', 'authenticated', "
                     "'real@example.com')")
     result = hub(seeded, 'seed', '--reset', '--yes', '--seed', '7', '--orgs', '1',
-                 '--scale', 'tiny', '--as-of', AS_OF, '-q')
+                 '--scale', 'tiny', '--as-of', AS_OF, '-q', '--allow-existing-users')
     assert result.returncode == 0, result.stderr
     users = {row[0] for row in query(seeded, 'SELECT id FROM users')}
     accounts = {row[0] for row in query(seeded, 'SELECT id::text FROM auth.users')}

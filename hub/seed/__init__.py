@@ -119,7 +119,7 @@ def parse_options(orgs, scale, seed, as_of):
 
 def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED, as_of=None,
                   reset=False, progress=None, notify=None, batch_rows=BATCH_ROWS,
-                  templates_dir=None, scenario=None):
+                  templates_dir=None, scenario=None, allow_existing_users=False):
     """Migrate, secure, load the marketplace and add the missing organizations of `seed`.
 
     `progress(added, total, rows)` is called with (0, organizations to add, 0) before the
@@ -128,7 +128,9 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
     shipped marketplace folder. `scenario` names a curated organization of fixtures/scenarios/
     (hub.scenarios) to load instead of the random ones. Bad options, a missing HUB_SECRET_KEY,
     a key other than the one the stored credentials use (KeyMismatch; unless `reset`), a
-    malformed template and an unknown scenario raise before anything is written.
+    malformed template and an unknown scenario raise before anything is written, and so does a
+    database holding users the seeder did not create (hub.seed.guard), unless
+    `allow_existing_users`.
     """
     from hub import crypto, lifecycle, marketplace
     from hub.connection import bind
@@ -143,6 +145,9 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
     if scenario is not None:
         from hub import scenarios
         scenario_doc = scenarios.read(scenario)  # unknown or malformed: fails before any write
+    if not allow_existing_users:
+        from hub.seed import guard
+        guard.refuse_foreign_users(db)
     bind(db)  # the marketplace loader writes through hub.models
     notify = notify or (lambda message: None)
     result = SeedResult(seed, scale, orgs, as_of)

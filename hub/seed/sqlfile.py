@@ -110,14 +110,16 @@ def _credentials():
 
 
 def write(out, orgs=5, scale='small', seed=42, as_of=None, auth_users=False,
-          templates_dir=None, progress=None, credentials=None):
+          templates_dir=None, progress=None, credentials=None, allow_existing_users=False):
     """Write the seed of these options to `out` (a text stream); returns a SeedResult.
 
     `auth_users` adds the Supabase Auth users (auth.users, auth.identities) of the seeded
     users and gives users uuid ids, as `hub seed` does on a database with Supabase Auth; the
     file then loads only where that schema and pgcrypto's `extensions.crypt` exist.
     `credentials` (hub.crypto.Credentials) defaults to $HUB_SECRET_KEY. `progress(added, total,
-    rows)` as for hub.seed.seed_database.
+    rows)` as for hub.seed.seed_database. With `auth_users`, the file starts with a check that
+    stops it on a database holding users hub did not create (hub.seed.guard), unless
+    `allow_existing_users`.
     """
     from hub import marketplace
     from hub.seed import SeedResult, _batches, _utc, auth, parse_options
@@ -139,6 +141,11 @@ def write(out, orgs=5, scale='small', seed=42, as_of=None, auth_users=False,
               % (orgs, '' if orgs == 1 else 's', scale, seed, as_of.isoformat(),
                  ', with Supabase Auth users' if auth_users else '', credentials.kid,
                  credentials.source))
+    if auth_users and not allow_existing_users:
+        from hub.seed import guard
+
+        out.write('-- seeded accounts sign in with a published password: never into a database '
+                  'with real users\n%s\n' % guard.guard_sql())
     out.write('-- the template marketplace (%s)\n' % _utc(stamp).isoformat())
     _inserts(out, 'workflow_templates', MARKETPLACE_COLUMNS, lines)
     result.templates = len(lines)
