@@ -217,7 +217,10 @@ def check_folder(output):
     if os.path.lexists(output) and not os.path.isdir(output):
         raise click.BadParameter('cannot write into %s: not a folder; give the folder the files '
                                  'go to (e.g. supabase/migrations)' % output, param_hint='-o')
-    check_output(os.path.join(output, 'hub.sql'))
+    if os.path.isdir(output) and not os.access(output, os.W_OK):
+        raise click.BadParameter('cannot write into %s: folder not writable' % output,
+                                 param_hint='-o')
+    check_output(output)
 
 
 def write_sql(plan, output, header, fix, folder=True):
