@@ -1,7 +1,15 @@
 """Run `hub` as a user would (a subprocess with DATABASE_URL), and the checks several files share."""
 import os
+import signal
 import subprocess
 import sys
+
+
+def ctrl_c_reaches():
+    """preexec_fn for a child the test will Ctrl-C: SIGINT back to its default action. A suite
+    started where SIGINT is ignored (a background job of a non-interactive shell) would
+    otherwise hand that to the child, whose Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def hub(url, *args, stdin=None, timeout=300):

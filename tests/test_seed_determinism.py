@@ -15,6 +15,7 @@ from hub.graph import GraphError
 from hub.seed import content_hashes, seed_database
 from hub.seed.generate import SCALES, Context, generate_org
 from hub.seed.loader import load_batches
+from tests.commands import ctrl_c_reaches
 
 AS_OF = datetime.date(2025, 1, 31)
 
@@ -161,6 +162,7 @@ def test_interrupted_run_leaves_whole_organizations_and_a_rerun_completes_it(fre
     child = subprocess.Popen([sys.executable, '-m', 'hub', '--database-url', victim_url, 'seed',
                               '--orgs', '3', '--scale', 'medium', '--seed', '11',
                               '--as-of', '2025-01-31', '--quiet'], env=dict(os.environ),
+                             preexec_fn=ctrl_c_reaches,
                              stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 from hub import connection
+from tests.commands import ctrl_c_reaches
 
 SMALL, LARGE = 1000, 2000000
 #: The two runs reach the same batch sizes; what may differ is noise (allocator, page cache).
@@ -23,6 +24,7 @@ def start(url, orgs, **options):
     return subprocess.Popen([sys.executable, '-m', 'hub', 'seed', '--orgs', str(orgs),
                              '--scale', 'tiny', '--yes', '--as-of', '2025-01-31'],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=ctrl_c_reaches,
                             **options)
 
 
