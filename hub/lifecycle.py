@@ -32,9 +32,15 @@ def migrate_database(db, target=None, directory=migrate.MIGRATIONS_DIR, bounds=N
 
 
 def pending_sql(db, target=None, directory=migrate.MIGRATIONS_DIR, bounds=None):
-    """hub.migrate.pending_sql with the sync after each migration (`hub db migrate --sql`):
-    the file secures what it creates, as `migrate_database` does."""
+    """hub.migrate.pending_sql with the sync after each migration: the file secures what it
+    creates, as `migrate_database` does; it starts with `bounds` (hub.migrate.Bounds)."""
     return migrate.pending_sql(db, target, directory, secure_sql=rls.sync_sql(), bounds=bounds)
+
+
+def pending_transactions(db, target=None, directory=migrate.MIGRATIONS_DIR):
+    """hub.migrate.pending_transactions with the sync after each migration (`hub db migrate
+    --sql`): one written file per transaction, each securing what it creates."""
+    return migrate.pending_transactions(db, target, directory, secure_sql=rls.sync_sql())
 
 
 def reset(db, directory=migrate.MIGRATIONS_DIR):
@@ -115,27 +121,55 @@ _EMPTY_ONLY = """DO $hub_do$ BEGIN
 END $hub_do$"""
 
 
-def schema_sql(directory=migrate.MIGRATIONS_DIR, mode=rls.DEFAULT_MODE, bounds=None):
-    """The whole schema as one SQL script, without a database: every migration's `up` (recorded
-    in the history as `hub db migrate` records it), then what `hub rls install` runs on a
-    database just migrated. `psql -v ON_ERROR_STOP=1 -f` applies it to an empty database,
-    plain PostgreSQL or Supabase; no psql meta-command, no COPY, no BEGIN/COMMIT (the Supabase
-    CLI runs each migration file in a transaction of its own; give psql `-1` for one too).
-    `mode` is the row-level security mode, as `rls.install(mode=...)`. It starts with the
-    bounds `hub db migrate` runs under (`bounds`, hub.migrate.Bounds)."""
+def schema_transactions(directory=migrate.MIGRATIONS_DIR, mode=rls.DEFAULT_MODE):
+    """The whole schema as hub.migrate.Transactions, without a database: every migration's `up`
+    (recorded in the history as `hub db migrate` records it), then what `hub rls install` runs
+    on a database just migrated. One transaction unless a migration adds enum labels
+    (COMMIT_FIRST): then a transaction ends after them, and ends with the row-level-security
+    sync, so no file commits a table open. `hub db sql` writes one file per transaction;
+    `psql -v ON_ERROR_STOP=1 -1 -f` applies each, in order, to an empty database, plain
+    PostgreSQL or Supabase; no psql meta-command, no COPY, no BEGIN/COMMIT (the Supabase CLI
+    runs each migration file in a transaction of its own). `mode` is the row-level security
+    mode, as `rls.install(mode=...)`."""
     from hub.catalog import HISTORY_TABLE
 
     names = migrate.all_names(directory)
-    parts = [('refuse a database that already has the schema', [_EMPTY_ONLY % {
-                 'history': HISTORY_TABLE}]),
-             ('the migration history (%s)' % HISTORY_TABLE, migrate.history_sql())]
-    # One transaction (the Supabase CLI's, or psql -1): the sync that ends install_sql secures
-    # every table at once, so the migrations need not each end with it as `migrate --sql` does.
-    parts += [('migration %s' % name, statements)
-              for name, statements in migrate.migration_sql(names, directory)]
-    parts.append(('row-level security: what `hub rls install` runs', rls.install_sql(mode)))
-    header = ('-- NeuroFlow Hub schema, written by `hub db sql`: migrations %s, then row-level '
-              'security.\n-- Apply to an empty database: psql -v ON_ERROR_STOP=1 -1 -f FILE, or '
-              'save it as\n-- supabase/migrations/<timestamp>_hub.sql. Regenerate it; do not edit '
-              'it.\n\nSET standard_conforming_strings = on;\n' % ', '.join(names))
-    return header + migrate.bounds_header(bounds) + '\n' + migrate.script(parts)
+    steps = [migrate.Step('refuse a database that already has the schema',
+                          [_EMPTY_ONLY % {'history': HISTORY_TABLE}], names[0]),
+             migrate.Step('the migration history (%s)' % HISTORY_TABLE, migrate.history_sql(),
+                          names[0])]
+    # In one transaction (the Supabase CLI's, or psql -1) the sync that ends install_sql
+    # secures every table at once, so the migrations need not each end with it as `migrate
+    # --sql` does; a transaction that ends earlier ends with the sync itself.
+    steps += migrate.migration_steps(names, directory)
+    steps.append(migrate.Step('row-level security: what `hub rls install` runs',
+                              rls.install_sql(mode), names[-1]))
+    sync = migrate.Step('the row-level-security sync: nothing this file creates is committed '
+                        'open', [rls.sync_sql()], None)
+    return migrate.transactions(steps, closing=sync)
+
+
+def schema_header(plan, i, bounds=None):
+    """The opening lines of file `i` of `plan` (schema_transactions), as `hub db sql` writes it:
+    ending with the bounds `hub db migrate` runs under (`bounds`, hub.migrate.Bounds)."""
+    names = [s.heading.split()[1] for s in plan[i].steps if s.heading.startswith('migration ')]
+    part = '' if len(plan) == 1 else ' (file %d of %d)' % (i + 1, len(plan))
+    return ('-- NeuroFlow Hub schema, written by `hub db sql`%s: migrations %s%s.\n'
+            '-- Apply to an empty database, each file in order: psql -v ON_ERROR_STOP=1 -1 -f '
+            'FILE,\n-- or keep them in supabase/migrations/. Regenerate them; do not edit them.'
+            '\n\nSET standard_conforming_strings = on;\n%s\n'
+            % (part, ', '.join(dict.fromkeys(n.rstrip(':') for n in names)) or 'none',
+               ', then row-level security' if i == len(plan) - 1 else '',
+               migrate.bounds_header(bounds)))
+
+
+def schema_sql(directory=migrate.MIGRATIONS_DIR, mode=rls.DEFAULT_MODE, bounds=None):
+    """The whole schema as one SQL script (schema_transactions, when it is one transaction;
+    MigrationError otherwise, naming the migration that needs a second file)."""
+    plan = schema_transactions(directory, mode)
+    why = migrate.needs_files(plan)
+    if why:
+        from hub.errors import MigrationError
+        raise MigrationError('the schema cannot be one file: %s; write it to a folder with '
+                             '`hub db sql -o DIR`' % why)
+    return migrate.file_text(plan[0], schema_header(plan, 0, bounds))

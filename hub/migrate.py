@@ -34,6 +34,7 @@ import re
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from peewee import DatabaseError
 from playhouse.migrations import Migration, Runner
@@ -1032,7 +1033,12 @@ def history_sql():
     """The statements that create the history table (as Runner does: only where missing)."""
     recorder = _recorder()
     runner(recorder).History.create_table(safe=True)
-    return recorder.statements + [ADD_CHECKSUM_SQL]
+    table, *rest = recorder.statements
+    # The table is playhouse's, as `hub db migrate` creates it (SERIAL id, timestamp without
+    # zone, the local time of the server): the same shape on every path, so the linter
+    # (.squawk.toml) is told to pass over it, and only it.
+    return (['-- squawk-ignore prefer-identity, prefer-timestamp-tz\n' + table] + rest
+            + [ADD_CHECKSUM_SQL])
 
 
 def record_sql(name, path=None):
@@ -1046,14 +1052,22 @@ def record_sql(name, path=None):
             % (HISTORY_TABLE, text(name), text(checksum(path))))
 
 
-def migration_sql(names, directory=MIGRATIONS_DIR, secure_sql=None, online=None):
+def migration_sql(names, directory=MIGRATIONS_DIR, secure_sql=None):
     """[(name, [statements])]: what `up` of each migration executes, captured without a
     database (the migrations are frozen SQL), then `secure_sql` (the text `migrate`'s `secure`
-    runs: hub.lifecycle passes hub.rls.sync_sql()) and its history row.
+    runs: hub.lifecycle passes hub.rls.sync_sql()) and its history row. Its COMMIT_FIRST
+    statements come first; `migration_steps` keeps them apart, as they must be committed.
+    A CONCURRENTLY section's statements follow up's without CONCURRENTLY, in the transaction
+    (a schema built from nothing has no rows to wait for)."""
+    return [(name, first + rest)
+            for name, first, rest, _ in _captured(names, directory, secure_sql)]
 
-    A CONCURRENTLY section: with `online` (a list), appended to it as (name, [Online]) for the
-    caller to write outside any transaction; without, its statements without CONCURRENTLY
-    follow up's, in the transaction (a schema built from nothing has no rows to wait for)."""
+
+def _captured(names, directory, secure_sql, online=False):
+    """[(name, [COMMIT_FIRST statements], [up's statements, its backfills, secure_sql, history
+    row], [Online])]: with `online`, the CONCURRENTLY section apart (to run outside any
+    transaction, after the history row, as `migrate` does); without, in up's statements,
+    without CONCURRENTLY."""
     files = {m.name: m for m in runner(_recorder(), directory).migrations()}
     out = []
     for name in names:
@@ -1064,20 +1078,144 @@ def migration_sql(names, directory=MIGRATIONS_DIR, secure_sql=None, online=None)
         recorder = _recorder()
         recorder.running = name
         first = commit_first(files[name])
-        if first:  # enum labels: each statement commits on its own unless psql is given -1
-            recorder.execute_sql(first)
         module.up(runner(recorder, directory).migrator, recorder)
         # A file cannot loop: its backfills are one UPDATE each, in the migration's transaction.
         recorder.statements.extend('UPDATE %s SET %s WHERE %s' % tuple(entry[:3])
                                    for entry in _backfills(files[name]))
         section = concurrently(files[name])
-        if online is None:
+        if not online:
             recorder.statements.extend(statement.plain for statement in section)
-        elif section:
-            online.append((name, section))
-        out.append((name, recorder.statements + ([secure_sql] if secure_sql else [])
-                    + [record_sql(name, files[name].path)]))
+            section = []
+        out.append((name, [first.strip()] if first else [], recorder.statements
+                    + ([secure_sql] if secure_sql else []) + [record_sql(name, files[name].path)],
+                    section))
     return out
+
+
+class Step(NamedTuple):
+    """A piece of the SQL written out: a heading, its statements, and whether they must be
+    committed before anything after them runs (COMMIT_FIRST: an enum label a later statement
+    may use). `name` names the file a transaction ending with it goes to."""
+    heading: str
+    statements: list
+    name: str
+    commit: bool = False
+    #: A statement no transaction may hold (CREATE INDEX CONCURRENTLY): a file of its own.
+    alone: bool = False
+
+
+class Transaction(NamedTuple):
+    """What one written file holds and one transaction runs: `name` (the file's, after its
+    timestamp) and its steps."""
+    name: str
+    steps: list
+
+
+def migration_steps(names, directory=MIGRATIONS_DIR, secure_sql=None, online=False):
+    """The Steps of the migrations `names`: each migration's COMMIT_FIRST statements (a step
+    to commit) and then its up() with `secure_sql` and its history row; with `online`, each
+    statement of its CONCURRENTLY section after it, alone (a file of its own)."""
+    steps = []
+    for name, first, rest, section in _captured(names, directory, secure_sql, online):
+        if first:
+            steps.append(Step('migration %s: COMMIT_FIRST (committed before it is used)' % name,
+                              first, '%s_labels' % name, commit=True))
+        steps.append(Step('migration %s' % name, rest, name))
+        for i, statement in enumerate(section, 1):
+            steps.append(Step('outside any transaction (psql without -1): %s\'s CONCURRENTLY '
+                              'section, statement %d' % (name, i), [statement.sql],
+                              '%s_concurrently_%d' % (name, i), alone=True))
+    return steps
+
+
+def transactions(steps, closing=None):
+    """`steps` cut into Transactions: a transaction ends after each step to commit (PostgreSQL
+    lets no transaction use an enum label it added itself), so the one that uses it runs after
+    a COMMIT. `closing`, a Step, goes before the step to commit that ends each transaction but
+    the last (hub db sql: the row-level-security sync, so nothing a file creates is committed
+    open). A transaction is named after its last named step."""
+    out, current = [], []
+    for step in steps:
+        if step.alone:
+            if current:
+                out.append(current)
+            out.append([step])
+            current = []
+            continue
+        current.append(step)
+        if step.commit:
+            out.append(current)
+            current = []
+    if current or not out:
+        out.append(current)
+    done = []
+    for i, group in enumerate(out):
+        if closing is not None and i < len(out) - 1:
+            group = group[:-1] + [closing, group[-1]]
+        done.append(Transaction(next((s.name for s in reversed(group) if s.name), 'empty'), group))
+    return done
+
+
+def file_text(transaction, header=''):
+    """The SQL text of one written file: `header`, then each step as a comment line and its
+    statements. No BEGIN/COMMIT: psql -1 and the Supabase CLI run each file in a transaction."""
+    return header + script([(step.heading, step.statements) for step in transaction.steps])
+
+
+def stamps(folder, count, now=None):
+    """`count` timestamps (YYYYMMDDHHMMSS, UTC, one second apart) for files in `folder`: the
+    first is now, or one second after the newest `<timestamp>_*.sql` there, whichever is later,
+    so the Supabase CLI (which orders its migrations by that prefix and refuses one older than
+    the last applied) and psql's glob take them after what the folder holds, in order."""
+    import datetime
+
+    form = '%Y%m%d%H%M%S'
+    start = (now or datetime.datetime.now(datetime.timezone.utc)).replace(microsecond=0,
+                                                                           tzinfo=None)
+    for path in Path(folder).glob('*.sql'):
+        prefix = path.name.partition('_')[0]
+        try:
+            start = max(start, datetime.datetime.strptime(prefix, form)
+                        + datetime.timedelta(seconds=1))
+        except ValueError:
+            continue
+    return [(start + datetime.timedelta(seconds=i)).strftime(form) for i in range(count)]
+
+
+def write_files(folder, texts, now=None):
+    """Write [(name, text)] into the folder `folder` as `<timestamp>_hub_<name>.sql`, in
+    order (see `stamps`); returns the paths. All or none: an OSError removes what was written."""
+    folder = Path(folder)
+    paths = [folder / ('%s_hub_%s.sql' % (stamp, name))
+             for stamp, (name, _) in zip(stamps(folder, len(texts), now), texts)]
+    done = []
+    try:
+        for path, (_, text) in zip(paths, texts):
+            with open(path, 'x') as fh:
+                done.append(path)
+                fh.write(text)
+    except OSError:
+        for path in done:
+            path.unlink()
+        raise
+    return paths
+
+
+def needs_files(plan):
+    """Why `plan` (Transactions) cannot be one file: '' when it can."""
+    if len(plan) < 2:
+        return ''
+    cuts = [t.steps[-1].name[:-len('_labels')] for t in plan[:-1] if t.steps and t.steps[-1].commit]
+    alone = list(dict.fromkeys(s.name.rpartition('_concurrently_')[0] for t in plan
+                               for s in t.steps if s.alone))
+    why = []
+    if cuts:
+        why.append('%s adds enum labels that must be committed before they are used'
+                   % ', '.join(cuts))
+    if alone:
+        why.append('%s builds or drops indexes CONCURRENTLY, outside any transaction'
+                   % ', '.join(alone))
+    return 'it needs %d files, one per transaction: %s' % (len(plan), '; '.join(why))
 
 
 def all_names(directory=MIGRATIONS_DIR):
@@ -1110,25 +1248,31 @@ def bounds_header(bounds=None):
     return ''.join('%s;\n' % line for line in (bounds or Bounds()).header_sql())
 
 
-def pending_sql(db, target=None, directory=MIGRATIONS_DIR, secure_sql=None, bounds=None):
-    """The SQL `migrate(db, target)` would run for the pending migrations, and their names;
-    `secure_sql` after each migration's own (see migration_sql).
-
-    It starts with the bounds of `bounds` (Bounds: lock_timeout, statement_timeout).
-    Read-only: the database is asked only for its history (refused, DatabaseNewer, when it
-    holds a migration this code does not have). ('', []) when nothing is pending.
-    """
+def pending_transactions(db, target=None, directory=MIGRATIONS_DIR, secure_sql=None):
+    """The Transactions of the SQL `migrate(db, target)` would run for the pending migrations,
+    `secure_sql` after each migration's own (see migration_sql); the history DDL in the first
+    only. Read-only: the database is asked only for its history (refused, DatabaseNewer, when it
+    holds a migration this code does not have). [] when nothing is pending. A migration's
+    CONCURRENTLY statements each get a transaction (a file) of their own, after its own."""
     names = _pending_through(db, status(db, directory), target)
     if not names:
+        return []
+    history = Step('the migration history (%s), where missing' % HISTORY_TABLE, history_sql(),
+                   names[0])
+    return transactions([history] + migration_steps(names, directory, secure_sql, online=True))
+
+
+def pending_sql(db, target=None, directory=MIGRATIONS_DIR, secure_sql=None, bounds=None):
+    """The SQL `migrate(db, target)` would run for the pending migrations, as one text, and
+    their names: for pending migrations that fit one transaction (MigrationError otherwise,
+    naming the migration that needs a second; pending_transactions gives the files).
+    ('', []) when nothing is pending. It starts with `bounds` (Bounds: lock_timeout,
+    statement_timeout)."""
+    plan = pending_transactions(db, target, directory, secure_sql)
+    if not plan:
         return '', []
-    parts = [('bounded waits, as `hub db migrate` sets them', (bounds or Bounds()).header_sql()),
-             ('the migration history (%s), where missing' % HISTORY_TABLE, history_sql())]
-    online = []
-    for name, statements in migration_sql(names, directory, secure_sql, online):
-        parts.append(('migration %s' % name, statements))
-        # Outside any transaction (psql without -1): the history row above is written first,
-        # as `hub db migrate` does.
-        parts += [('migration %s, outside a transaction (its CONCURRENTLY section)' % name,
-                   [statement.sql]) for of, section in online if of == name
-                  for statement in section]
-    return script(parts), names
+    why = needs_files(plan)
+    if why:
+        raise MigrationError('the pending migrations cannot be one file: %s; write them to a '
+                             'folder with `hub db migrate --sql -o DIR`' % why)
+    return file_text(plan[0], bounds_header(bounds)), [s.name for s in plan[0].steps[1:]]

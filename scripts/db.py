@@ -7,7 +7,7 @@
     $ hub db check                # models vs live database, exit 1 on any difference
     $ hub db docs -o docs/schema.md
     $ hub db prisma -o prisma/schema.prisma
-    $ hub db sql -o supabase/migrations/20250101000000_hub.sql
+    $ hub db sql -o supabase/migrations   # one file per transaction
     $ hub db psql                 # psql on it, the embedded server's own (PostgreSQL 18)
     $ hub db dump -o backups/hub.sql
     $ psql "$(hub db url)"
@@ -128,12 +128,21 @@ def stop():
         click.echo('no embedded PostgreSQL in %s or the folders above it' % home.parent, err=True)
 
 
+#: `hub db migrate --sql` with nothing pending: nothing written, said on stderr.
+NOTHING_PENDING = 3
+
+
 @db.command()
 @click.argument('target', required=False)
 @click.option('--sql', 'as_sql', is_flag=True,
-              help='Print the SQL of the pending migrations (each followed by the '
-                   'row-level-security sync and its history row) instead of running it; nothing '
-                   'is written.')
+              help='Write the SQL of the pending migrations (each followed by the '
+                   'row-level-security sync and its history row) instead of running it: one '
+                   'file per transaction into the folder -o, or stdout when it is one file. '
+                   'Exit 3, nothing written, when nothing is pending.')
+@click.option('-o', '--output', type=click.Path(file_okay=False),
+              help='With --sql: the folder the files go to (made when missing), named '
+                   '<timestamp>_hub_<migration>.sql after what each holds (e.g. '
+                   'supabase/migrations).')
 @click.option('--fake', is_flag=True,
               help='Record the pending migrations (up to TARGET) as applied without running '
                    'them: adopts a database whose schema already matches hub.models; refused '
@@ -149,18 +158,22 @@ def stop():
               help='Retries, with backoff, of a migration that hit the lock timeout, before '
                    'failing with the blocking session named. Default: $HUB_MIGRATE_RETRIES or 5.')
 @click.pass_obj
-def migrate(session, target, as_sql, fake, lock_timeout, statement_timeout, retries):
+def migrate(session, target, as_sql, output, fake, lock_timeout, statement_timeout, retries):
     """Apply pending migrations, up to and including TARGET (a name like 0001_initial, or 1).
 
     Each migration ends, in its transaction, with the row-level-security sync: a table it
-    creates is never committed reachable beyond its model (docs/migrations.md). With --sql, print what would run, for psql or a supabase/migrations/ file; a later
-    `hub db status` on a database where it was applied shows the migrations as applied.
-    With --fake, record them as applied without running them (a database whose schema
-    already matches, built by hand or restored).
+    creates is never committed reachable beyond its model (docs/migrations.md). With --sql,
+    write what would run instead, one file per transaction (a migration's enum labels are
+    committed in a file before the one that uses them), for psql -1 or supabase/migrations/;
+    a later `hub db status` on a database where they were applied shows the migrations as
+    applied. With --fake, record them as applied without running them (a database whose
+    schema already matches, built by hand or restored).
 
     Example: hub db migrate
 
-    Example: hub db migrate --sql > supabase/migrations/20250201000000_hub_0006.sql
+    Example: hub db migrate --sql -o supabase/migrations && supabase migration up
+
+    Example: hub db migrate --sql 0006 | psql -v ON_ERROR_STOP=1 -1 -d "$DATABASE_URL"
 
     Example: hub db migrate --fake 0005
 
@@ -175,6 +188,10 @@ def migrate(session, target, as_sql, fake, lock_timeout, statement_timeout, retr
 
     if as_sql and fake:
         raise click.UsageError('give --sql or --fake, not both')
+    if output and not as_sql:
+        raise click.UsageError('-o is the folder of --sql; give --sql -o %s' % output)
+    if output:
+        check_folder(output)
     bounds = migrations.Bounds(lock_timeout, statement_timeout, retries)
     if fake:
         recorded = lifecycle.adopt(session.db, target)
@@ -184,10 +201,16 @@ def migrate(session, target, as_sql, fake, lock_timeout, statement_timeout, retr
             click.echo('nothing to record: every migration is applied', err=True)
         return
     if as_sql:
-        text, names = lifecycle.pending_sql(session.db, target, bounds=bounds)
-        click.echo(text, nl=False)
+        plan = lifecycle.pending_transactions(session.db, target)
+        if not plan:
+            click.echo('nothing pending: the database is up to date; no SQL written', err=True)
+            raise click.exceptions.Exit(NOTHING_PENDING)
+        names = [s.heading.split()[1] for t in plan for s in t.steps
+                 if s.heading.startswith('migration ') and not s.commit]
+        write_sql(plan, output, lambda i: migrations.bounds_header(bounds),
+                  'hub db migrate --sql -o supabase/migrations')
         click.echo('-- %d pending migration%s: %s' % (len(names), '' if len(names) == 1 else 's',
-                                                  ', '.join(names) or 'none'), err=True)
+                                                  ', '.join(names)), err=True)
         return
     applied = lifecycle.migrate_database(session.db, target, bounds=bounds,
                                          notify=lambda line: click.echo(line, err=True))
@@ -206,6 +229,43 @@ def _audit_warnings(db):
 
     for violation in rls.violations(db):
         click.echo('warning: %s' % (violation,), err=True)
+
+
+def check_folder(output):
+    """Fail early (usage error) when the folder -o cannot be written (a missing one is made)."""
+    if os.path.lexists(output) and not os.path.isdir(output):
+        raise click.BadParameter('cannot write into %s: not a folder; give the folder the files '
+                                 'go to (e.g. supabase/migrations)' % output, param_hint='-o')
+    if os.path.isdir(output) and not os.access(output, os.W_OK):
+        raise click.BadParameter('cannot write into %s: folder not writable' % output,
+                                 param_hint='-o')
+    check_output(output)
+
+
+def write_sql(plan, output, header, fix, folder=True):
+    """The Transactions `plan` as SQL: one file each into the folder `output` (made when
+    missing), or, with no folder (stdout, or the file `output` when not `folder`), one text
+    when the plan is one transaction; refused otherwise (usage error naming `fix`). header(i)
+    opens file i."""
+    from hub import migrate as migrations
+
+    if output and folder:
+        texts = [(t.name, migrations.file_text(t, header(i))) for i, t in enumerate(plan)]
+        try:
+            os.makedirs(output, exist_ok=True)
+            paths = migrations.write_files(output, texts)
+        except OSError as exc:
+            raise click.BadParameter('cannot write into %s: %s' % (output, exc.strerror),
+                                     param_hint='-o') from None
+        for path in paths:
+            click.echo('wrote %s' % path, err=True)
+        return
+    why = migrations.needs_files(plan)
+    if why:
+        raise click.UsageError('cannot write one file: %s; give a folder: %s' % (why, fix))
+    emit(migrations.file_text(plan[0], header(0)), output)
+    if output:
+        click.echo('wrote %s' % output, err=True)
 
 
 @db.command()
@@ -413,33 +473,39 @@ def check(session):
 
 
 @db.command('sql')
-@click.option('-o', '--output', type=click.Path(dir_okay=False, writable=True),
-              help='Write to this file instead of stdout (e.g. supabase/migrations/'
-                   '20250101000000_hub.sql).')
+@click.option('-o', '--output', type=click.Path(writable=True),
+              help='A folder (e.g. supabase/migrations; made when missing): one file per '
+                   'transaction, named <timestamp>_hub_<migration>.sql; or a file ending in .sql, '
+                   'when the schema is one transaction. Default: stdout (one transaction only).')
 @click.option('--mode', type=click.Choice(['members', 'active']), default='members',
               show_default=True,
               help='The row-level security mode to install, as `hub rls install --mode`.')
 def schema_sql(output, mode):
-    """Write the whole schema as one SQL script: every migration, then row-level security.
+    """Write the whole schema as SQL: every migration, then row-level security.
 
     Needs no database. Roles and the `auth` stand-ins are created only where missing, so the
-    script applies to an empty database on plain PostgreSQL and on Supabase, and records the
-    migration history: `hub db status`, `hub db check` and `hub rls status` are clean after it.
-    No psql meta-commands, no COPY, no BEGIN/COMMIT.
+    files apply to an empty database on plain PostgreSQL and on Supabase, and record the
+    migration history: `hub db status`, `hub db check` and `hub rls status` are clean after
+    them. One file per transaction: a migration that adds enum labels ends one, so the labels
+    are committed before a later file uses them. No psql meta-commands, no COPY, no
+    BEGIN/COMMIT: apply each file in order with psql -1, or keep them in supabase/migrations/.
 
-    Example: hub db sql -o supabase/migrations/20250101000000_hub.sql
+    Example: hub db sql -o supabase/migrations
 
-    Example: hub db sql | psql -v ON_ERROR_STOP=1 -1 -d "$DATABASE_URL"
+    Example: for f in schema/*.sql; do psql -v ON_ERROR_STOP=1 -1 -d "$DATABASE_URL" -f "$f"; done
 
-    Example: hub db sql --mode active -o supabase/migrations/20250101000000_hub.sql
+    Example: hub db sql --mode active -o supabase/migrations
     """
     from hub import lifecycle
 
-    if output:
+    folder = bool(output) and (os.path.isdir(output) or not output.endswith('.sql'))
+    if folder:
+        check_folder(output)
+    elif output:
         check_output(output)
-    emit(lifecycle.schema_sql(mode=mode), output)
-    if output:
-        click.echo('wrote %s' % output, err=True)
+    plan = lifecycle.schema_transactions(mode=mode)
+    write_sql(plan, output, lambda i: lifecycle.schema_header(plan, i),
+              'hub db sql -o supabase/migrations', folder)
 
 
 @db.command('prisma')

@@ -348,3 +348,25 @@ def test_a_backfill_runs_in_batches_after_up_commits_and_resumes(plain, seeded):
     result = project.hub(url, 'db', 'migrate')
     assert result.returncode == 0, result.stderr
     assert 'public.workflows: 2 rows updated in 1 batch of at most 3' in result.stderr
+
+
+def test_migrate_sql_gives_each_concurrently_statement_a_file_of_its_own(plain, db_url, tmp_path):
+    migrate.new('index_name', plain.migrations, migrate.render(
+        'index_name', up_sql='', down_sql='DROP INDEX public.workflows_name;\n',
+        concurrently='CREATE INDEX CONCURRENTLY workflows_name ON public.workflows (name);\n'))
+    out = tmp_path / 'files'
+    result = plain.hub(db_url, 'db', 'migrate', '--sql', '-o', str(out))
+    assert result.returncode == 0, result.stderr
+    files = sorted(out.glob('*.sql'))
+    stem = plain.new_files()[0].stem
+    assert [f.name.split('_', 1)[1] for f in files] == [
+        'hub_%s.sql' % stem, 'hub_%s_concurrently_1.sql' % stem]
+    for path in files:
+        assert path.read_text().startswith("SET lock_timeout = '2000ms';\n"
+                                           "SET statement_timeout = '600000ms';\n")
+    statements = [line for line in files[1].read_text().splitlines()
+                  if line and not line.startswith(('--', 'SET '))]
+    assert statements == ['CREATE INDEX CONCURRENTLY workflows_name ON public.workflows (name);']
+    result = plain.hub(db_url, 'db', 'migrate', '--sql')  # one file cannot hold it
+    assert result.returncode == 2
+    assert 'builds or drops indexes CONCURRENTLY, outside any transaction' in result.stderr

@@ -169,7 +169,9 @@ def test_migrate_sql_gives_what_migrate_gives(databases, tmp_path):
     assert schema_dump(url) == schema_dump(other)
     assert history(url) == history(other)
     assert hub(url, 'db', 'status').returncode == 0
-    assert hub(url, 'db', 'migrate', '--sql').stdout == ''  # nothing pending
+    nothing = hub(url, 'db', 'migrate', '--sql')  # nothing pending: said, nothing written
+    assert (nothing.returncode, nothing.stdout) == (3, '')
+    assert nothing.stderr.startswith('nothing pending'), nothing.stderr
 
 
 def test_migrate_sql_stops_at_the_target(databases):

@@ -22,7 +22,7 @@ hand (a test fails when this file and the commands disagree). Every command also
 
 Exit codes: 0 success; 1 failure (and `hub db status` with pending migrations, `hub db check`
 with differences, `hub rls status` incomplete, `hub rls verify` with a leak); 2 bad usage or
-configuration.
+configuration; 3 `hub db migrate --sql` with nothing pending (nothing written).
 """
 
 
