@@ -393,7 +393,8 @@ def test_verify_catches_a_hijackable_helper(secured):
 @pytest.fixture
 def createrole_owner(databases, server_url):
     """(url, role): a fresh database owned by a LOGIN CREATEROLE role that is not a superuser
-    and holds hub_rls_definer only WITH ADMIN OPTION (as its creator would on PostgreSQL 16+)."""
+    and holds hub_rls_definer (and the migrations' roles, where they exist) only WITH ADMIN
+    OPTION (as their creator would on PostgreSQL 16+)."""
     role = 'hub_test_installer_%s' % uuid.uuid4().hex[:8]
     name = databases.create()
     admin = connection.open_database(server_url)
@@ -402,9 +403,14 @@ def createrole_owner(databases, server_url):
         rls._install_roles(admin)  # the cluster-wide roles, hub_rls_definer among them
         # Before 16, CREATEROLE alone may grant any non-superuser role; from 16 on, only with
         # ADMIN on it (which its creator gets), and then install must add SET and INHERIT.
+        # The same for the roles the migrations create (0007, 0008), where an earlier database
+        # of this cluster already made them: this owner did not create them.
         if int(admin.execute_sql('SHOW server_version_num').fetchone()[0]) >= 160000:
-            admin.execute_sql('GRANT %s TO %s WITH ADMIN TRUE, INHERIT FALSE, SET FALSE'
-                              % (rls.DEFINER_ROLE, role))
+            for granted in (rls.DEFINER_ROLE, 'hub_owner_guard', 'hub_org_creator'):
+                if admin.execute_sql('SELECT 1 FROM pg_roles WHERE rolname = %s',
+                                     (granted,)).fetchone():
+                    admin.execute_sql('GRANT %s TO %s WITH ADMIN TRUE, INHERIT FALSE, SET FALSE'
+                                      % (granted, role))
         admin.execute_sql('ALTER DATABASE %s OWNER TO %s' % (name, role))
     finally:
         admin.close()
