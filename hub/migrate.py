@@ -1,11 +1,16 @@
 """Apply, list and revert the numbered migrations in hub/migrations/.
 
-    >>> import hub.connection, hub.migrate
+    >>> import hub.connection, hub.lifecycle, hub.migrate
     >>> database = hub.connection.open_database(hub.connection.resolve_url())
-    >>> hub.migrate.migrate(database)           # names applied now; [] when up to date
+    >>> hub.lifecycle.migrate_database(database)  # names applied now; [] when up to date
     []
     >>> [(m.name, bool(m.applied)) for m in hub.migrate.status(database)][:1]
     [('0001_initial', True)]
+
+This module is the runner and knows nothing of row-level security: `migrate(db)` alone leaves
+a table a migration creates as its DDL left it. Apply migrations through
+`hub.lifecycle.migrate_database` (what `hub db migrate` and `hub seed` run), which ends every
+migration, in its own transaction, with the sync of hub.rls (docs/migrations.md).
 
 Built on `playhouse.migrations.Runner`: one transaction per migration, a history table
 (`hub_migrations`). Each migration's transaction takes hub's transaction-scoped migrate lock and

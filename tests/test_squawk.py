@@ -74,8 +74,8 @@ def test_the_configuration_is_read(squawk, tmp_path):
     """A control: a rule the configuration keeps on is reported, one it leaves off is not."""
     assert 'prefer-text-field' in configured()
     path = tmp_path / 'bad.sql'
-    path.write_text('ALTER TABLE public.workflows ADD COLUMN at timestamp, '
-                    'ADD COLUMN label varchar(10);\n')
+    path.write_text(migrate.bounds_header() + 'ALTER TABLE public.workflows ADD COLUMN at '
+                    'timestamp, ADD COLUMN label varchar(10);\n')
     assert [rule for _, _, rule in findings(squawk, [path])] == ['prefer-timestamp-tz']
     assert [rule for _, _, rule in findings(squawk, [path], ['prefer-timestamp-tz'])] == []
 
@@ -86,7 +86,7 @@ def test_each_shipped_migration(squawk, tmp_path, name):
     paths = []
     for i, transaction in enumerate(plan):
         paths.append(tmp_path / ('%s_%d.sql' % (name, i)))
-        paths[-1].write_text(migrate.file_text(transaction))
+        paths[-1].write_text(migrate.file_text(transaction, migrate.bounds_header()))
     assert findings(squawk, paths, EXCEPTIONS.get(name, ())) == []
 
 
