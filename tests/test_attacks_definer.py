@@ -207,7 +207,8 @@ def test_0007_goes_down_and_up_again_as_supabases_non_superuser_owner(seeded):
 
 
 @pytest.mark.parametrize('isolation', ['READ COMMITTED', 'REPEATABLE READ', 'SERIALIZABLE'])
-def test_two_deferred_removals_committing_at_once_leave_one(two_owners, database, isolation):
+def test_two_deferred_removals_committing_at_once_leave_one(two_owners, database, isolation,
+                                                        timers):
     """Both removals are made before either check runs (the constraint deferred to COMMIT),
     then both transactions commit at once. Before 0007, under REPEATABLE READ, both committed
     and organization A had no OWNER."""

@@ -422,25 +422,6 @@ def finish(child):
     return child.returncode, out, err
 
 
-@pytest.fixture(scope='session')
-def server_timers(server_url):
-    """Whether the server's timeouts fire (they do not when it runs under libfaketime)."""
-    with contextlib.closing(psycopg2.connect(server_url)) as conn, conn.cursor() as cur:
-        cur.execute("SET statement_timeout = '50ms'")
-        try:
-            cur.execute('SELECT pg_sleep(1)')
-        except psycopg2.errors.QueryCanceled:
-            return True
-    return False
-
-
-@pytest.fixture
-def timers(server_timers):
-    if not server_timers:
-        pytest.skip("the server's timers do not fire (it runs under faketime): no deadlock "
-                    "detection, no lock_timeout")
-
-
 def cancel(url, app):
     query(url, 'SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = %s',
           (app,))

@@ -21,6 +21,9 @@ AS_OF = '2025-01-31'
 #: The keys hub used before (hub/locks.py): "hubmigr" and "hubseed!".
 OLD_KEYS = (0x6875626d696772, 0x6875627365656421)
 
+# Bounded waits are the server's lock_timeout: its timers do not fire under faketime.
+pytestmark = pytest.mark.usefixtures('timers')
+
 
 @contextlib.contextmanager
 def anon_holding_every_old_key(api):

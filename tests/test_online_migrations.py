@@ -17,6 +17,9 @@ DROP_COLUMN = 'ALTER TABLE public.workflows DROP COLUMN priority;\n'
 #: What the blocking session last ran; it stays "idle in transaction" holding ACCESS SHARE.
 BLOCKER_QUERY = 'SELECT count(*) FROM public.workflows'
 
+# Bounded waits are the server's lock_timeout: its timers do not fire under faketime.
+pytestmark = pytest.mark.usefixtures('timers')
+
 
 @pytest.fixture
 def plain(tmp_path):
