@@ -435,6 +435,41 @@ def supabase_db_url(supabase_databases):
 
 
 @pytest.fixture(scope='session')
+def citus_databases():
+    """Throwaway databases on a Citus cluster (tools/citus_cluster.sh: a coordinator and two
+    workers), each created on every node with the extension and the workers registered.
+
+    $HUB_CITUS_URL names the coordinator; skipped without it unless HUB_REQUIRE_CITUS=1 (CI).
+    """
+    import os
+
+    from tools.throwaway import CitusDatabases
+
+    url = os.environ.get('HUB_CITUS_URL')
+    if not url:
+        _required('HUB_REQUIRE_CITUS', 'no Citus cluster: build one with tools/citus_cluster.sh '
+                                       'and set HUB_CITUS_URL')
+    dbs = CitusDatabases(url, prefix='hub_citus')
+    try:
+        coordinator, workers = dbs.nodes()
+    except psycopg2.Error as exc:
+        _required('HUB_REQUIRE_CITUS', 'the Citus cluster at %s is not usable: %s'
+                  % (url, str(exc).strip()))
+    if not workers:
+        _required('HUB_REQUIRE_CITUS', 'the Citus cluster at %s has no workers' % url)
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture
+def citus_db_url(citus_databases):
+    """A fresh database on the Citus cluster (the extension on every node, nothing of ours)."""
+    name = citus_databases.create()
+    yield citus_databases.url(name)
+    citus_databases.drop(name)
+
+
+@pytest.fixture(scope='session')
 def server_timers(server_url):
     """Whether the server's timeouts fire (they do not when it runs under libfaketime)."""
     with contextlib.closing(psycopg2.connect(server_url)) as conn, conn.cursor() as cur:

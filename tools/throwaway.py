@@ -110,3 +110,61 @@ def throwaway_database(server_url, prefix='hub_tmp', template=None, keep=False):
             print('kept database %s' % name, file=sys.stderr)
         else:
             dbs.drop(name)
+
+
+class CitusDatabases(Databases):
+    """Throwaway databases on a Citus cluster (tools/citus_cluster.sh): each is created on the
+    coordinator `server_url` names and on every worker registered in its database, with the
+    citus extension in each and the workers registered on the new coordinator database, as a
+    Citus database needs (Citus does not create databases on the workers by default)."""
+
+    def nodes(self):
+        """(host, port) of the coordinator, then of each worker, as the server's database has
+        them registered (pg_dist_node)."""
+        with contextlib.closing(admin_connection(self.server_url)) as conn, conn.cursor() as cur:
+            cur.execute("SELECT nodename, nodeport, groupid FROM pg_dist_node "
+                        "WHERE noderole = 'primary' ORDER BY groupid")
+            rows = cur.fetchall()
+        coordinator = [(host, port) for host, port, group in rows if group == 0]
+        return coordinator, [(host, port) for host, port, group in rows if group != 0]
+
+    def _on(self, host, port, database='postgres'):
+        parts = urlparse(self.server_url)
+        user = parts.netloc.rsplit('@', 1)[0] if '@' in parts.netloc else ''
+        netloc = '%s%s:%d' % (user + '@' if user else '', host, port)
+        return urlunparse(parts._replace(netloc=netloc, path='/' + database))
+
+    def create(self, template=None, prefix=None):
+        if template:
+            raise ValueError('a Citus database is not copied from a template')
+        coordinator, workers = self.nodes()
+        name = super().create(prefix=prefix)
+        try:
+            for host, port in workers:
+                with contextlib.closing(admin_connection(self._on(host, port))) as conn, \
+                        conn.cursor() as cur:
+                    cur.execute(sql.SQL('CREATE DATABASE {}').format(sql.Identifier(name)))
+            for host, port in coordinator + workers:
+                with contextlib.closing(admin_connection(self._on(host, port, name))) as conn, \
+                        conn.cursor() as cur:
+                    cur.execute('CREATE EXTENSION IF NOT EXISTS citus')
+            with contextlib.closing(admin_connection(self.url(name))) as conn, \
+                    conn.cursor() as cur:
+                for host, port in coordinator:
+                    cur.execute('SELECT citus_set_coordinator_host(%s, %s)', (host, port))
+                for host, port in workers:
+                    cur.execute('SELECT citus_add_node(%s, %s)', (host, port))
+        except BaseException:
+            self.drop(name, workers)
+            raise
+        return name
+
+    def drop(self, name, workers=None):
+        if workers is None:
+            workers = self.nodes()[1]
+        super().drop(name)
+        for host, port in workers:
+            with contextlib.closing(admin_connection(self._on(host, port))) as conn, \
+                    conn.cursor() as cur:
+                cur.execute(sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)')
+                            .format(sql.Identifier(name)))
