@@ -61,7 +61,9 @@ normalisations and no others:
 
 Skipped when DATABASE_URL is set: the guides describe the embedded default project, and a run
 against another server (CI's PostgreSQL 15 step) would test that server, not what the guides
-say; CI runs this in its embedded step and, with the clock a year ahead, in its faketime step.
+say. CI runs it in its embedded step: as root, from a clone in a 0700 folder (so the server
+and a copy of PostgreSQL go to /var/lib/hub/<id>, removed here after `hub db stop`), with the
+clock a year ahead (faketime: nothing shown may depend on today's date).
 """
 import difflib
 import os
@@ -77,7 +79,7 @@ import pytest
 from tests.commands import remove_system_place
 
 ROOT = Path(__file__).resolve().parent.parent
-GUIDES = [ROOT / 'README.md', *sorted((ROOT / 'docs').glob('*.md'))]
+GUIDES = [ROOT / 'README.md', *sorted((ROOT / 'docs').rglob('*.md'))]
 
 # Guides run in a project of their own with no .hub: they show hub's first-run notice.
 NEW_PROJECT = {'docs/troubleshooting.md'}
