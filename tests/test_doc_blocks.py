@@ -27,7 +27,8 @@ How the blocks run:
   working directory the previous line of the guide left (so `export` and `cd` carry over, shell
   functions and unexported variables do not). Standard input is empty (a prompt such as
   `hub shell` or `hub db psql` reads end-of-file and exits), output is stdout and stderr together,
-  in the order written (PYTHONUNBUFFERED).
+  in the order written (PYTHONUNBUFFERED). HUB_PROGRESS_SECONDS is an hour: `hub seed` prints its
+  progress line at the end only, as it does in the guides' short seeds.
 - Each guide starts as a new user opens it: the project's files as cloned, its .hub/secret.key as
   first generated, and an empty database `hub` on the already running server (dropped and created
   again: milliseconds). A guide that needs data says so with its own `hub seed` line (5
@@ -312,7 +313,10 @@ class Project:
                if k not in ('DATABASE_URL', 'HUB_HOME', 'HUB_SECRET_KEY', 'HUB_SECRET_KEY_OLD',
                             'VIRTUAL_ENV', 'PYTHONPATH', 'PYTHONHOME', 'OLDPWD')
                and not k.startswith('PYTEST_')}
+        # HUB_PROGRESS_SECONDS: `hub seed` without a terminal prints progress every 5 s and at
+        # the end; a loaded machine must not add a line a guide cannot show: only the last one.
         env.update(HOME=str(self.home), PYTHONUNBUFFERED='1', LC_ALL='C.UTF-8',
+                   HUB_PROGRESS_SECONDS='3600',
                    PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get('PATH', '')]))
         return env
 
