@@ -216,13 +216,12 @@ def key_changes(db, table):
             out.append('ALTER TABLE %s ADD CONSTRAINT %s UNIQUE (%s)' % (
                 _qualified(table), _ident(name), wanted))
         else:
-            # A unique index: the same definition, the distribution column first.
-            head, _, rest = definition.partition(' USING ')
-            method, _, tail = rest.partition(' (')
-            inner, _, where = tail.rpartition(')')
+            # A unique index: the same definition, the distribution column first in its key.
+            opening = definition.index(' USING ')
+            opening = definition.index('(', opening) + 1
             out.append('DROP INDEX %s.%s' % (_ident(SCHEMA), _ident(name)))
-            out.append('%s USING %s (%s, %s)%s' % (head, method, _ident(TENANT_COLUMN), inner,
-                                                    where))
+            out.append('%s%s, %s' % (definition[:opening], _ident(TENANT_COLUMN),
+                                     definition[opening:]))
     return out
 
 
