@@ -18,3 +18,14 @@ def test_a_citus_database_has_the_extension_and_its_workers_on_every_node(citus_
                     "$$SELECT extversion FROM pg_extension WHERE extname = 'citus'$$)")
         versions = {row[0] for row in cur.fetchall()}
     assert len(versions) == 1 and versions != {''}
+
+
+def test_enabled_tells_a_citus_database_from_a_single_node(citus_db_url, db_url):
+    from hub import citus, connection
+
+    for url, expected in ((citus_db_url, True), (db_url, False)):
+        database = connection.open_database(url)
+        try:
+            assert citus.enabled(database) is expected
+        finally:
+            database.close()
