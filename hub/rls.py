@@ -339,10 +339,10 @@ def kept_function(table, column):
 TEMPLATE_VISIBLE_FUNCTION = '%s.template_visible' % HELPER_SCHEMA
 _TEMPLATE_VISIBLE_BODY = """
 BEGIN
-    RETURN template_id IS NULL OR EXISTS (
+    RETURN named IS NULL OR EXISTS (
         SELECT 1 FROM public.workflow_templates t
-        WHERE t.id OPERATOR(pg_catalog.=) template_id
-          AND (t.is_public OR t.organization_id OPERATOR(pg_catalog.=) organization_id));
+        WHERE t.id OPERATOR(pg_catalog.=) named
+          AND (t.is_public OR t.organization_id OPERATOR(pg_catalog.=) row_organization));
 END
 """
 
@@ -380,7 +380,7 @@ def kept_functions(citus=False):
                 'RETURNS pg_catalog.bool LANGUAGE plpgsql STABLE%s AS $hub$%s$hub$' % (
                     name, _settings_clause(citus), _kept_body(table, field.column_name)))
     out[TEMPLATE_VISIBLE_FUNCTION] = (
-        'CREATE OR REPLACE FUNCTION %s(template_id pg_catalog.text, organization_id '
+        'CREATE OR REPLACE FUNCTION %s(named pg_catalog.text, row_organization '
         'pg_catalog.text) RETURNS pg_catalog.bool LANGUAGE plpgsql STABLE%s AS $hub$%s$hub$' % (
             TEMPLATE_VISIBLE_FUNCTION, _settings_clause(citus), _TEMPLATE_VISIBLE_BODY))
     return out
@@ -623,6 +623,8 @@ def policy_sql(table, command, mode=DEFAULT_MODE, citus=False):
     using, check = (_scoped(p, table, mode) for p in policies()[table][command])
     if citus:
         using, check = _direct(using, table), _direct(check, table)
+        if command == 'INSERT' and table in CURATION_COLUMNS and check is not None:
+            check = '%s AND %s' % (check, curation_defaults(table))
     sql = 'CREATE POLICY %s ON public.%s AS PERMISSIVE FOR %s TO authenticated' % (
         policy_name(command), table, command)
     if using is not None:
@@ -680,12 +682,32 @@ def model_columns(table):
     raise RlsError('no model in hub.models for table %s' % table)
 
 
-def writable_columns(table, command, live=None):
+def curation_defaults(table):
+    """The INSERT check that `table`'s curation columns hold their defaults (the platform's
+    values, never a tenant's): on Citus it replaces the column grants (writable_columns)."""
+    model = _model_of(table)
+    out = []
+    for column in CURATION_COLUMNS[table]:
+        default = model._meta.columns[column].default
+        if default is None:
+            out.append('%s IS NULL' % column)
+        elif isinstance(default, bool):
+            out.append('%s = %s' % (column, 'true' if default else 'false'))
+        else:
+            out.append('%s = %r' % (column, default))
+    return '(%s)' % ' AND '.join(out)
+
+
+def writable_columns(table, command, live=None, citus=False):
     """Columns `authenticated` may set on INSERT or UPDATE of `table` (model order).
 
-    `live` (the table's columns in the database) narrows the list to what exists there.
+    `live` (the table's columns in the database) narrows the list to what exists there. On
+    Citus (citus=True) an INSERT may name every column: Citus sends a row to the shards with
+    every column, the defaults filled in, so a column grant that leaves the curation columns out
+    refuses every tenant INSERT there; the INSERT policy checks their values instead
+    (curation_defaults).
     """
-    fixed = CURATION_COLUMNS.get(table, ())
+    fixed = () if citus and command == 'INSERT' else CURATION_COLUMNS.get(table, ())
     if command == 'UPDATE':
         fixed += IDENTITY_COLUMNS + IMMUTABLE_COLUMNS.get(table, ())
     return [c for c in model_columns(table) if c not in fixed and (live is None or c in live)]
@@ -700,10 +722,10 @@ def _history_table():
 def expected_privileges(db):
     """{(table, role, privilege, column or None)}: what anon, authenticated, service_role and
     PUBLIC hold on our tables once installed (the migration history: nothing at all)."""
-    return _expected(lambda table: live_column_names(db, table))
+    return _expected(lambda table: live_column_names(db, table), on_citus(db))
 
 
-def _expected(columns_of):
+def _expected(columns_of, citus=False):
     """expected_privileges with each table's columns from `columns_of(table)`."""
     want = set()
     for table in policy_tables():
@@ -711,7 +733,7 @@ def _expected(columns_of):
         for privilege in ('SELECT', 'DELETE'):
             want.add((table, 'authenticated', privilege, None))
         for privilege in ('INSERT', 'UPDATE'):
-            columns = writable_columns(table, privilege, live)
+            columns = writable_columns(table, privilege, live, citus)
             if set(columns) == set(live):  # every column, in whatever order: the table
                 want.add((table, 'authenticated', privilege, None))
             else:
@@ -747,7 +769,7 @@ def privilege_drift(db):
     """
     live = live_column_map(db)  # one query: this runs at every status, install and audit
     tables = [t for t in policy_tables() + (_history_table(),) if t in live]
-    want = {w for w in _expected(lambda t: live.get(t, [])) if w[0] in tables}
+    want = {w for w in _expected(lambda t: live.get(t, []), on_citus(db)) if w[0] in tables}
     have = live_privileges(db, tables, ROLES)
 
     def expand(entries):
@@ -1348,7 +1370,8 @@ BEGIN
                 SELECT 'authenticated ' || w.p || ' ' || c
                 FROM (VALUES ('INSERT', 'insert'), ('UPDATE', 'update')) w (p, k),
                      pg_catalog.unnest(live) c
-                WHERE c IN (SELECT pg_catalog.jsonb_array_elements_text(spec -> w.k))
+                WHERE c IN (SELECT pg_catalog.jsonb_array_elements_text(coalesce(
+                    CASE WHEN citus THEN spec -> ('citus ' || w.k) END, spec -> w.k)))
                 UNION ALL
                 SELECT r || ' DELETE '
                 FROM pg_catalog.unnest(ARRAY['authenticated', 'service_role']) r);
@@ -1377,7 +1400,9 @@ BEGIN
                                                   ('UPDATE', 'update')) w (p, k) LOOP
                     cols := CASE WHEN priv.k IS NULL THEN live ELSE ARRAY(
                         SELECT c FROM pg_catalog.unnest(live) c
-                        WHERE c IN (SELECT pg_catalog.jsonb_array_elements_text(spec -> priv.k)))
+                        WHERE c IN (SELECT pg_catalog.jsonb_array_elements_text(coalesce(
+                            CASE WHEN citus THEN spec -> ('citus ' || priv.k) END,
+                            spec -> priv.k))))
                     END;
                     IF pg_catalog.cardinality(cols) = pg_catalog.cardinality(live) THEN
                         EXECUTE pg_catalog.format('GRANT %%s ON public.%%I TO authenticated',
@@ -1483,6 +1508,8 @@ def sync_model():
         out[table] = {'columns': model_columns(table),
                       'insert': writable_columns(table, 'INSERT'),
                       'update': writable_columns(table, 'UPDATE'), 'policies': named}
+        if writable_columns(table, 'INSERT', citus=True) != out[table]['insert']:
+            out[table]['citus insert'] = writable_columns(table, 'INSERT', citus=True)
     return out
 
 
@@ -1684,15 +1711,11 @@ def _sequential(db, citus):
 
 
 def on_citus(db):
-    """True on a Citus coordinator (the extension is in the database): install the direct
-    policy shape and the helpers' Citus settings there (hub.citus.enabled where it exists)."""
-    try:
-        from hub import citus
-    except ImportError:
-        citus = None
-    if citus is not None and hasattr(citus, 'enabled'):
-        return bool(citus.enabled(db))
-    return bool(_one(db, "SELECT count(*) FROM pg_extension WHERE extname = 'citus'"))
+    """True on a Citus coordinator (hub.citus.enabled): install the direct policy shape and
+    the helpers' Citus settings there."""
+    from hub import citus
+
+    return citus.enabled(db)
 
 
 def _install_pre_request(db):
