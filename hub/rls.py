@@ -213,6 +213,11 @@ PRE_REQUEST_COMMENT = ("PostgREST's db-pre-request (hub rls install): re-issues 
                        "with SET LOCAL so that Citus sends them to the workers")
 #: The roles PostgREST runs requests as: each calls the pre-request function.
 PRE_REQUEST_ROLES = ROLES
+#: Calls PRE_REQUEST where install made it (as PostgREST does where it is configured), nothing
+#: elsewhere: what hub's own callers (as_role, `hub shell --as`, `hub rls verify`) run right after
+#: setting the claims, on every target.
+SEND_CLAIMS_SQL = ('DO $hub_do$ BEGIN IF pg_catalog.to_regprocedure(%s) IS NOT NULL THEN '
+                   'PERFORM %s; END IF; END $hub_do$' % (sqltext.text(PRE_REQUEST), PRE_REQUEST))
 PRE_REQUEST_SQL = ('CREATE OR REPLACE FUNCTION %s RETURNS void LANGUAGE plpgsql '
                    'SET search_path = pg_catalog, pg_temp AS $hub$%s$hub$'
                    % (PRE_REQUEST, PRE_REQUEST_BODY))
@@ -2067,10 +2072,9 @@ def as_role(db, role, claims=None):
     One code path for every target.
     """
     with db.atomic():
-        before_role, before_claims, before_propagate, pre_request = db.execute_sql(
+        before_role, before_claims, before_propagate = db.execute_sql(
             "SELECT current_setting('role'), current_setting('request.jwt.claims', true), "
-            "current_setting('citus.propagate_set_commands', true), "
-            "to_regprocedure(%s) IS NOT NULL", (PRE_REQUEST,)).fetchone()
+            "current_setting('citus.propagate_set_commands', true)").fetchone()
         try:
             db.execute_sql('SET LOCAL ROLE %s' % _quote(role))
         except Exception as exc:
@@ -2078,7 +2082,7 @@ def as_role(db, role, claims=None):
             raise RlsError('cannot act as role %s (%s); run `hub rls install`, and grant %s to '
                            'the connecting user if it is not a superuser' % (role, cause, role)) \
                 from None
-        _set_claims(db, json.dumps(claims) if claims is not None else '', pre_request)
+        _set_claims(db, json.dumps(claims) if claims is not None else '')
         yield db
         if before_propagate is not None:
             # Taking the role back must not be sent to the workers' connections of `role`.
@@ -2086,13 +2090,13 @@ def as_role(db, role, claims=None):
                            (before_propagate,))
         db.execute_sql('SET LOCAL ROLE %s' % ('NONE' if before_role == 'none'
                                               else _quote(before_role)))
-        _set_claims(db, before_claims or '', pre_request and before_claims)
+        _set_claims(db, before_claims or '')
 
 
-def _set_claims(db, claims, pre_request):
+def _set_claims(db, claims):
+    """The claims as PostgREST sets them, then sent on as its db-pre-request does."""
     db.execute_sql("SELECT set_config('request.jwt.claims', %s, true)", (claims,))
-    if pre_request:
-        db.execute_sql('SELECT %s' % PRE_REQUEST)
+    db.cursor().execute(SEND_CLAIMS_SQL)
 
 
 def _quote(identifier):

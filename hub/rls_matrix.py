@@ -777,7 +777,7 @@ def _act(db, f, spec, mode=rls.DEFAULT_MODE, pre_request=True):
     sends the claims to the workers and on a single node changes nothing."""
     _become(db, f, spec, mode)
     if pre_request:
-        db.execute_sql('SELECT %s' % rls.PRE_REQUEST)
+        db.cursor().execute(rls.SEND_CLAIMS_SQL)
 
 
 def _become(db, f, spec, mode):
