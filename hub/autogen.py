@@ -397,10 +397,16 @@ def _new_tables(db, result, by_kind):
             if field in meta.refs and not getattr(field, 'tenant_scoped', False):
                 definition += ' ' + _fk_clause(field)[1]
             lines.append(definition)
+        # A key over (organization_id, x) to another tenant table comes after the table, in a
+        # statement of its own: on Citus the new table must be distributed before it may
+        # reference a distributed one (hub db migrate does so when Citus refuses it).
+        tenant_keys = []
         for field in meta.refs:
             if getattr(field, 'tenant_scoped', False):
                 cols, clause = _fk_clause(field)
-                constraints.append('FOREIGN KEY (%s)\n        %s' % (_cols(cols), clause))
+                tenant_keys.append('ALTER TABLE %s ADD CONSTRAINT %s\n    FOREIGN KEY (%s) %s;' % (
+                    _table(meta.table_name), quote(_fk_constraint_name(meta.table_name, cols)),
+                    _cols(cols), clause))
         constraints.extend(_constraints(db, meta.constraints))
         body = ',\n'.join('    ' + line for line in lines + constraints)
         up = ['CREATE TABLE %s (\n%s\n);' % (_table(meta.table_name), body)]
@@ -409,6 +415,7 @@ def _new_tables(db, result, by_kind):
             up.append('CREATE %sINDEX %s ON %s (%s);' % (
                 'UNIQUE ' if unique else '', quote(_index_name(meta.table_name, cols)),
                 _table(meta.table_name), _cols(cols)))
+        up.extend(tenant_keys)
         if 'updated_at' in meta.fields:
             up.append('CREATE TRIGGER %s BEFORE UPDATE ON %s\n    FOR EACH ROW EXECUTE FUNCTION '
                       'public.hub_touch_updated_at();' % (quote(_short(meta.table_name +

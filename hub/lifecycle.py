@@ -11,8 +11,24 @@ tables, and this module removes row-level security first whenever every table go
 helpers and the auth stand-in would outlive the tables otherwise). The seeder and the command
 line (`hub seed`, `hub db reset`, `hub db rollback`) share these functions.
 """
-from hub import locks, migrate, rls
+from hub import citus, locks, migrate, rls
 from hub.errors import SchemaDrift
+
+
+def secure(db):
+    """What ends every migration (applied or reverted), in its transaction, before its history
+    row: on a Citus database the distribution of what it created (hub.citus.distribute: tenant
+    tables distributed, the others reference tables; nothing elsewhere), then the
+    row-level-security sync (hub.rls.sync)."""
+    citus.distribute(db)
+    rls.sync(db)
+
+
+#: First in every migration's transaction (hub.migrate's runner calls it): on Citus, the
+#: settings its DDL needs (hub.citus.SETTINGS), and the distribution as what to try when Citus
+#: refuses a statement (a key from a table just created to a distributed one); nothing
+#: elsewhere.
+secure.before = citus.prepare
 
 
 def remove_rls(db):
@@ -23,12 +39,12 @@ def remove_rls(db):
 
 def migrate_database(db, target=None, directory=migrate.MIGRATIONS_DIR, bounds=None,
                      notify=None):
-    """hub.migrate.migrate with every migration ending, in its own transaction, in the
-    row-level-security sync (hub.rls.sync): what `hub db migrate` runs. A table a migration
+    """hub.migrate.migrate with every migration ending, in its own transaction, in `secure`
+    (on Citus the distribution, then the row-level-security sync): what `hub db migrate` runs. A table a migration
     creates is never committed reachable beyond its model: its policies and grants where
     `hub rls install` has run, deny-all where it has not (docs/migrations.md). `bounds` and
     `notify` as hub.migrate.migrate (lock_timeout, retries)."""
-    return migrate.migrate(db, target, directory, secure=rls.sync, bounds=bounds, notify=notify)
+    return migrate.migrate(db, target, directory, secure=secure, bounds=bounds, notify=notify)
 
 
 def pending_sql(db, target=None, directory=migrate.MIGRATIONS_DIR, bounds=None):
@@ -49,20 +65,20 @@ def reset(db, directory=migrate.MIGRATIONS_DIR):
 
     One transaction: a failure leaves the database as it was. Returns the migrations applied.
     """
-    return migrate.reset(db, directory, teardown=remove_rls, secure=rls.sync)
+    return migrate.reset(db, directory, teardown=remove_rls, secure=secure)
 
 
 def rollback(db, target=None, all=False, directory=migrate.MIGRATIONS_DIR):
     """hub.migrate.rollback; each revert ends in the sync, and reverting every applied
     migration also removes what `hub rls install` added (policies, the helper schema, the auth
     stand-in)."""
-    return migrate.rollback(db, target, all, directory, teardown=remove_rls, secure=rls.sync)
+    return migrate.rollback(db, target, all, directory, teardown=remove_rls, secure=secure)
 
 
 def plan_rollback(db, target=None, all=False, directory=migrate.MIGRATIONS_DIR):
     """The RollbackPlan of `rollback(db, target, all)`, nothing changed (hub.migrate)."""
     return migrate.plan_rollback(db, target, all, directory, teardown=remove_rls,
-                                 secure=rls.sync)
+                                 secure=secure)
 
 
 def prepare(db, notify=None, mode=None):

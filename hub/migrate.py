@@ -54,25 +54,72 @@ MIGRATIONS_DIR = Path(__file__).with_name('migrations')
 LOCK_KEY = locks.MIGRATE
 
 
+class OneByOne:
+    """`db` for a migration's up() and down(): each text given to execute_sql is sent one
+    statement per query (hub.sqltext.statements), on every database. Citus refuses several
+    statements in one query string during DDL (Citus issue 6608), and a migration written as
+    one text (0001's UP) is the common case. The cursor of the last statement is returned;
+    everything else is `db`'s."""
+
+    def __init__(self, db, retry=None):
+        self._db = db
+        self._retry = retry
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+    def execute_sql(self, sql, params=None, *args, **kwargs):
+        from hub.sqltext import split_params, statements
+
+        pieces = statements(sql)
+        if len(pieces) < 2:
+            return self._one(sql, params, *args, **kwargs)
+        cursor = None
+        for piece, values in split_params(pieces, params):
+            cursor = self._one(piece, values, *args, **kwargs)
+        return cursor
+
+    def _one(self, sql, params, *args, **kwargs):
+        """With `retry(db)`: a statement the database refuses is run again once if retry
+        changed something (it returns a true value; on Citus: distributed the tables created
+        so far, so a key to a distributed table may follow), else its error stands. Each
+        statement is then a savepoint of its own."""
+        if self._retry is None:
+            return self._db.execute_sql(sql, params, *args, **kwargs)
+        try:
+            with self._db.atomic():
+                return self._db.execute_sql(sql, params, *args, **kwargs)
+        except DatabaseError:
+            if not self._retry(self._db):
+                raise
+        return self._db.execute_sql(sql, params, *args, **kwargs)
+
+
 class _Runner(Runner):
     """playhouse's Runner, with every migration (up, and down on rollback) ending in
     `secure(db)` when one is given: in the migration's own transaction, before its history
     row. hub.lifecycle passes hub.rls.sync, so no committed instant has a table a migration
     created or changed reachable beyond its model (Supabase grants the API roles ALL on every
-    new table); this module knows nothing of row-level security."""
+    new table); this module knows nothing of row-level security. A `secure` with an attribute
+    `before` has it called first, in the same transaction (hub.lifecycle: Citus's settings for
+    DDL); what it returns is OneByOne's `retry`. up() and down() get the database as OneByOne:
+    one statement per query."""
 
     secure = None
     #: {name: SQL} run in place of that migration's up() (hub.online: the same end state).
     replace = {}
 
     def _run(self, name, module, direction, fake=False):
-        if fake or (self.secure is None and not self.replace):
+        if fake:
             return super()._run(name, module, direction, fake)
         with self.migrator.migration_context(getattr(module, 'atomic', True)):
+            before = getattr(self.secure, 'before', None)
+            retry = before(self.database) if before is not None else None
+            db = OneByOne(self.database, retry)
             if direction == 'up' and name in self.replace:
-                self.database.execute_sql(self.replace[name])
+                db.execute_sql(self.replace[name])
             else:
-                getattr(module, direction)(self.migrator, self.database)
+                getattr(module, direction)(self.migrator, db)
             if self.secure is not None:
                 self.secure(self.database)
             if direction == 'up':
@@ -476,7 +523,7 @@ def migrate(db, target=None, directory=MIGRATIONS_DIR, secure=None, bounds=None,
                 with _locked(db):
                     watch(db)
                     if name not in {m.name for m in run.status() if m.applied}:
-                        db.execute_sql(first)
+                        OneByOne(db).execute_sql(first)
             bounded(db, bounds, 'apply %s' % name, labels, notify)
         path = online_paths.PATHS.get(name)
         before = []

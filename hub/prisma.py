@@ -150,6 +150,10 @@ class _Table:
         self.primary_key = db.execute_sql(
             "SELECT conname FROM pg_constraint WHERE contype = 'p' AND conrelid = %s::regclass",
             ('%s.%s' % (catalog.SCHEMA, table),)).fetchone()[0]
+        # (id) on a single node; (organization_id, id) on a tenant table on Citus (hub.citus),
+        # written as @@id: Prisma Client then finds a row by both, never by id alone.
+        self.key_columns = next(cols for name, cols, _, _ in self.indexes
+                                if name == self.primary_key)
         fields = {f.column_name: f for f in model._meta.sorted_fields}
         self.fields = [fields[name] for name, *_ in self.columns]
 
@@ -190,7 +194,7 @@ def _scalar(table, column, ctype, not_null, default, field, fk):
     prisma_type, native = _type(ctype, column, fk)
     optional = '' if not_null else '?'
     attrs, comment = [], None
-    if column == 'id':
+    if column == 'id' and table.key_columns == ('id',):
         attrs.append('@id' if table.primary_key == _default_name(table.name, (), 'pkey')
                      else '@id(map: "%s")' % table.primary_key)
     for name, cols, unique, _ in table.indexes:
@@ -284,6 +288,10 @@ def _relation(table, relation, fields):
 
 def _block_attributes(table, fields):
     out = []
+    if table.key_columns != ('id',):  # a tenant table on Citus: the key holds organization_id
+        out.append('@@id([%s]%s)' % (', '.join(fields[c] for c in table.key_columns),
+                                     '' if table.primary_key == _default_name(table.name, (), 'pkey')
+                                     else ', map: "%s"' % table.primary_key))
     for name, cols, unique, definition in table.indexes:
         if name == table.primary_key or (unique and len(cols) == 1):
             continue  # @id / @unique on the field

@@ -105,9 +105,13 @@ def check(db):
 def differences(db, policies=True):
     """Every Difference between hub.models and the live database, in the order `check` prints
     them; `policies=False` leaves out the row-level-security policies."""
+    from hub import citus
+
     diffs = []
     tables = set(live_tables(db))
     by_table = {m._meta.table_name: m for m in models.MODELS}
+    # On Citus the keys are as hub.citus.distribute leaves them, not drift (docs/citus.md).
+    kinds = citus.tables(db) if citus.enabled(db) else None
     for name in sorted(tables - set(by_table)):
         diffs.append(Difference('extra_table', name, None, None, name,
                                 'table %s is in the database but not in the models' % name))
@@ -119,9 +123,16 @@ def differences(db, policies=True):
         diffs.extend(_check_columns(db, table, model))
         indexes = {(cols, unique): (name, definition)
                    for name, cols, unique, definition in live_indexes(db, table)}
-        diffs.extend(_check_set(table, 'index', expected_indexes(model), indexes, _show_index))
+        want_indexes, want_fks = expected_indexes(model), expected_foreign_keys(model)
+        if kinds is not None:
+            want_indexes = citus.expected_indexes(want_indexes, kinds.get(table))
+            want_fks = citus.expected_foreign_keys(want_fks, table, kinds)
+        diffs.extend(_check_set(table, 'index', want_indexes, indexes, _show_index))
         fks = {fk[1:5]: (fk[0], fk[5]) for fk in live_foreign_keys(db, table)}
-        diffs.extend(_check_set(table, 'foreign key', expected_foreign_keys(model), fks, _show_fk))
+        diffs.extend(_check_set(table, 'foreign key', want_fks, fks, _show_fk))
+    if kinds is not None:
+        diffs.extend(Difference('citus_placement', table, None, None, None, message)
+                     for table, message in citus.differences(db, models.MODELS))
     diffs.extend(_check_enums(db))
     if policies:
         diffs.extend(_check_policies(db, tables))

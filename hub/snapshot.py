@@ -56,7 +56,7 @@ import re
 import stat
 import sys
 
-from hub import graph
+from hub import citus, graph
 from hub.errors import ConfigError, SnapshotError
 from hub.ids import new_id
 
@@ -133,12 +133,16 @@ def find_organization(db, org):
 
 def list_organizations(db):
     """Every organization as {id, slug, name, members, workflows, created_at}, by slug."""
+    # Counts grouped by organization_id and joined, not a sub-select per organization: Citus
+    # refuses a sub-select that correlates a reference table with a distributed one.
     cursor = db.execute_sql("""
-        SELECT o.id, o.slug, o.name,
-               (SELECT count(*) FROM organization_members m WHERE m.organization_id = o.id),
-               (SELECT count(*) FROM workflows w WHERE w.organization_id = o.id),
-               o.created_at
-        FROM organizations o ORDER BY o.slug, o.id""")
+        SELECT o.id, o.slug, o.name, coalesce(m.n, 0), coalesce(w.n, 0), o.created_at
+        FROM organizations o
+        LEFT JOIN (SELECT organization_id, count(*) AS n FROM organization_members
+                   GROUP BY organization_id) m ON m.organization_id = o.id
+        LEFT JOIN (SELECT organization_id, count(*) AS n FROM workflows
+                   GROUP BY organization_id) w ON w.organization_id = o.id
+        ORDER BY o.slug, o.id""")
     keys = ('id', 'slug', 'name', 'members', 'workflows', 'created_at')
     return [dict(zip(keys, row)) for row in cursor]
 
@@ -948,6 +952,10 @@ def import_organization(db, doc, as_new=False, link_users=False, name='snapshot'
     check_document(doc, name)
     ensure_known(db)
     with db.atomic():
+        if citus.enabled(db):
+            # The id checks read every tenant table across its shards before organizations and
+            # users (reference tables) are written (hub.citus.one_connection_per_worker).
+            citus.one_connection_per_worker(db)
         job = _Import(db, doc, name, as_new, link_users, user_id, owner, notify)
         job.check()
         org_id = job.prepare()

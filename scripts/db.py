@@ -472,6 +472,29 @@ def check(session):
     click.echo('no differences: the database matches hub.models', err=True)
 
 
+@db.command()
+@click.pass_obj
+def distribute(session):
+    """On a Citus coordinator: distribute the tenant tables, make the others reference tables.
+
+    `hub db migrate` does this at the end of every migration on a database with Citus; run it
+    for a database that got Citus after it was migrated. Tenant tables (a NOT NULL
+    organization_id) are distributed by organization_id and colocated, their keys gaining
+    organization_id; every other table of public becomes a reference table (docs/citus.md).
+    Prints one line per change; nothing when all is in place (it can run again). Refuses a
+    database without the citus extension (exit 2).
+    Example: hub db distribute
+    """
+    from hub import citus
+
+    done = citus.distribute_database(session.db)
+    for line in done:
+        click.echo(line)
+    click.echo('distributed: %d change(s)' % len(done) if done else
+               'nothing to distribute: every table is already as hub places it on Citus',
+               err=True)
+
+
 @db.command('sql')
 @click.option('-o', '--output', type=click.Path(writable=True),
               help='A folder (e.g. supabase/migrations; made when missing): one file per '

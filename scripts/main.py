@@ -112,6 +112,15 @@ def _missing_schema(exc):
     return isinstance(cause, pgerrors.UndefinedObject) and str(cause).startswith('type ')
 
 
+def _read_only(exc):
+    """Whether `exc` is a write refused by a read-only database: SQLSTATE 25006, which a hot
+    standby (a read replica) raises for every write and lock, and a read-only transaction for
+    every write."""
+    from psycopg2 import errors as pgerrors
+
+    return isinstance(pg_error(exc), pgerrors.ReadOnlySqlTransaction)
+
+
 def _database_error_message(exc):
     """The first line of a PostgreSQL error, or None when `exc` is not one."""
     from peewee import DatabaseError, InterfaceError
@@ -144,6 +153,10 @@ class HubGroup(click.Group):
                               'when the other one has finished' % (what, message), 1) from None
             if _missing_schema(exc):
                 message += '; run `hub db migrate` first'
+            elif _read_only(exc):
+                message += ('; this command writes, and the database is read-only (a read '
+                            'replica, or default_transaction_read_only): run it on the '
+                            "primary's URL")
             raise Failure('database error: %s' % message, 1) from None
 
 

@@ -470,6 +470,22 @@ def citus_db_url(citus_databases):
 
 
 @pytest.fixture(scope='session')
+def citus_hub_url(citus_databases):
+    """URL of one Citus database for the whole session, migrated by `hub db migrate` (so
+    distributed: hub.citus), nothing else in it (no row-level security, no rows). Shared by
+    every module: read it, or change it only inside a transaction that is rolled back; a test
+    that must commit makes a database of its own (`citus_db_url`)."""
+    name = citus_databases.create(prefix='hub_citus_hub')
+    url = citus_databases.url(name)
+    database = connection.open_database(url)
+    try:
+        lifecycle.migrate_database(database)
+    finally:
+        database.close()
+    return url
+
+
+@pytest.fixture(scope='session')
 def server_timers(server_url):
     """Whether the server's timeouts fire (they do not when it runs under libfaketime)."""
     with contextlib.closing(psycopg2.connect(server_url)) as conn, conn.cursor() as cur:

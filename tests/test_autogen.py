@@ -145,11 +145,12 @@ HANDLED = [
       '    organization_id text NOT NULL REFERENCES public.organizations (id) ON DELETE CASCADE,\n'
       '    workflow_id text NOT NULL,\n'
       "    label character varying(50) NOT NULL CHECK (label ~ '^[a-z]+%%?$'),\n"
-      '    weight numeric(5,2) NOT NULL DEFAULT 1,\n'
-      '    FOREIGN KEY (organization_id, workflow_id)\n        REFERENCES public.workflows '
-      '(organization_id, id) ON DELETE CASCADE\n);',
+      '    weight numeric(5,2) NOT NULL DEFAULT 1\n);',
       'CREATE UNIQUE INDEX workflow_tags_workflow_id_label ON public.workflow_tags '
-      '(workflow_id, label);'],
+      '(workflow_id, label);\n'
+      'ALTER TABLE public.workflow_tags ADD CONSTRAINT workflow_tags_organization_id_workflow_id_fkey\n'
+      '    FOREIGN KEY (organization_id, workflow_id) REFERENCES public.workflows '
+      '(organization_id, id) ON DELETE CASCADE;'],
      ['DROP TABLE public.workflow_tags;']),
 ]
 

@@ -1,11 +1,36 @@
 """hub on a Citus cluster (a coordinator and two workers: tools/citus_cluster.sh).
 
 Every test here runs against $HUB_CITUS_URL; without it they skip, unless HUB_REQUIRE_CITUS=1
-(CI), where they may not.
+(CI), where they may not. A Citus database costs ~10 s to make: the tests that only read share
+the session's `citus_hub_url` (migrated and distributed by `hub db migrate`).
 """
 import contextlib
+import re
 
 import psycopg2
+import pytest
+
+from hub import citus, connection, schema
+from tests.test_prisma import npm_dir  # noqa: F401  (the fixture)
+
+TENANT = ['agent_executions', 'agent_teams', 'ai_agents', 'integrations', 'organization_members',
+          'team_executions', 'team_members', 'workflow_executions', 'workflows']
+REFERENCE = ['organizations', 'users', 'workflow_templates']
+
+
+@contextlib.contextmanager
+def opened(url):
+    database = connection.open_database(url)
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+def rows(url, sql, params=()):
+    with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
 
 
 def test_a_citus_database_has_the_extension_and_its_workers_on_every_node(citus_databases,
@@ -20,12 +45,219 @@ def test_a_citus_database_has_the_extension_and_its_workers_on_every_node(citus_
     assert len(versions) == 1 and versions != {''}
 
 
-def test_enabled_tells_a_citus_database_from_a_single_node(citus_db_url, db_url):
-    from hub import citus, connection
-
-    for url, expected in ((citus_db_url, True), (db_url, False)):
-        database = connection.open_database(url)
-        try:
+def test_enabled_tells_a_citus_database_from_a_single_node(citus_hub_url, db_url):
+    for url, expected in ((citus_hub_url, True), (db_url, False)):
+        with opened(url) as database:
             assert citus.enabled(database) is expected
-        finally:
-            database.close()
+
+
+def test_migrate_distributes_the_tenant_tables_and_makes_the_others_reference_tables(
+        citus_hub_url):
+    found = dict(rows(citus_hub_url, """
+        SELECT table_name::text, citus_table_type || coalesce(':' || distribution_column, '')
+        FROM citus_tables"""))
+    assert found == dict([(t, 'distributed:organization_id') for t in TENANT]
+                         + [(t, 'reference:<none>') for t in REFERENCE])
+    # colocated: one group for every tenant table
+    groups = rows(citus_hub_url, """
+        SELECT count(DISTINCT colocation_id) FROM citus_tables
+        WHERE citus_table_type = 'distributed'""")
+    assert groups == [(1,)]
+    # hub's history stays a plain table of the coordinator
+    assert rows(citus_hub_url, "SELECT count(*) FROM pg_dist_partition "
+                               "WHERE logicalrelid = 'public.hub_migrations'::regclass") == [(0,)]
+
+
+def test_every_tenant_key_holds_the_distribution_column(citus_hub_url):
+    keys = rows(citus_hub_url, """
+        SELECT conrelid::regclass::text, conname, contype, pg_get_constraintdef(oid)
+        FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+          AND contype IN ('p', 'u') AND conrelid::regclass::text = ANY (%s)
+        ORDER BY 1, 2""", (TENANT,))
+    for table, name, kind, definition in keys:
+        assert definition.startswith(('PRIMARY KEY (organization_id, ', 'UNIQUE (organization_id, ')), \
+            (table, name, definition)
+    assert ('team_members', 'team_members_team_id_agent_id_key', 'u',
+            'UNIQUE (organization_id, team_id, agent_id)') in keys
+    assert {t for t, _, kind, _ in keys if kind == 'p'} == set(TENANT)
+    fks = dict(rows(citus_hub_url, """
+        SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+        WHERE contype = 'f' AND connamespace = 'public'::regnamespace"""))
+    assert fks['agent_executions_organization_id_workflow_execution_id_fkey'] == (
+        'FOREIGN KEY (organization_id, workflow_execution_id) '
+        'REFERENCES workflow_executions(organization_id, id)')
+    assert fks['team_members_organization_id_team_id_fkey'].startswith(
+        'FOREIGN KEY (organization_id, team_id) REFERENCES agent_teams(organization_id, id)')
+
+
+def test_distribute_has_nothing_left_to_do_after_migrate(citus_hub_url):
+    with opened(citus_hub_url) as database:
+        assert citus.plan(database) == []
+        assert citus.distribute(database) == []
+
+
+def test_db_check_is_clean_on_citus_and_still_reports_a_real_drift(citus_hub_url):
+    with opened(citus_hub_url) as database, database.atomic() as transaction:
+        assert schema.check(database) == []
+        citus.prepare(database)
+        database.execute_sql('ALTER TABLE public.workflows ADD COLUMN priority integer')
+        database.execute_sql('CREATE INDEX workflows_priority ON public.workflows (priority)')
+        assert schema.check(database) == [
+            'workflows.priority: column is in the database (integer) but not in the models',
+            'workflows: index (priority) is in the database but not in the models']
+        transaction.rollback()
+
+
+def _hub(url, *args):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, '-m', 'hub', *args], capture_output=True, text=True,
+                          env=dict(os.environ, DATABASE_URL=url), timeout=600)
+
+
+def test_distribute_a_database_migrated_before_citus_then_its_triggers_and_a_rollback(
+        citus_db_url):
+    from hub import lifecycle, migrate, rls
+
+    with opened(citus_db_url) as database:  # as an older hub, or before Citus, migrated it
+        migrate.migrate(database, secure=rls.sync)
+        assert citus.state(database) == {}
+    first = _hub(citus_db_url, 'db', 'distribute')
+    assert first.returncode == 0, first.stderr
+    lines = first.stdout.splitlines()
+    assert 'table organizations: reference table (a copy on every node)' in lines
+    assert ('table workflows: distributed by organization_id, colocated with '
+            'organization_members') in lines
+    assert any(line.startswith('foreign key agent_executions_organization_id_workflow_execution'
+                               '_id_fkey: ON DELETE SET NULL (workflow_execution_id) by trigger')
+               for line in lines)
+    again = _hub(citus_db_url, 'db', 'distribute')
+    assert (again.returncode, again.stdout) == (0, ''), again.stderr
+    assert 'nothing to distribute' in again.stderr
+    checked = _hub(citus_db_url, 'db', 'check')
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    status = _hub(citus_db_url, 'db', 'status')
+    assert status.returncode == 0, status.stdout + status.stderr
+
+    # ON DELETE SET NULL (workflow_execution_id), by the trigger: the agent execution stays
+    with contextlib.closing(psycopg2.connect(citus_db_url)) as conn:
+        with conn, conn.cursor() as cur:
+            cur.execute("""
+                INSERT INTO users (id, email) VALUES ('u1', 'u1@example.com');
+                INSERT INTO organizations (id, name, slug) VALUES ('o1', 'One', 'one');
+                INSERT INTO organization_members (organization_id, user_id, role, accepted_at)
+                    VALUES ('o1', 'u1', 'OWNER', '2025-01-31 12:00+00');
+                INSERT INTO workflows (id, organization_id, created_by, name, nodes, edges)
+                    VALUES ('w1', 'o1', 'u1', 'W', '[]', '[]');
+                INSERT INTO ai_agents (id, organization_id, created_by, name, personality,
+                                       model_config, memory)
+                    VALUES ('a1', 'o1', 'u1', 'A', '{}', '{}', '{}');
+                INSERT INTO workflow_executions (id, organization_id, workflow_id)
+                    VALUES ('e1', 'o1', 'w1');
+                INSERT INTO agent_executions (id, organization_id, agent_id,
+                                              workflow_execution_id, task, input)
+                    VALUES ('x1', 'o1', 'a1', 'e1', 't', '{}')""")
+        with conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM workflow_executions WHERE organization_id = 'o1'")
+            cur.execute("SELECT id, workflow_execution_id FROM agent_executions")
+            assert cur.fetchall() == [('x1', None)]
+        # updated_at on reference tables: one value on every copy (coordinator and workers)
+        for table, key in (('users', 'u1'), ('organizations', 'o1')):
+            with conn, conn.cursor() as cur:
+                cur.execute("UPDATE %s SET name = 'Renamed' WHERE id = %%s" % table, (key,))
+            with conn, conn.cursor() as cur:
+                cur.execute("SELECT nodeport, result FROM run_command_on_all_nodes("
+                            "$$SELECT updated_at::text FROM %s WHERE id = '%s'$$) "
+                            "JOIN pg_dist_node USING (nodeid)" % (table, key))
+                copies = dict(cur.fetchall())
+            assert len(copies) == 3 and len(set(copies.values())) == 1, (table, copies)
+        # the OWNER check runs on the shard (a worker): the last OWNER cannot leave
+        with conn.cursor() as cur:
+            with pytest.raises(psycopg2.errors.CheckViolation, match='without an OWNER'):
+                cur.execute("DELETE FROM organization_members WHERE organization_id = 'o1'")
+        conn.rollback()
+
+    # rollback and reset on Citus: everything goes, and comes back distributed
+    with opened(citus_db_url) as database:
+        reverted = lifecycle.rollback(database, all=True)
+        assert reverted[-1] == '0001_initial'
+        assert citus.state(database) == {}
+        assert database.execute_sql(
+            "SELECT count(*) FROM pg_proc WHERE proname LIKE 'hub_citus%%'").fetchone() == (0,)
+        lifecycle.migrate_database(database)
+        lifecycle.reset(database)
+        assert set(citus.state(database)) == set(TENANT + REFERENCE)
+        assert schema.check(database) == []
+
+
+def test_a_generated_migration_adding_a_tenant_table_distributes_it_with_its_siblings(
+        citus_db_url, tmp_path):
+    import json
+
+    from tests.project import Project
+    from tests.test_autogen import DRIVER, HANDLED, change
+
+    project = Project(tmp_path)
+    assert project.hub(citus_db_url, 'db', 'migrate').returncode == 0
+    edits = dict((case[0], case[1]) for case in HANDLED)['new_tenant_table_with_composite_key']
+    change(project, citus_db_url, edits)
+    result = project.script(citus_db_url, DRIVER, 'workflow_tags')
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out['warnings'] == []
+    assert out['check_up'] == [] and out['check_again'] == [], out
+    assert out['reverted'] and out['check_down'] != []
+    placed = rows(citus_db_url, """
+        SELECT logicalrelid::text, colocationid, partmethod FROM pg_dist_partition
+        WHERE logicalrelid IN ('public.workflow_tags'::regclass, 'public.workflows'::regclass)""")
+    assert len(placed) == 2 and len({(c, m) for _, c, m in placed}) == 1, placed
+    keys = dict(rows(citus_db_url, """
+        SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+        WHERE conrelid = 'public.workflow_tags'::regclass AND contype IN ('p', 'f')"""))
+    assert keys['workflow_tags_pkey'] == 'PRIMARY KEY (organization_id, id)'
+    assert keys['workflow_tags_organization_id_workflow_id_fkey'].startswith(
+        'FOREIGN KEY (organization_id, workflow_id) REFERENCES workflows(organization_id, id)')
+    # later DDL on distributed tables: a column and an index, through `hub db migrate`
+    project.migrations.joinpath('0099_priority.py').write_text(
+        'UP = """ALTER TABLE public.workflow_tags ADD COLUMN priority integer;\n'
+        'CREATE INDEX workflow_tags_priority ON public.workflow_tags (priority);\n'
+        'ALTER TABLE public.workflows ADD COLUMN priority integer;"""\n'
+        'DOWN = """ALTER TABLE public.workflows DROP COLUMN priority;\n'
+        'ALTER TABLE public.workflow_tags DROP COLUMN priority;"""\n\n\n'
+        'def up(migrator, db):\n    db.execute_sql(UP)\n\n\n'
+        'def down(migrator, db):\n    db.execute_sql(DOWN)\n')
+    migrated = project.hub(citus_db_url, 'db', 'migrate')
+    assert migrated.returncode == 0, migrated.stderr
+    reverted = project.hub(citus_db_url, 'db', 'rollback')
+    assert reverted.returncode == 0, reverted.stderr
+
+
+def test_prisma_on_citus_keys_tenant_models_by_organization_and_id_and_diffs_empty(
+        citus_hub_url, tmp_path):
+    from hub import prisma
+
+    with opened(citus_hub_url) as database:
+        text = prisma.schema(database)
+    models = dict(re.findall(r'\nmodel (\w+) \{\n(.*?)\n\}', text, re.S))
+    assert '@@id([organizationId, id])' in models['Workflow']
+    assert not re.search(r'^  id .*@id\b', models['Workflow'], re.M)
+    assert re.search(r'^  id .*@id\b', models['Organization'], re.M)  # a reference table
+    assert ('@@unique([organizationId, teamId, agentId], map: '
+            '"team_members_team_id_agent_id_key")') in models['TeamMember']
+
+
+def test_prisma_validates_the_citus_schema_and_its_diff_is_empty(citus_hub_url, tmp_path,
+                                                                npm_dir):
+    from hub import prisma
+    from tests.test_prisma import diff, generate
+
+    with opened(citus_hub_url) as database:
+        validated = generate(npm_dir, database)
+        assert 'is valid' in validated.stdout
+        target = tmp_path / 'schema.prisma'
+        target.write_text(prisma.schema(database))
+    result = diff(npm_dir, citus_hub_url, target)
+    assert (result.returncode, result.stdout.strip()) == (0, '-- This is an empty migration.'), \
+        result.stdout + result.stderr

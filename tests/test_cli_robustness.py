@@ -517,6 +517,23 @@ def test_status_json_times_carry_their_offset(db_url):
         assert abs(now - applied) < datetime.timedelta(hours=1)
 
 
+def test_a_write_to_a_read_only_database_says_to_use_the_primary(db_url, tmp_path):
+    """A read replica refuses every write (SQLSTATE 25006); the one line says where to run it,
+    while the reading commands work there (docs/scale-out.md)."""
+    read_only = {'PGOPTIONS': '-c default_transaction_read_only=on'}
+    code, out, err = hub('--database-url', db_url, 'seed', '--orgs', '1', '--scale', 'tiny',
+                         key=Fernet.generate_key().decode(), env=read_only)
+    assert code == 1 and out == ''
+    line = one_line(err)
+    assert line.startswith('Error: database error: cannot execute ') and line.endswith(
+        "the database is read-only (a read replica, or default_transaction_read_only): run it "
+        "on the primary's URL"), line
+    assert query(db_url, 'SELECT count(*) FROM organizations') == [(0,)]
+    for args in (['db', 'status'], ['orgs'], ['db', 'check'], ['users']):
+        code, _, err = hub('--database-url', db_url, *args, env=read_only)
+        assert code == 0, (args, err)
+
+
 def test_docs_before_migrating_refuses_and_writes_nothing(empty_db_url, tmp_path):
     target = tmp_path / 'schema.md'
     code, out, err = hub('--database-url', empty_db_url, 'db', 'docs', '-o', str(target))

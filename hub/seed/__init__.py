@@ -153,10 +153,17 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
     result = SeedResult(seed, scale, orgs, as_of)
 
     result.migrated, result.rls_installed = lifecycle.prepare(db, notify)
+    from hub import citus
     from hub.seed import auth
 
+    # On Citus the setup transaction and every batch read integrations across its shards (the
+    # key check), then write reference tables (the marketplace; organizations and users): one
+    # connection per worker, or Citus refuses the write (hub.citus.one_connection_per_worker).
+    on_citus = citus.enabled(db)
     with db.atomic():  # setup: one transaction under the lock
         _lock(db)
+        if on_citus:
+            citus.one_connection_per_worker(db)
         if not reset:
             # Again under the lock: `hub secrets rotate` may have committed since the check above.
             crypto.ensure_one_key(db, credentials.kid, 'the key in %s' % credentials.source)
@@ -184,6 +191,8 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
         # once per run, for that reason; it costs ~0.6 ms a batch with 1,175 integrations
         # stored, ~35 ms over the 52 batches of a 1,000,000-row seed (~0.04%).
         _lock(db)
+        if on_citus:
+            citus.one_connection_per_worker(db)
         crypto.ensure_one_key(db, credentials.kid, 'the key in %s' % credentials.source)
         return not _present(db, org_ids)
 
