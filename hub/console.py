@@ -36,7 +36,7 @@ import re
 import sys
 import traceback
 
-from hub import models
+from hub import models, rls
 from hub.errors import ConfigError, ShellError
 
 # Modules offered by name in the shell, when present.
@@ -331,6 +331,18 @@ class _Cursor:
     """Mixed into whatever cursor class is asked for: every statement goes through the guard."""
 
     def execute(self, query, vars=None):
+        from hub.connection import _SET_ZONE
+
+        zone = '%s; ' % _SET_ZONE
+        if isinstance(query, str) and query.startswith(zone):
+            # hub.connection sends the zone in the query string of a statement outside a peewee
+            # transaction. Here it is one statement of its own: once the claims are sent to the
+            # Citus workers (SET LOCAL propagated), Citus answers a query string holding a SET
+            # and a distributed query with "permission denied" on the query's table.
+            query = query[len(zone):]
+            return self.connection._statement(query, lambda: (
+                super(_Cursor, self).execute(_SET_ZONE),
+                super(_Cursor, self).execute(query, vars))[1])
         return self.connection._statement(query, lambda: super(_Cursor, self).execute(query, vars))
 
     def executemany(self, query, vars_list):
@@ -419,6 +431,8 @@ class _TenantConnection(_connection_class()):
                              'the connecting user if it is not a superuser'
                              % (self.role, cause, self.role)) from None
         self._raw("SELECT set_config('request.jwt.claims', %s, true)", (self.claims,))
+        # As PostgREST's db-pre-request: on Citus the claims then reach the workers.
+        self._raw(rls.SEND_CLAIMS_SQL)
         self._raw('SAVEPOINT %s' % _MARK)
         self._in_user_transaction = False
 

@@ -150,6 +150,106 @@ HELPERS = {
                      '(the caller included)'),
 }
 
+# -- Citus: the same helpers, told how to run there -------------------------------------------
+#
+# On Citus the policies run on the workers' shards, and a helper reading organization_members (a
+# distributed table) from there is a distributed query nested in a shard's: refused unless the
+# function allows it. Sequential mode keeps the helpers' reads on one connection per node, so a
+# reference table (organizations, users, workflow_templates) may still be written after them in
+# the same statement (Citus refuses to modify a reference table after a parallel read).
+CITUS_SETTINGS = ['citus.allow_nested_distributed_execution=on',
+                  'citus.multi_shard_modify_mode=sequential']
+
+#: The settings through which PostgREST and older gateways name the caller. PostgREST sets them
+#: with set_config(), which Citus never sends to the workers; hub_request.pre_request()
+#: re-issues them with SET LOCAL, which it does send, and records what it sent in
+#: PROPAGATED_SETTING.
+IDENTITY_SETTINGS = ('request.jwt.claims', 'request.jwt.claim.sub',
+                     'request.jwt.claim.%s' % ORG_CLAIM, 'request.jwt.claim.email')
+PROPAGATED_SETTING = 'hub.propagated_claims'
+#: The identity settings as one text ('' reads as unset, as in the helpers), in the helpers and
+#: pre_request().
+IDENTITY_MARK = "pg_catalog.concat_ws(' ', %s)" % ', '.join(
+    "pg_catalog.quote_nullable(nullif(pg_catalog.current_setting('%s', true), ''))"
+    % name
+    for name in IDENTITY_SETTINGS)
+NO_IDENTITY = ' '.join(["NULL"] * len(IDENTITY_SETTINGS))
+
+# On Citus a helper that names the caller first checks that the caller's settings went out to
+# the workers: a request whose claims were set with set_config() alone would be scoped on the
+# coordinator's copy of a reference table and see nobody on the workers' copies, so a write to
+# users or organizations would change one copy only. It fails instead, whole (fail closed).
+_CITUS_GUARD = """
+    IF %(mark)s NOT IN (%(none)s,
+            coalesce(pg_catalog.current_setting('%(propagated)s', true), '')) THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = 'the JWT claims of this transaction were set with set_config(), which '
+                      'Citus does not send to the workers',
+            HINT = 'call hub_request.pre_request() after setting them (PostgREST: '
+                   'db-pre-request = hub_request.pre_request)';
+    END IF;""" % {'mark': IDENTITY_MARK, 'none': "'%s'" % NO_IDENTITY,
+                  'propagated': PROPAGATED_SETTING}
+
+
+#: PostgREST's `db-pre-request` function (Supabase: `pgrst.db_pre_request`): PostgREST calls it in
+#: every request's transaction after it set the role and the claims. It re-issues the identity
+#: settings with SET LOCAL under citus.propagate_set_commands = 'local', so they reach the Citus
+#: workers; on a single node it changes nothing. SECURITY INVOKER, in a schema of its own that
+#: the API roles may use (hub_private is closed to anon, whose requests call it too).
+REQUEST_SCHEMA = 'hub_request'
+PRE_REQUEST = '%s.pre_request()' % REQUEST_SCHEMA
+PRE_REQUEST_BODY = """
+BEGIN
+    -- From here on Citus sends this transaction's SET LOCAL commands to the workers.
+    SET LOCAL citus.propagate_set_commands = 'local';%s
+    EXECUTE pg_catalog.format('SET LOCAL %s = %%L', %s);
+END
+""" % (''.join("""
+    IF pg_catalog.current_setting('%(name)s', true) IS NOT NULL THEN
+        EXECUTE pg_catalog.format('SET LOCAL %(name)s = %%L',
+                                  pg_catalog.current_setting('%(name)s', true));
+    END IF;""" % {'name': name} for name in IDENTITY_SETTINGS), PROPAGATED_SETTING, IDENTITY_MARK)
+PRE_REQUEST_COMMENT = ("PostgREST's db-pre-request (hub rls install): re-issues the JWT claims "
+                       "with SET LOCAL so that Citus sends them to the workers")
+#: The roles PostgREST runs requests as: each calls the pre-request function.
+PRE_REQUEST_ROLES = ROLES
+#: Calls PRE_REQUEST where install made it (as PostgREST does where it is configured), nothing
+#: elsewhere: what hub's own callers (as_role, `hub shell --as`, `hub rls verify`) run right after
+#: setting the claims, on every target.
+SEND_CLAIMS_SQL = ('DO $hub_do$ BEGIN IF pg_catalog.to_regprocedure(%s) IS NOT NULL THEN '
+                   'PERFORM %s; END IF; END $hub_do$' % (sqltext.text(PRE_REQUEST), PRE_REQUEST))
+PRE_REQUEST_SQL = ('CREATE OR REPLACE FUNCTION %s RETURNS void LANGUAGE plpgsql '
+                   'SET search_path = pg_catalog, pg_temp AS $hub$%s$hub$'
+                   % (PRE_REQUEST, PRE_REQUEST_BODY))
+
+
+def pre_request_statements():
+    """Create (or replace) schema hub_request and its pre_request(): usable and executable by
+    the API roles, nobody may create anything in the schema."""
+    return [
+        'CREATE SCHEMA IF NOT EXISTS %s' % REQUEST_SCHEMA,
+        'REVOKE ALL ON SCHEMA %s FROM PUBLIC' % REQUEST_SCHEMA,
+        'GRANT USAGE ON SCHEMA %s TO %s' % (REQUEST_SCHEMA, ', '.join(PRE_REQUEST_ROLES)),
+        PRE_REQUEST_SQL,
+        'COMMENT ON FUNCTION %s IS %s' % (PRE_REQUEST, sqltext.text(PRE_REQUEST_COMMENT)),
+        'REVOKE ALL ON FUNCTION %s FROM PUBLIC' % PRE_REQUEST,
+        'GRANT EXECUTE ON FUNCTION %s TO %s' % (PRE_REQUEST, ', '.join(PRE_REQUEST_ROLES))]
+
+
+def helper_body(name, citus=False):
+    """The body of helper `name` as installed on a single node, or on Citus (citus=True): the
+    same, after a check that the caller's claims reached the workers when it reads them."""
+    body = HELPERS[name][2]
+    if not citus or 'request.jwt' not in body:
+        return body
+    return body.replace('\nBEGIN\n', '\nBEGIN%s\n' % _CITUS_GUARD, 1)
+
+
+def helper_config(citus=False):
+    """The settings every helper runs with, on a single node or on Citus."""
+    return HELPER_CONFIG + (CITUS_SETTINGS if citus else [])
+
+
 #: The roles install grants EXECUTE on the helpers: the policies are written for authenticated;
 #: service_role (which bypasses them) may call the helpers as the platform's code does.
 HELPER_ROLES = ('authenticated', 'service_role')
@@ -238,8 +338,29 @@ def kept_function(table, column):
     return '%s.%s_keeps_%s' % (HELPER_SCHEMA, table, column)
 
 
-def kept_functions():
-    """{qualified name: CREATE statement} of every kept_function the policies call.
+#: The template check of the direct (Citus) shape: a policy there may not hold the sub-select of
+#: template_visible, so a function asks it (SECURITY INVOKER: it reads as the caller, under
+#: workflow_templates' own policies, as the sub-select did).
+TEMPLATE_VISIBLE_FUNCTION = '%s.template_visible' % HELPER_SCHEMA
+_TEMPLATE_VISIBLE_BODY = """
+BEGIN
+    RETURN named IS NULL OR EXISTS (
+        SELECT 1 FROM public.workflow_templates t
+        WHERE t.id OPERATOR(pg_catalog.=) named
+          AND (t.is_public OR t.organization_id OPERATOR(pg_catalog.=) row_organization));
+END
+"""
+
+
+def _settings_clause(citus):
+    return ' SET search_path = pg_catalog, pg_temp%s' % ''.join(
+        ' SET %s = %s' % tuple(setting.split('=', 1)) for setting in CITUS_SETTINGS if citus)
+
+
+def kept_functions(citus=False):
+    """{qualified name: CREATE statement} of every kept_function the policies call, and of the
+    template check of the direct shape (TEMPLATE_VISIBLE_FUNCTION); on Citus (citus=True) they
+    run with the helpers' Citus settings (a query from a shard's policy is a nested one).
 
     A policy on a table may not read that same table (PostgreSQL refuses it as infinite
     recursion), so the row before the statement is read by a function: SECURITY INVOKER (it
@@ -261,9 +382,12 @@ def kept_functions():
             name = kept_function(table, field.column_name)
             out[name] = (
                 'CREATE OR REPLACE FUNCTION %s(row_id pg_catalog.text, kept pg_catalog.text) '
-                'RETURNS pg_catalog.bool LANGUAGE plpgsql STABLE '
-                'SET search_path = pg_catalog, pg_temp AS $hub$%s$hub$' % (name, _kept_body(
-                    table, field.column_name)))
+                'RETURNS pg_catalog.bool LANGUAGE plpgsql STABLE%s AS $hub$%s$hub$' % (
+                    name, _settings_clause(citus), _kept_body(table, field.column_name)))
+    out[TEMPLATE_VISIBLE_FUNCTION] = (
+        'CREATE OR REPLACE FUNCTION %s(named pg_catalog.text, row_organization '
+        'pg_catalog.text) RETURNS pg_catalog.bool LANGUAGE plpgsql STABLE%s AS $hub$%s$hub$' % (
+            TEMPLATE_VISIBLE_FUNCTION, _settings_clause(citus), _TEMPLATE_VISIBLE_BODY))
     return out
 
 
@@ -276,10 +400,10 @@ END
 """ % (table, column)
 
 
-def _kept_statements():
+def _kept_statements(citus=False):
     """Create (or replace) the kept functions; EXECUTE for the roles the policies run as."""
     statements = []
-    for name, sql in kept_functions().items():
+    for name, sql in kept_functions(citus).items():
         signature = '%s(pg_catalog.text, pg_catalog.text)' % name
         statements += [sql, 'REVOKE ALL ON FUNCTION %s FROM PUBLIC, anon' % signature,
                        'GRANT EXECUTE ON FUNCTION %s TO authenticated, service_role' % signature]
@@ -458,8 +582,54 @@ def _scoped(predicate, table, mode):
     return predicate.replace(MINE, ACTIVE)
 
 
-def policy_sql(table, command, mode=DEFAULT_MODE):
+#: The helpers a policy asks, each once per statement on a single node (an initPlan).
+_ARRAY_HELPERS = ('org_ids', 'admin_org_ids', 'owner_org_ids', 'co_member_ids')
+_SCALAR_HELPERS = ('uid', 'email', 'active_org_id')
+
+
+def _direct(predicate, table):
+    """`predicate` in the shape Citus accepts: no sub-select, so each helper is called directly
+    (`organization_id = ANY (hub_private.org_ids())`, `created_by = hub_private.uid()`) and a
+    reference to a template is checked by hub_private.template_visible(). Citus refuses a policy
+    with a sub-select on a distributed or reference table; on a single node this shape is much
+    slower (a helper that is not an index condition runs per row: docs/benchmarks.md), so
+    there the initPlan shape stays."""
+    if predicate is None:
+        return None
+    from hub.models import WorkflowTemplate
+
+    model = _model_of(table)
+    for field in model._meta.sorted_fields if model is not None else ():
+        if getattr(field, 'rel_model', None) is WorkflowTemplate:
+            column = field.column_name
+            outer = '%s.%s' % (table, column) if column in WorkflowTemplate._meta.columns \
+                else column
+            predicate = predicate.replace(template_visible(table, column), '%s(%s, %s.%s)' % (
+                TEMPLATE_VISIBLE_FUNCTION, outer, table, 'organization_id'))
+    for name in _ARRAY_HELPERS:
+        predicate = predicate.replace('ANY ((SELECT %s.%s())::text[])' % (HELPER_SCHEMA, name),
+                                      'ANY (%s.%s())' % (HELPER_SCHEMA, name))
+    for name in _SCALAR_HELPERS:
+        predicate = predicate.replace('(SELECT %s.%s())' % (HELPER_SCHEMA, name),
+                                      '%s.%s()' % (HELPER_SCHEMA, name))
+    assert 'SELECT' not in predicate.upper(), predicate
+    return predicate
+
+
+def _model_of(table):
+    from hub import models
+
+    return next((m for m in models.MODELS if m._meta.table_name == table), None)
+
+
+def policy_sql(table, command, mode=DEFAULT_MODE, citus=False):
+    """CREATE POLICY for `table` and `command` in `mode`, in the shape of the target: the
+    initPlan shape on a single node, the direct shape on Citus (citus=True, see _direct)."""
     using, check = (_scoped(p, table, mode) for p in policies()[table][command])
+    if citus:
+        using, check = _direct(using, table), _direct(check, table)
+        if command == 'INSERT' and table in CURATION_COLUMNS and check is not None:
+            check = '%s AND %s' % (check, curation_defaults(table))
     sql = 'CREATE POLICY %s ON public.%s AS PERMISSIVE FOR %s TO authenticated' % (
         policy_name(command), table, command)
     if using is not None:
@@ -483,11 +653,14 @@ def _fingerprint(sql):
 HELPER_CONFIG = ['search_path=pg_catalog, pg_temp', 'enable_seqscan=off']
 
 
-def helper_sql(name):
-    returns, definer, body, _ = HELPERS[name]
+def helper_sql(name, citus=False):
+    """CREATE OR REPLACE of helper `name`, as a single node or Citus (citus=True) runs it."""
+    returns, definer, _, _ = HELPERS[name]
     return ('CREATE OR REPLACE FUNCTION %s.%s() RETURNS %s LANGUAGE plpgsql STABLE%s '
-            "SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $hub$%s$hub$" % (
-                HELPER_SCHEMA, name, returns, ' SECURITY DEFINER' if definer else '', body))
+            "SET search_path = pg_catalog, pg_temp SET enable_seqscan = off%s AS $hub$%s$hub$" % (
+                HELPER_SCHEMA, name, returns, ' SECURITY DEFINER' if definer else '',
+                _settings_clause(citus)[len(' SET search_path = pg_catalog, pg_temp'):],
+                helper_body(name, citus)))
 
 
 # -- the privileges the policies are written for ---------------------------------------------
@@ -514,12 +687,32 @@ def model_columns(table):
     raise RlsError('no model in hub.models for table %s' % table)
 
 
-def writable_columns(table, command, live=None):
+def curation_defaults(table):
+    """The INSERT check that `table`'s curation columns hold their defaults (the platform's
+    values, never a tenant's): on Citus it replaces the column grants (writable_columns)."""
+    model = _model_of(table)
+    out = []
+    for column in CURATION_COLUMNS[table]:
+        default = model._meta.columns[column].default
+        if default is None:
+            out.append('%s IS NULL' % column)
+        elif isinstance(default, bool):
+            out.append('%s = %s' % (column, 'true' if default else 'false'))
+        else:
+            out.append('%s = %r' % (column, default))
+    return '(%s)' % ' AND '.join(out)
+
+
+def writable_columns(table, command, live=None, citus=False):
     """Columns `authenticated` may set on INSERT or UPDATE of `table` (model order).
 
-    `live` (the table's columns in the database) narrows the list to what exists there.
+    `live` (the table's columns in the database) narrows the list to what exists there. On
+    Citus (citus=True) an INSERT may name every column: Citus sends a row to the shards with
+    every column, the defaults filled in, so a column grant that leaves the curation columns out
+    refuses every tenant INSERT there; the INSERT policy checks their values instead
+    (curation_defaults).
     """
-    fixed = CURATION_COLUMNS.get(table, ())
+    fixed = () if citus and command == 'INSERT' else CURATION_COLUMNS.get(table, ())
     if command == 'UPDATE':
         fixed += IDENTITY_COLUMNS + IMMUTABLE_COLUMNS.get(table, ())
     return [c for c in model_columns(table) if c not in fixed and (live is None or c in live)]
@@ -534,10 +727,10 @@ def _history_table():
 def expected_privileges(db):
     """{(table, role, privilege, column or None)}: what anon, authenticated, service_role and
     PUBLIC hold on our tables once installed (the migration history: nothing at all)."""
-    return _expected(lambda table: live_column_names(db, table))
+    return _expected(lambda table: live_column_names(db, table), on_citus(db))
 
 
-def _expected(columns_of):
+def _expected(columns_of, citus=False):
     """expected_privileges with each table's columns from `columns_of(table)`."""
     want = set()
     for table in policy_tables():
@@ -545,7 +738,7 @@ def _expected(columns_of):
         for privilege in ('SELECT', 'DELETE'):
             want.add((table, 'authenticated', privilege, None))
         for privilege in ('INSERT', 'UPDATE'):
-            columns = writable_columns(table, privilege, live)
+            columns = writable_columns(table, privilege, live, citus)
             if set(columns) == set(live):  # every column, in whatever order: the table
                 want.add((table, 'authenticated', privilege, None))
             else:
@@ -581,7 +774,7 @@ def privilege_drift(db):
     """
     live = live_column_map(db)  # one query: this runs at every status, install and audit
     tables = [t for t in policy_tables() + (_history_table(),) if t in live]
-    want = {w for w in _expected(lambda t: live.get(t, [])) if w[0] in tables}
+    want = {w for w in _expected(lambda t: live.get(t, []), on_citus(db)) if w[0] in tables}
     have = live_privileges(db, tables, ROLES)
 
     def expand(entries):
@@ -819,20 +1012,26 @@ def install(db, mode=None):
         raise RlsError('cannot install row-level security: table(s) %s missing; run `hub db '
                        'migrate` first' % ', '.join(missing))
     actions = []
+    citus = on_citus(db)
     with db.atomic():
+        _sequential(db, citus)
         actions += _install_roles(db)
         actions += _install_auth(db)
         mode = mode or installed_mode(db) or DEFAULT_MODE
-        actions += _install_helpers(db)
+        actions += _install_helpers(db, citus)
+        actions += _install_pre_request(db)
         actions += _install_mode(db, mode)
         actions += _install_grants(db)
-        actions += _install_policies(db, mode)
+        actions += _install_policies(db, mode, citus)
         actions += _install_trigger_functions(db)
         # What no model covers (a table, sequence or trigger function of public that hub did
         # not create) is closed as every migration closes it.
         sync(db)
         actions += _install_rpcs(db)
         actions += _install_repairs(db)
+    if citus:
+        # Not transactional: run_command_on_workers commits on each worker by itself.
+        actions += _install_worker_logins(db)
     return actions
 
 
@@ -953,9 +1152,9 @@ DEFINER_GRANTS = (
      'GRANT SELECT ON public.organization_members TO %s' % DEFINER_ROLE))
 
 
-def _helper_statements(name):
+def _helper_statements(name, citus=False):
     """Create or replace helper `name`, with its comment."""
-    return [helper_sql(name), 'COMMENT ON FUNCTION %s.%s() IS %s'
+    return [helper_sql(name, citus), 'COMMENT ON FUNCTION %s.%s() IS %s'
             % (HELPER_SCHEMA, name, sqltext.text(HELPERS[name][3]))]
 
 
@@ -1022,8 +1221,8 @@ def _enable_sql(table):
     return 'ALTER TABLE public.%s ENABLE ROW LEVEL SECURITY' % table
 
 
-def _policy_statements(table, command, mode):
-    sql = policy_sql(table, command, mode)
+def _policy_statements(table, command, mode, citus=False):
+    sql = policy_sql(table, command, mode, citus)
     return [sql, "COMMENT ON POLICY %s ON public.%s IS '%s'"
             % (policy_name(command), table, _fingerprint(sql))]
 
@@ -1045,7 +1244,7 @@ def _setup_statements(mode):
     for name in HELPERS:
         plan += _helper_statements(name) + [_helper_revoke_sql(name)]
     plan += [_handover_sql(list(HELPERS)), HELPER_USAGE_SQL, _helper_execute_sql()]
-    plan += _kept_statements()
+    plan += _kept_statements() + pre_request_statements()
     if mode is None:
         plan.append(_guarded(
             'NOT pg_catalog.starts_with(coalesce(pg_catalog.obj_description(%s::regnamespace, '
@@ -1097,6 +1296,9 @@ DECLARE
     grantees text;
     installed boolean;
     mode text := 'members';
+    -- A Citus coordinator takes the policies' direct shape (hub.rls._direct).
+    citus CONSTANT boolean := EXISTS (SELECT 1 FROM pg_catalog.pg_extension
+                                      WHERE extname = 'citus');
     note text;
     rel record;
     spec jsonb;
@@ -1113,6 +1315,11 @@ DECLARE
 BEGIN
     IF public_ns IS NULL THEN
         RETURN;
+    END IF;
+    IF citus THEN
+        -- DDL on reference tables after distributed ones in one transaction: one connection per
+        -- node, or Citus refuses it.
+        SET LOCAL citus.multi_shard_modify_mode = 'sequential';
     END IF;
     SELECT coalesce(pg_catalog.array_agg(rolname::text ORDER BY rolname), '{}') INTO api
     FROM pg_catalog.pg_roles WHERE rolname IN ('anon', 'authenticated', 'service_role');
@@ -1168,7 +1375,8 @@ BEGIN
                 SELECT 'authenticated ' || w.p || ' ' || c
                 FROM (VALUES ('INSERT', 'insert'), ('UPDATE', 'update')) w (p, k),
                      pg_catalog.unnest(live) c
-                WHERE c IN (SELECT pg_catalog.jsonb_array_elements_text(spec -> w.k))
+                WHERE c IN (SELECT pg_catalog.jsonb_array_elements_text(coalesce(
+                    CASE WHEN citus THEN spec -> ('citus ' || w.k) END, spec -> w.k)))
                 UNION ALL
                 SELECT r || ' DELETE '
                 FROM pg_catalog.unnest(ARRAY['authenticated', 'service_role']) r);
@@ -1197,7 +1405,9 @@ BEGIN
                                                   ('UPDATE', 'update')) w (p, k) LOOP
                     cols := CASE WHEN priv.k IS NULL THEN live ELSE ARRAY(
                         SELECT c FROM pg_catalog.unnest(live) c
-                        WHERE c IN (SELECT pg_catalog.jsonb_array_elements_text(spec -> priv.k)))
+                        WHERE c IN (SELECT pg_catalog.jsonb_array_elements_text(coalesce(
+                            CASE WHEN citus THEN spec -> ('citus ' || priv.k) END,
+                            spec -> priv.k))))
                     END;
                     IF pg_catalog.cardinality(cols) = pg_catalog.cardinality(live) THEN
                         EXECUTE pg_catalog.format('GRANT %%s ON public.%%I TO authenticated',
@@ -1219,7 +1429,8 @@ BEGIN
                 WHERE c <> ALL (live)) THEN
             FOR pol IN SELECT key, value FROM pg_catalog.jsonb_each(spec -> 'policies')
                        ORDER BY key LOOP
-                wanted := coalesce(pol.value -> mode, pol.value -> 'members');
+                wanted := coalesce(CASE WHEN citus THEN pol.value -> ('citus ' || mode) END,
+                                   pol.value -> mode, pol.value -> 'members');
                 SELECT true, pg_catalog.obj_description(p.oid, 'pg_policy') INTO present, marked
                 FROM pg_catalog.pg_policy p WHERE p.polrelid = rel.oid AND p.polname = pol.key;
                 IF present AND (NOT replacing OR marked IS NOT DISTINCT FROM wanted ->> 1) THEN
@@ -1276,7 +1487,8 @@ END $hub_sync$"""
 def sync_model():
     """What the sync knows of hub.models and hub.rls: {table: {'columns', 'insert', 'update',
     'policies': {name: {mode: [CREATE POLICY, comment]}}}} for every table with policies
-    ('active' only where it differs from 'members')."""
+    ('active' only where it differs from 'members'; 'citus members' and 'citus active', the
+    direct shape a Citus coordinator takes, only where it differs from that mode's)."""
     out = {}
     for table, by_command in policies().items():
         named = {}
@@ -1285,6 +1497,13 @@ def sync_model():
             for mode in MODES:
                 sql = policy_sql(table, command, mode)
                 variants[mode] = [sql, _fingerprint(sql)]
+            for mode in MODES:
+                sql = policy_sql(table, command, mode, citus=True)
+                variants['citus ' + mode] = [sql, _fingerprint(sql)]
+            # Only what differs: 'active' from 'members', a Citus shape from that mode's.
+            for mode in MODES:
+                if variants['citus ' + mode] == variants[mode]:
+                    del variants['citus ' + mode]
             if variants['active'] == variants['members']:
                 del variants['active']
             named[policy_name(command)] = variants
@@ -1294,6 +1513,8 @@ def sync_model():
         out[table] = {'columns': model_columns(table),
                       'insert': writable_columns(table, 'INSERT'),
                       'update': writable_columns(table, 'UPDATE'), 'policies': named}
+        if writable_columns(table, 'INSERT', citus=True) != out[table]['insert']:
+            out[table]['citus insert'] = writable_columns(table, 'INSERT', citus=True)
     return out
 
 
@@ -1407,7 +1628,7 @@ def _install_auth(db):
     return actions
 
 
-def _install_helpers(db):
+def _install_helpers(db, citus=False):
     actions = []
     if not live_schema_exists(db, HELPER_SCHEMA):
         db.execute_sql(HELPER_SCHEMA_SQL)
@@ -1415,11 +1636,11 @@ def _install_helpers(db):
     db.execute_sql(HELPER_SCHEMA_PRIVATE_SQL)
     actions += _grant_definer(db)
     for name in HELPERS:
-        returns, definer, body, comment = HELPERS[name]
+        returns, definer, _, comment = HELPERS[name]
         live = live_function(db, HELPER_SCHEMA, name)
-        if live is None or live[2] != body or bool(live[0]) != definer \
-                or live[1] != HELPER_CONFIG:
-            for statement in _helper_statements(name):
+        if live is None or live[2] != helper_body(name, citus) or bool(live[0]) != definer \
+                or live[1] != helper_config(citus):
+            for statement in _helper_statements(name, citus):
                 db.execute_sql(statement)
             actions.append('%s function %s.%s()' % ('created' if live is None else 'replaced',
                                                      HELPER_SCHEMA, name))
@@ -1436,14 +1657,17 @@ def _install_helpers(db):
         actions.append('granted execute on %s to authenticated, service_role'
                        % ', '.join(ungranted))
     stale = []
-    for name, sql in kept_functions().items():
-        live = _one(db, 'SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure(%s)',
-                    ('%s(text, text)' % name,))
-        if live is None or '$hub$%s$hub$' % live not in sql:
+    for name, sql in kept_functions(citus).items():
+        live = db.execute_sql('SELECT prosrc, proconfig FROM pg_proc '
+                              'WHERE oid = to_regprocedure(%s)', ('%s(text, text)' % name,)
+                              ).fetchone()
+        if live is None or '$hub$%s$hub$' % live[0] not in sql \
+                or (live[1] or []) != ['search_path=pg_catalog, pg_temp'] + (
+                    CITUS_SETTINGS if citus else []):
             stale.append('%s function %s(text, text)' % (
                 'created' if live is None else 'replaced', name))
     if stale:
-        for statement in _kept_statements():
+        for statement in _kept_statements(citus):
             db.execute_sql(statement)
     return actions + stale
 
@@ -1484,6 +1708,70 @@ def _hand_helpers_to_definer(db):
         '%s.%s()' % (HELPER_SCHEMA, n) for n in wrong))]
 
 
+def _sequential(db, citus):
+    """On Citus, DDL on reference tables after DDL on distributed ones in one transaction needs
+    the transaction's DDL sent over one connection per node (Citus refuses it otherwise)."""
+    if citus:
+        db.execute_sql("SET LOCAL citus.multi_shard_modify_mode = 'sequential'")
+
+
+def on_citus(db):
+    """True on a Citus coordinator (hub.citus.enabled): install the direct policy shape and
+    the helpers' Citus settings there."""
+    from hub import citus
+
+    return citus.enabled(db)
+
+
+def _install_pre_request(db):
+    """Schema hub_request and PostgREST's pre-request function (PRE_REQUEST), on every target."""
+    live = _one(db, 'SELECT to_regprocedure(%s) IS NOT NULL', (PRE_REQUEST,))
+    if live and not _pre_request_problems(db) and _one(
+            db, "SELECT has_schema_privilege('anon', %s, 'USAGE')", (REQUEST_SCHEMA,)):
+        return []
+    for statement in pre_request_statements():
+        db.cursor().execute(statement)  # no parameters: the body holds format()'s % signs
+    return ['%s function %s (PostgREST db-pre-request)'
+            % ('replaced' if live else 'created', PRE_REQUEST)]
+
+
+#: The roles Citus connects to the workers as: Citus opens its connections to the workers as
+#: the current role, so each role a query runs as (the API roles, and the definer roles whose
+#: SECURITY DEFINER functions read distributed tables) must be able to log in there.
+WORKER_LOGIN_ROLES = ROLES + (DEFINER_ROLE, GUARD_ROLE, 'hub_org_creator')
+
+
+def worker_logins(db):
+    """{worker 'host:port': [roles of WORKER_LOGIN_ROLES that cannot log in there]}."""
+    names = ', '.join(sqltext.text(r) for r in WORKER_LOGIN_ROLES)
+    rows = db.execute_sql(
+        'SELECT nodename, nodeport, success, result FROM run_command_on_workers(%s)',
+        ("SELECT coalesce(string_agg(rolname, ',' ORDER BY rolname), '') FROM pg_roles "
+         "WHERE rolname IN (%s) AND NOT rolcanlogin" % names,)).fetchall()
+    return {'%s:%s' % (host, port): [r for r in result.split(',') if r] if ok else [result]
+            for host, port, ok, result in rows}
+
+
+def _install_worker_logins(db):
+    """LOGIN for WORKER_LOGIN_ROLES on the workers only (the coordinator keeps them NOLOGIN):
+    roles hub created (install, migrations 0007 and 0008). docs/rls.md says what the workers'
+    pg_hba.conf must then allow."""
+    present = [r for r in WORKER_LOGIN_ROLES if live_role(db, r)[0]]
+    lacking = sorted({r for roles in worker_logins(db).values() for r in roles if r in present})
+    for role in lacking:
+        # Not propagated on from the worker (a worker sending role DDL to the other nodes
+        # deadlocks with the coordinator's own propagation).
+        failed = db.execute_sql(
+            'SELECT nodename, nodeport, result FROM run_command_on_workers(%s) WHERE NOT success',
+            ('SET citus.enable_alter_role_propagation TO off; ALTER ROLE %s LOGIN' % role,)
+        ).fetchall()
+        if failed:
+            raise RlsError('cannot let role %s log in on worker %s:%s (%s); run `ALTER ROLE %s '
+                           'LOGIN` there as a superuser' % ((role,) + tuple(failed[0]) + (role,)))
+    return ['let role %s log in on the workers (Citus connects to them as the current role)'
+            % role for role in lacking]
+
+
 def _install_grants(db):
     actions = []
     if _one(db, 'SELECT ' + PUBLIC_USAGE_MISSING):
@@ -1521,7 +1809,7 @@ def _lock_history(db):
     return actions
 
 
-def _install_policies(db, mode):
+def _install_policies(db, mode, citus=False):
     actions = []
     live = live_policy_map(db)
     declared = policies()
@@ -1531,13 +1819,13 @@ def _install_policies(db, mode):
             actions.append('enabled row-level security on %s' % table)
         for command in declared[table]:
             name = policy_name(command)
-            mark = _fingerprint(policy_sql(table, command, mode))
+            mark = _fingerprint(policy_sql(table, command, mode, citus))
             current = live.get((table, name))
             if current is not None and current[4] == mark:
                 continue
             if current is not None:
                 db.execute_sql('DROP POLICY %s ON public.%s' % (name, table))
-            for statement in _policy_statements(table, command, mode):
+            for statement in _policy_statements(table, command, mode, citus):
                 db.execute_sql(statement)
             actions.append('%s policy %s on %s (%s)' % (
                 'created' if current is None else 'replaced', name, table, command))
@@ -1566,6 +1854,7 @@ def uninstall(db):
     ensure_known(db)
     actions = []
     with db.atomic():
+        _sequential(db, on_citus(db))
         live = live_policy_map(db)
         for table, name, _ in sorted(expected_policies()):
             if (table, name) in live:
@@ -1583,6 +1872,9 @@ def uninstall(db):
         if live_schema_exists(db, HELPER_SCHEMA):
             db.execute_sql('DROP SCHEMA %s CASCADE' % HELPER_SCHEMA)
             actions.append('dropped schema %s' % HELPER_SCHEMA)
+        if live_schema_exists(db, REQUEST_SCHEMA):
+            db.execute_sql('DROP SCHEMA %s CASCADE' % REQUEST_SCHEMA)
+            actions.append('dropped schema %s' % REQUEST_SCHEMA)
         # The role is cluster-wide and stays; its rights in this database go with the helpers.
         # The migration history stays locked: uninstalling must not reopen it.
         if _definer(db) is not None and _one(
@@ -1638,8 +1930,10 @@ def status(db):
         if live_function(db, 'auth', name) is None:
             missing.append('function auth.%s() is missing' % name)
     missing += _definer_problems(db)
+    citus = on_citus(db)
     owners = _helper_owners(db)
-    for name, (_, definer, body, _) in HELPERS.items():
+    for name, (_, definer, _, _) in HELPERS.items():
+        body = helper_body(name, citus)
         live = live_function(db, HELPER_SCHEMA, name)
         if live is None:
             missing.append('helper %s.%s() is missing' % (HELPER_SCHEMA, name))
@@ -1650,12 +1944,18 @@ def status(db):
         if bool(live[0]) != definer:
             missing.append('helper %s.%s() should %sbe SECURITY DEFINER'
                            % (HELPER_SCHEMA, name, '' if definer else 'not '))
-        if live[1] != HELPER_CONFIG:
+        if live[1] != helper_config(citus):
             missing.append("helper %s.%s() does not SET %s" % (HELPER_SCHEMA, name,
-                                                               ', '.join(HELPER_CONFIG)))
+                                                               ', '.join(helper_config(citus))))
         if live[2] != body:
             missing.append('helper %s.%s() differs from hub.rls (run `hub rls install`)'
                            % (HELPER_SCHEMA, name))
+    missing += _pre_request_problems(db)
+    if citus:
+        missing += ['role %s cannot log in on worker %s, and Citus connects to the workers as '
+                    'the current role (run `hub rls install`)' % (role, worker)
+                    for worker, roles in sorted(worker_logins(db).items()) for role in roles
+                    if live_role(db, role)[0] or ' ' in role]
     missing += _trigger_function_problems(db)
     missing += _rpc_problems(db)
     mode = installed_mode(db) or DEFAULT_MODE
@@ -1689,7 +1989,7 @@ def status(db):
                     # OR-ed with ours: it can only widen what a caller sees or changes.
                     entry['missing'].append('permissive policy %s is not from hub.rls and widens '
                                             'access; drop it or make it RESTRICTIVE' % name)
-            elif comment != _fingerprint(policy_sql(table, cmd, mode)):
+            elif comment != _fingerprint(policy_sql(table, cmd, mode, citus)):
                 entry['missing'].append('policy %s differs from hub.rls (run `hub rls install`)'
                                         % name)
         if table not in declared:
@@ -1732,6 +2032,24 @@ def status(db):
     return {'complete': complete, 'mode': mode, 'missing': missing, 'tables': tables}
 
 
+def _pre_request_problems(db):
+    """What differs from PRE_REQUEST: missing, changed, or not executable by an API role."""
+    row = _function_facts(db, PRE_REQUEST)
+    if row is None:
+        return ['function %s (PostgREST db-pre-request) is missing (run `hub rls install`)'
+                % PRE_REQUEST]
+    config, definer, _, executors = row
+    problems = []
+    body = _one(db, 'SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure(%s)', (PRE_REQUEST,))
+    if definer or body != PRE_REQUEST_BODY or config != TRIGGER_FUNCTION_CONFIG:
+        problems.append('function %s differs from hub.rls (run `hub rls install`)' % PRE_REQUEST)
+    lacking = [r for r in PRE_REQUEST_ROLES if r not in executors and live_role(db, r)[0]]
+    if lacking:
+        problems.append('function %s may not be executed by %s (run `hub rls install`)'
+                        % (PRE_REQUEST, ', '.join(lacking)))
+    return problems
+
+
 def _audit_lines(db, named):
     """The catalog audit's violations (hub.audit), but for what the table entries above already
     name: row-level security off on a table in public, and the drift of hub's own tables."""
@@ -1748,12 +2066,15 @@ def as_role(db, role, claims=None):
 
     Runs inside a transaction (or a savepoint of the current one): SET LOCAL ROLE and a
     transaction-local request.jwt.claims, both restored on exit; an error in the block rolls
-    back to the savepoint, so the outer transaction stays usable.
+    back to the savepoint, so the outer transaction stays usable. The claims are set as
+    PostgREST sets them, then handed to hub_request.pre_request() as PostgREST's db-pre-request
+    would: on Citus that is what sends them to the workers, on a single node it changes nothing.
+    One code path for every target.
     """
     with db.atomic():
-        before_role, before_claims = db.execute_sql(
-            "SELECT current_setting('role'), current_setting('request.jwt.claims', true)"
-        ).fetchone()
+        before_role, before_claims, before_propagate = db.execute_sql(
+            "SELECT current_setting('role'), current_setting('request.jwt.claims', true), "
+            "current_setting('citus.propagate_set_commands', true)").fetchone()
         try:
             db.execute_sql('SET LOCAL ROLE %s' % _quote(role))
         except Exception as exc:
@@ -1761,12 +2082,21 @@ def as_role(db, role, claims=None):
             raise RlsError('cannot act as role %s (%s); run `hub rls install`, and grant %s to '
                            'the connecting user if it is not a superuser' % (role, cause, role)) \
                 from None
-        db.execute_sql("SELECT set_config('request.jwt.claims', %s, true)",
-                       (json.dumps(claims) if claims is not None else '',))
+        _set_claims(db, json.dumps(claims) if claims is not None else '')
         yield db
+        if before_propagate is not None:
+            # Taking the role back must not be sent to the workers' connections of `role`.
+            db.execute_sql("SELECT set_config('citus.propagate_set_commands', %s, true)",
+                           (before_propagate,))
         db.execute_sql('SET LOCAL ROLE %s' % ('NONE' if before_role == 'none'
                                               else _quote(before_role)))
-        db.execute_sql("SELECT set_config('request.jwt.claims', %s, true)", (before_claims or '',))
+        _set_claims(db, before_claims or '')
+
+
+def _set_claims(db, claims):
+    """The claims as PostgREST sets them, then sent on as its db-pre-request does."""
+    db.execute_sql("SELECT set_config('request.jwt.claims', %s, true)", (claims,))
+    db.cursor().execute(SEND_CLAIMS_SQL)
 
 
 def _quote(identifier):
