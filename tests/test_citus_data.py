@@ -5,7 +5,7 @@ queries. The seeded rows must equal a single node's, table by table (hub.seed.co
 Against $HUB_CITUS_URL (skipped without it, unless HUB_REQUIRE_CITUS=1, as in CI). Small on
 purpose, as CI's Citus step has a few minutes: one seeded Citus database for the module (tiny
 scale, 3 organizations), one single-node seed of the same options to compare with, and one more
-Citus database for the SQL file. Commands run as a user runs them (a subprocess, DATABASE_URL).
+Citus database for the SQL file. Commands run as a user runs them (a subprocess, --database-url).
 
 The seeder and the import read a distributed table across its shards (the credential key
 check, the id checks) before they write reference tables, which Citus refuses when the read ran
