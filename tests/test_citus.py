@@ -201,6 +201,8 @@ def test_a_generated_migration_adding_a_tenant_table_distributes_it_with_its_sib
 
     project = Project(tmp_path)
     assert project.hub(citus_db_url, 'db', 'migrate').returncode == 0
+    secured = project.hub(citus_db_url, 'rls', 'install')  # its policies follow the new table
+    assert secured.returncode == 0, secured.stderr
     edits = dict((case[0], case[1]) for case in HANDLED)['new_tenant_table_with_composite_key']
     change(project, citus_db_url, edits)
     result = project.script(citus_db_url, DRIVER, 'workflow_tags')
@@ -232,6 +234,9 @@ def test_a_generated_migration_adding_a_tenant_table_distributes_it_with_its_sib
     assert migrated.returncode == 0, migrated.stderr
     reverted = project.hub(citus_db_url, 'db', 'rollback')
     assert reverted.returncode == 0, reverted.stderr
+    for args in (('db', 'check'), ('rls', 'status')):
+        done = project.hub(citus_db_url, *args)
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
 
 
 def test_prisma_on_citus_keys_tenant_models_by_organization_and_id_and_diffs_empty(
@@ -261,3 +266,16 @@ def test_prisma_validates_the_citus_schema_and_its_diff_is_empty(citus_hub_url, 
     result = diff(npm_dir, citus_hub_url, target)
     assert (result.returncode, result.stdout.strip()) == (0, '-- This is an empty migration.'), \
         result.stdout + result.stderr
+
+
+def test_distribute_refuses_a_database_without_citus_in_one_line(db_url):
+    result = _hub(db_url, 'db', 'distribute')
+    assert result.returncode == 2 and result.stdout == ''
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'has no citus extension' in lines[0], result.stderr
+    assert 'CREATE EXTENSION citus' in lines[0] and 'Traceback' not in result.stderr
+    with opened(db_url) as database:  # and nothing of Citus was made on the single node
+        assert citus.plan(database) == []
+        assert database.execute_sql(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conname = 'workflows_pkey'").fetchone() == ('PRIMARY KEY (id)',)
