@@ -1245,9 +1245,13 @@ def _setup_statements(mode):
     plan += [_guarded('NOT ' + check % sqltext.text(DEFINER_ROLE), [grant])
              for check, grant in DEFINER_GRANTS]
     for name in HELPERS:
-        plan += _helper_statements(name) + [_helper_revoke_sql(name)]
+        plan += [_by_target(single, citus) for single, citus in zip(
+            _helper_statements(name), _helper_statements(name, citus=True))]
+        plan.append(_helper_revoke_sql(name))
     plan += [_handover_sql(list(HELPERS)), HELPER_USAGE_SQL, _helper_execute_sql()]
-    plan += _kept_statements() + pre_request_statements()
+    plan += [_by_target(single, citus) for single, citus in zip(
+        _kept_statements(), _kept_statements(citus=True))]
+    plan += pre_request_statements()
     if mode is None:
         plan.append(_guarded(
             'NOT pg_catalog.starts_with(coalesce(pg_catalog.obj_description(%s::regnamespace, '
@@ -1258,6 +1262,16 @@ def _setup_statements(mode):
         plan.append(_mode_sql(mode))
     plan.append(_guarded(PUBLIC_USAGE_MISSING, [PUBLIC_USAGE_SQL]))
     return plan
+
+
+def _by_target(single, citus):
+    """`single`, or a DO block that runs `citus` instead on a Citus coordinator (a file does not
+    know where it will run: the catalog decides, as in the sync)."""
+    if single == citus:
+        return single
+    return ("DO $hub_target$ BEGIN IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE "
+            "extname = 'citus') THEN EXECUTE %s; ELSE EXECUTE %s; END IF; END $hub_target$"
+            % (sqltext.text(citus), sqltext.text(single)))
 
 
 def install_sql(mode=None):
