@@ -1029,9 +1029,12 @@ def install(db, mode=None):
         sync(db)
         actions += _install_rpcs(db)
         actions += _install_repairs(db)
-    if citus:
-        # Not transactional: run_command_on_workers commits on each worker by itself.
-        actions += _install_worker_logins(db)
+    if citus and not db.in_transaction():
+        # Not transactional: run_command_on_workers commits on each worker by itself, over
+        # connections of its own, which wait for the roles an open transaction of this session
+        # created or altered there: inside a caller's transaction (hub.lifecycle.prepare, so
+        # `hub seed`) they waited for ever. Such a caller runs install_worker_logins after it.
+        actions += install_worker_logins(db)
     return actions
 
 
@@ -1242,9 +1245,13 @@ def _setup_statements(mode):
     plan += [_guarded('NOT ' + check % sqltext.text(DEFINER_ROLE), [grant])
              for check, grant in DEFINER_GRANTS]
     for name in HELPERS:
-        plan += _helper_statements(name) + [_helper_revoke_sql(name)]
+        plan += [_by_target(single, citus) for single, citus in zip(
+            _helper_statements(name), _helper_statements(name, citus=True))]
+        plan.append(_helper_revoke_sql(name))
     plan += [_handover_sql(list(HELPERS)), HELPER_USAGE_SQL, _helper_execute_sql()]
-    plan += _kept_statements() + pre_request_statements()
+    plan += [_by_target(single, citus) for single, citus in zip(
+        _kept_statements(), _kept_statements(citus=True))]
+    plan += pre_request_statements()
     if mode is None:
         plan.append(_guarded(
             'NOT pg_catalog.starts_with(coalesce(pg_catalog.obj_description(%s::regnamespace, '
@@ -1255,6 +1262,16 @@ def _setup_statements(mode):
         plan.append(_mode_sql(mode))
     plan.append(_guarded(PUBLIC_USAGE_MISSING, [PUBLIC_USAGE_SQL]))
     return plan
+
+
+def _by_target(single, citus):
+    """`single`, or a DO block that runs `citus` instead on a Citus coordinator (a file does not
+    know where it will run: the catalog decides, as in the sync)."""
+    if single == citus:
+        return single
+    return ("DO $hub_target$ BEGIN IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE "
+            "extname = 'citus') THEN EXECUTE %s; ELSE EXECUTE %s; END IF; END $hub_target$"
+            % (sqltext.text(citus), sqltext.text(single)))
 
 
 def install_sql(mode=None):
@@ -1752,10 +1769,11 @@ def worker_logins(db):
             for host, port, ok, result in rows}
 
 
-def _install_worker_logins(db):
+def install_worker_logins(db):
     """LOGIN for WORKER_LOGIN_ROLES on the workers only (the coordinator keeps them NOLOGIN):
     roles hub created (install, migrations 0007 and 0008). docs/rls.md says what the workers'
-    pg_hba.conf must then allow."""
+    pg_hba.conf must then allow. Outside any transaction that created or altered those roles:
+    `install` runs it when called outside a transaction; a caller inside one, after committing."""
     present = [r for r in WORKER_LOGIN_ROLES if live_role(db, r)[0]]
     lacking = sorted({r for roles in worker_logins(db).values() for r in roles if r in present})
     for role in lacking:
