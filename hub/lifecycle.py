@@ -99,6 +99,8 @@ def prepare(db, notify=None, mode=None):
         installed = not rls.installed(db)
         if installed:
             rls.install(db, mode=mode)
+    if installed and citus.enabled(db):
+        rls.install_worker_logins(db)  # after the commit: it waits for the roles install made
     if installed:
         notify('installed the row-level-security policies')
     return migrated, installed

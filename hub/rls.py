@@ -1029,9 +1029,12 @@ def install(db, mode=None):
         sync(db)
         actions += _install_rpcs(db)
         actions += _install_repairs(db)
-    if citus:
-        # Not transactional: run_command_on_workers commits on each worker by itself.
-        actions += _install_worker_logins(db)
+    if citus and not db.in_transaction():
+        # Not transactional: run_command_on_workers commits on each worker by itself, over
+        # connections of its own, which wait for the roles an open transaction of this session
+        # created or altered there: inside a caller's transaction (hub.lifecycle.prepare, so
+        # `hub seed`) they waited for ever. Such a caller runs install_worker_logins after it.
+        actions += install_worker_logins(db)
     return actions
 
 
@@ -1766,10 +1769,11 @@ def worker_logins(db):
             for host, port, ok, result in rows}
 
 
-def _install_worker_logins(db):
+def install_worker_logins(db):
     """LOGIN for WORKER_LOGIN_ROLES on the workers only (the coordinator keeps them NOLOGIN):
     roles hub created (install, migrations 0007 and 0008). docs/rls.md says what the workers'
-    pg_hba.conf must then allow."""
+    pg_hba.conf must then allow. Outside any transaction that created or altered those roles:
+    `install` runs it when called outside a transaction; a caller inside one, after committing."""
     present = [r for r in WORKER_LOGIN_ROLES if live_role(db, r)[0]]
     lacking = sorted({r for roles in worker_logins(db).values() for r in roles if r in present})
     for role in lacking:
