@@ -72,12 +72,6 @@ def tables(db):
     return {name: 'distributed' if tenant else 'reference' for name, tenant in rows}
 
 
-def is_tenant(columns):
-    """Whether a table with `columns` ([(name, type, not_null, default)], as
-    hub.catalog.live_columns) is a tenant table."""
-    return any(name == TENANT_COLUMN and not_null for name, _, not_null, _ in columns)
-
-
 def state(db):
     """{table: 'distributed' | 'reference' | 'local'} as Citus has the tables of schema public
     now ('local': a plain or Citus-managed local table)."""
@@ -530,9 +524,11 @@ def expected_foreign_keys(found, table, kinds):
     for cols, ref, ref_cols, on_delete in found:
         fk = ForeignKey('', table, list(cols), ref, list(ref_cols), 'NO ACTION',
                         on_delete.split(' (')[0], [], False, False)
-        new, nulled = shaped(fk, kinds)
-        out.add((tuple(new.cols), ref, tuple(new.ref_cols), new.on_delete if nulled or
-                 new is not fk else on_delete))
+        new, _ = shaped(fk, kinds)
+        if new is fk:  # not between tenant tables: as on a single node
+            out.add((cols, ref, ref_cols, on_delete))
+        else:
+            out.add((tuple(new.cols), ref, tuple(new.ref_cols), new.on_delete))
     return out
 
 

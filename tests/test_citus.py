@@ -124,6 +124,12 @@ def test_distribute_a_database_migrated_before_citus_then_its_triggers_and_a_rol
     with opened(citus_db_url) as database:  # as an older hub, or before Citus, migrated it
         migrate.migrate(database, secure=rls.sync)
         assert citus.state(database) == {}
+    undistributed = _hub(citus_db_url, 'db', 'check')  # drift there, until distributed
+    assert undistributed.returncode == 1
+    assert ('workflows: a local table on Citus, hub makes it a distributed table; run `hub db '
+            'distribute`') in undistributed.stdout.splitlines()
+    assert ('users: a local table on Citus, hub makes it a reference table; run `hub db '
+            'distribute`') in undistributed.stdout.splitlines()
     first = _hub(citus_db_url, 'db', 'distribute')
     assert first.returncode == 0, first.stderr
     lines = first.stdout.splitlines()
