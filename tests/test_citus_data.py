@@ -4,8 +4,9 @@ queries. The seeded rows must equal a single node's, table by table (hub.seed.co
 
 Against $HUB_CITUS_URL (skipped without it, unless HUB_REQUIRE_CITUS=1, as in CI). Small on
 purpose, as CI's Citus step has a few minutes: one seeded Citus database for the module (tiny
-scale, 3 organizations), one single-node seed of the same options to compare with, and one more
-Citus database for the SQL file. Commands run as a user runs them (a subprocess, --database-url).
+scale, 3 organizations), one single-node seed of the same options to compare with, and the
+session's migrated Citus database (`citus_hub_url`) for the SQL file, loaded in a transaction
+that is rolled back. Commands run as a user runs them (a subprocess, --database-url).
 
 The seeder and the import read a distributed table across its shards (the credential key
 check, the id checks) before they write reference tables, which Citus refuses when the read ran
@@ -24,6 +25,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from hub import connection, rls
+from hub.seed import content_hash_sql
 from tests.test_sqlfile import content_hashes_of as hashes
 
 SEED = ['--orgs', '3', '--scale', 'tiny', '--seed', '7', '--as-of', '2025-01-31']
@@ -72,15 +74,11 @@ def single(databases, migrated_template, key):
         databases.drop(name)
 
 
-def citus_database(citus_databases):
-    return citus_databases.url(citus_databases.create(prefix='hub_citus_data'))
-
-
 @pytest.fixture(scope='module')
 def seeded(citus_databases, key):
     """A new Citus database seeded with SEED by `hub seed`, which first migrates it (so
     distributes it: hub.citus) and installs row-level security."""
-    url = citus_database(citus_databases)
+    url = citus_databases.url(citus_databases.create(prefix='hub_citus_data'))
     ok(url, 'seed', *SEED, '--quiet')
     return url
 
@@ -168,12 +166,15 @@ def test_a_tenant_query_naming_its_organization_runs_on_one_shard(seeded, as_ten
     assert not router and 'Task Count: %d\n' % shards in text and shards > 1, text
 
 
-def test_seed_sql_loads_through_the_coordinator(citus_databases, single, key, tmp_path):
-    url = citus_database(citus_databases)
-    ok(url, 'db', 'migrate')  # the schema only: the file holds rows, as for `hub db sql`'s
-    path = tmp_path / 'seed.sql'
-    ok(url, 'seed', *SEED, '--sql', str(path), '--quiet')
-    result = run(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-1', '-f', str(path), '-d', url],
-                 parallel=True)
+def test_seed_sql_loads_through_the_coordinator(citus_hub_url, single, key, tmp_path):
+    """psql loads the file into the session's migrated Citus database, in one transaction that
+    reads the content hashes and is then rolled back (that database is shared, rows-free)."""
+    path, script = tmp_path / 'seed.sql', tmp_path / 'load.sql'
+    ok(citus_hub_url, 'seed', *SEED, '--sql', str(path), '--quiet')
+    script.write_text('BEGIN;\n\\i %s\n%s\nROLLBACK;\n' % (path, '\n'.join(
+        "SELECT '%s', (%s);" % (table, content_hash_sql(table)) for table in single['hashes'])))
+    result = run(['psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-f', str(script),
+                  '-d', citus_hub_url], parallel=True)
     assert result.returncode == 0, result.stderr
-    assert hashes(url) == single['hashes']
+    assert dict(line.split('|') for line in result.stdout.split()) == single['hashes']
+    assert rows(citus_hub_url, 'SELECT count(*) FROM organizations') == [(0,)]

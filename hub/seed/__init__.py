@@ -351,10 +351,11 @@ def content_hashes(db, where=None):
     from hub.seed.generate import TABLES
 
     where = where or {}
-    hashes = {}
-    for table in TABLES:
-        condition = where.get(table, 'true')
-        cursor = db.execute_sql("SELECT md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t.id), "
-                                "'')) FROM %s t WHERE %s" % (table, condition))
-        hashes[table] = cursor.fetchone()[0]
-    return hashes
+    return {table: db.execute_sql(content_hash_sql(table, where.get(table, 'true'))).fetchone()[0]
+            for table in TABLES}
+
+
+def content_hash_sql(table, condition='true'):
+    """The query of `content_hashes` for one table: one row, the md5 of its rows' text."""
+    return ("SELECT md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t.id), '')) FROM %s t "
+            "WHERE %s" % (table, condition))
