@@ -106,7 +106,7 @@ def worker_logins(citus_url):
     what `hub rls install` repairs (docs/rls.md, "The workers' logins")."""
     db = connection.bind(connection.open_database(citus_url[0]))
     try:
-        rls._install_worker_logins(db)
+        rls.install_worker_logins(db)
     finally:
         db.close()
 
@@ -365,3 +365,32 @@ def test_hub_shell_as_a_user_sees_the_tenants_rows_on_citus(citus_url):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout == '1 1\n%r\n' % [f['A']]
+
+
+def test_without_the_claims_check_a_tenant_write_changes_one_copy_only(citus_url, gateway):
+    """The control of the reference-table tests: the same helpers without their check (as
+    install made them before it), and the attack works again. Last in the module: it repairs the
+    copy it splits, and reinstalls."""
+    url, fixtures = citus_url
+    f = fixtures[0]
+    rows = "id = '%s'" % f['b_member']
+    db = connection.bind(connection.open_database(url))
+    try:
+        with db.atomic():
+            rls._sequential(db, True)
+            for name in rls.HELPERS:
+                db.execute_sql(rls.helper_sql(name, citus=True).replace(
+                    rls.helper_body(name, citus=True), rls.helper_body(name)))
+        with request(url, gateway, {'sub': f['b_member'], 'role': 'authenticated'},
+                     pre_request=False) as cur:
+            cur.execute("UPDATE public.users SET name = 'Split' WHERE id = %s", (f['b_member'],))
+            assert cur.rowcount == 1  # PostgreSQL says it did
+        copies = _copies(url, 'users', rows)
+        assert len(set(copies.values())) == 2  # the coordinator's copy alone changed
+    finally:
+        with db.atomic():
+            rls._sequential(db, True)
+            db.execute_sql("UPDATE public.users SET name = 'Split' WHERE id = %s", (f['b_member'],))
+        rls.install(db)
+        db.close()
+    assert len(set(_copies(url, 'users', rows).values())) == 1
