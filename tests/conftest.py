@@ -400,6 +400,15 @@ def pooler(server_url, api_login):
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def _cluster_url(variable, required, what, script):
+    """$`variable`, the URL of a test cluster `script` builds; without it the test skips, unless
+    $`required` is set (CI), where it fails."""
+    url = os.environ.get(variable)
+    if not url:
+        _required(required, 'no %s: build one with %s and set %s' % (what, script, variable))
+    return url
+
+
 @pytest.fixture(scope='session')
 def supabase_databases():
     """Throwaway databases on a Supabase-shaped cluster (tools/supabase_cluster.sh), made and
@@ -407,12 +416,8 @@ def supabase_databases():
 
     $HUB_SUPABASE_URL names the cluster; skipped without it unless HUB_REQUIRE_SUPABASE=1 (CI).
     """
-    import os
-
-    url = os.environ.get('HUB_SUPABASE_URL')
-    if not url:
-        _required('HUB_REQUIRE_SUPABASE', 'no Supabase-shaped cluster: build one with '
-                                          'tools/supabase_cluster.sh and set HUB_SUPABASE_URL')
+    url = _cluster_url('HUB_SUPABASE_URL', 'HUB_REQUIRE_SUPABASE', 'Supabase-shaped cluster',
+                       'tools/supabase_cluster.sh')
     dbs = Databases(url, prefix='hub_test')
     try:
         with contextlib.closing(_admin(url)) as conn, conn.cursor() as cur:
@@ -441,14 +446,10 @@ def citus_databases():
 
     $HUB_CITUS_URL names the coordinator; skipped without it unless HUB_REQUIRE_CITUS=1 (CI).
     """
-    import os
-
     from tools.throwaway import CitusDatabases
 
-    url = os.environ.get('HUB_CITUS_URL')
-    if not url:
-        _required('HUB_REQUIRE_CITUS', 'no Citus cluster: build one with tools/citus_cluster.sh '
-                                       'and set HUB_CITUS_URL')
+    url = _cluster_url('HUB_CITUS_URL', 'HUB_REQUIRE_CITUS', 'Citus cluster',
+                       'tools/citus_cluster.sh')
     dbs = CitusDatabases(url, prefix='hub_citus')
     try:
         coordinator, workers = dbs.nodes()
