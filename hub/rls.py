@@ -352,9 +352,14 @@ END
 """
 
 
+def _citus_clause(citus):
+    """The SET clauses of CITUS_SETTINGS for a CREATE FUNCTION on Citus; '' elsewhere."""
+    return ''.join(' SET %s = %s' % tuple(setting.split('=', 1))
+                   for setting in CITUS_SETTINGS if citus)
+
+
 def _settings_clause(citus):
-    return ' SET search_path = pg_catalog, pg_temp%s' % ''.join(
-        ' SET %s = %s' % tuple(setting.split('=', 1)) for setting in CITUS_SETTINGS if citus)
+    return ' SET search_path = pg_catalog, pg_temp' + _citus_clause(citus)
 
 
 def kept_functions(citus=False):
@@ -596,9 +601,9 @@ def _direct(predicate, table):
     there the initPlan shape stays."""
     if predicate is None:
         return None
-    from hub.models import WorkflowTemplate
+    from hub.models import WorkflowTemplate, model_for
 
-    model = _model_of(table)
+    model = model_for(table)
     for field in model._meta.sorted_fields if model is not None else ():
         if getattr(field, 'rel_model', None) is WorkflowTemplate:
             column = field.column_name
@@ -614,12 +619,6 @@ def _direct(predicate, table):
                                       '%s.%s()' % (HELPER_SCHEMA, name))
     assert 'SELECT' not in predicate.upper(), predicate
     return predicate
-
-
-def _model_of(table):
-    from hub import models
-
-    return next((m for m in models.MODELS if m._meta.table_name == table), None)
 
 
 def policy_sql(table, command, mode=DEFAULT_MODE, citus=False):
@@ -659,7 +658,7 @@ def helper_sql(name, citus=False):
     return ('CREATE OR REPLACE FUNCTION %s.%s() RETURNS %s LANGUAGE plpgsql STABLE%s '
             "SET search_path = pg_catalog, pg_temp SET enable_seqscan = off%s AS $hub$%s$hub$" % (
                 HELPER_SCHEMA, name, returns, ' SECURITY DEFINER' if definer else '',
-                _settings_clause(citus)[len(' SET search_path = pg_catalog, pg_temp'):],
+                _citus_clause(citus),
                 helper_body(name, citus)))
 
 
@@ -690,7 +689,9 @@ def model_columns(table):
 def curation_defaults(table):
     """The INSERT check that `table`'s curation columns hold their defaults (the platform's
     values, never a tenant's): on Citus it replaces the column grants (writable_columns)."""
-    model = _model_of(table)
+    from hub.models import model_for
+
+    model = model_for(table)
     out = []
     for column in CURATION_COLUMNS[table]:
         default = model._meta.columns[column].default

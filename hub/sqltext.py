@@ -13,6 +13,25 @@ import datetime
 import decimal
 import json
 import math
+import re
+
+
+_PLAIN = re.compile(r'[a-z_][a-z0-9_]*')
+#: Words PostgreSQL reserves (a column named so must be quoted); the ones a model may use.
+_RESERVED = set('''all analyse analyze and any array as asc asymmetric both case cast check
+    collate column constraint create current_date current_time current_timestamp current_user
+    default deferrable desc distinct do else end except false fetch for foreign from grant group
+    having in initially intersect into lateral leading limit localtime localtimestamp not null
+    offset on only or order placing primary references returning select session_user some
+    symmetric table then to trailing true union unique user using variadic when where window
+    with'''.split())
+
+
+def identifier(name):
+    """An identifier as SQL: plain when it can be, double-quoted otherwise."""
+    if _PLAIN.fullmatch(name) and name not in _RESERVED:
+        return name
+    return '"%s"' % name.replace('"', '""')
 
 
 class Raw(str):
@@ -73,8 +92,6 @@ def interpolate(sql, params):
 
 
 # -- one statement per query ------------------------------------------------------------------
-
-import re  # noqa: E402  (the splitter's alone)
 
 #: What can hide a semicolon: quoted identifiers, strings (E'' with backslash escapes), dollar
 #: quotes, comments (/* */ nest in PostgreSQL); and the words that open and close a BEGIN ATOMIC
