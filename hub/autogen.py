@@ -30,22 +30,8 @@ from hub.schema import differences, expected_indexes, expected_type
 
 SCHEMA = 'public'
 
-_PLAIN = re.compile(r'[a-z_][a-z0-9_]*')
-#: Words PostgreSQL reserves (a column named so must be quoted); the ones a model may use.
-_RESERVED = set('''all analyse analyze and any array as asc asymmetric both case cast check
-    collate column constraint create current_date current_time current_timestamp current_user
-    default deferrable desc distinct do else end except false fetch for foreign from grant group
-    having in initially intersect into lateral leading limit localtime localtimestamp not null
-    offset on only or order placing primary references returning select session_user some
-    symmetric table then to trailing true union unique user using variadic when where window
-    with'''.split())
-
-
-def quote(name):
-    """An identifier as SQL: plain when it can be, double-quoted otherwise."""
-    if _PLAIN.fullmatch(name) and name not in _RESERVED:
-        return name
-    return '"%s"' % name.replace('"', '""')
+#: An identifier as SQL: plain when it can be, double-quoted otherwise.
+quote = sqltext.identifier
 
 
 def _table(name):

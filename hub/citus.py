@@ -31,6 +31,7 @@ runs it alone, for a database that got Citus after it was migrated.
 import re
 
 from hub.catalog import HISTORY_TABLE, SCHEMA
+from hub.sqltext import identifier
 
 #: The distribution column of every tenant table.
 TENANT_COLUMN = 'organization_id'
@@ -48,11 +49,7 @@ def _rows(db, sql, params=()):
 
 
 def _qualified(table):
-    return '%s.%s' % (_ident(SCHEMA), _ident(table))
-
-
-def _ident(name):
-    return name if re.fullmatch(r'[a-z_][a-z0-9_$]*', name) else '"%s"' % name.replace('"', '""')
+    return '%s.%s' % (identifier(SCHEMA), identifier(table))
 
 
 # -- what each table should be ----------------------------------------------------------------
@@ -123,10 +120,10 @@ class ForeignKey:
     def sql(self):
         delete = self.on_delete
         if self.set_cols:
-            delete += ' (%s)' % ', '.join(map(_ident, self.set_cols))
+            delete += ' (%s)' % ', '.join(map(identifier, self.set_cols))
         return ('ALTER TABLE %s ADD CONSTRAINT %s FOREIGN KEY (%s) REFERENCES %s (%s)%s%s%s'
-                % (_qualified(self.table), _ident(self.name), ', '.join(map(_ident, self.cols)),
-                   _qualified(self.ref), ', '.join(map(_ident, self.ref_cols)),
+                % (_qualified(self.table), identifier(self.name), ', '.join(map(identifier, self.cols)),
+                   _qualified(self.ref), ', '.join(map(identifier, self.ref_cols)),
                    '' if self.on_update == 'NO ACTION' else ' ON UPDATE ' + self.on_update,
                    '' if delete == 'NO ACTION' else ' ON DELETE ' + delete,
                    (' DEFERRABLE' + (' INITIALLY DEFERRED' if self.deferred else ''))
@@ -195,26 +192,26 @@ def key_changes(db, table):
     for name, kind, cols, definition in keys:
         if kind == 'p':
             if cols != new_pk:
-                out.append('ALTER TABLE %s DROP CONSTRAINT %s' % (_qualified(table), _ident(name)))
+                out.append('ALTER TABLE %s DROP CONSTRAINT %s' % (_qualified(table), identifier(name)))
                 out.append('ALTER TABLE %s ADD CONSTRAINT %s PRIMARY KEY (%s)' % (
-                    _qualified(table), _ident(name), ', '.join(map(_ident, new_pk))))
+                    _qualified(table), identifier(name), ', '.join(map(identifier, new_pk))))
             continue
         if kind == 'u' and new_pk is not None and sorted(cols) == sorted(new_pk):
-            out.append('ALTER TABLE %s DROP CONSTRAINT %s' % (_qualified(table), _ident(name)))
+            out.append('ALTER TABLE %s DROP CONSTRAINT %s' % (_qualified(table), identifier(name)))
             continue
         if TENANT_COLUMN in cols:
             continue
-        wanted = ', '.join(map(_ident, [TENANT_COLUMN] + cols))
+        wanted = ', '.join(map(identifier, [TENANT_COLUMN] + cols))
         if kind == 'u':
-            out.append('ALTER TABLE %s DROP CONSTRAINT %s' % (_qualified(table), _ident(name)))
+            out.append('ALTER TABLE %s DROP CONSTRAINT %s' % (_qualified(table), identifier(name)))
             out.append('ALTER TABLE %s ADD CONSTRAINT %s UNIQUE (%s)' % (
-                _qualified(table), _ident(name), wanted))
+                _qualified(table), identifier(name), wanted))
         else:
             # A unique index: the same definition, the distribution column first in its key.
             opening = definition.index(' USING ')
             opening = definition.index('(', opening) + 1
-            out.append('DROP INDEX %s.%s' % (_ident(SCHEMA), _ident(name)))
-            out.append('%s%s, %s' % (definition[:opening], _ident(TENANT_COLUMN),
+            out.append('DROP INDEX %s.%s' % (identifier(SCHEMA), identifier(name)))
+            out.append('%s%s, %s' % (definition[:opening], identifier(TENANT_COLUMN),
                                      definition[opening:]))
     return out
 
@@ -383,7 +380,7 @@ def plan(db):
     out = [(s, None) for s in SETTINGS]
     fks = _foreign_keys(db, todo)
     for fk in fks:
-        out.append(('ALTER TABLE %s DROP CONSTRAINT %s' % (_qualified(fk.table), _ident(fk.name)),
+        out.append(('ALTER TABLE %s DROP CONSTRAINT %s' % (_qualified(fk.table), identifier(fk.name)),
                     None))
     for table in todo:
         if wanted[table] == 'distributed':
@@ -443,7 +440,7 @@ def _trigger_plan(db, wanted, nulled=()):
             out.append((wanted_touch, None))
             out.extend((s, None) for s in _revoke(db, 'hub_citus_touch_updated_at'))
     for table, name, definition in touch:
-        out.append(('DROP TRIGGER %s ON %s' % (_ident(name), _qualified(table)), None))
+        out.append(('DROP TRIGGER %s ON %s' % (identifier(name), _qualified(table)), None))
         out.append((definition.replace('hub_touch_updated_at()', 'hub_citus_touch_updated_at()'),
                     'table %s: trigger %s sets updated_at from the distributed transaction\'s '
                     'stamp (one value on every copy)' % (table, name)))
@@ -451,7 +448,7 @@ def _trigger_plan(db, wanted, nulled=()):
         out.append((SET_NULL_FUNCTION, None))
         out.extend((s, None) for s in _revoke(db, 'hub_citus_set_null'))
     for fk, cleared in nulled:
-        trigger = _ident((fk.name[:50] + '_set_null'))
+        trigger = identifier((fk.name[:50] + '_set_null'))
         out.append(("CREATE TRIGGER %s BEFORE DELETE ON %s FOR EACH ROW EXECUTE FUNCTION "
                     "public.hub_citus_set_null('%s', '%s', '%s', '%s')" % (
                         trigger, _qualified(fk.ref), fk.table, ','.join(fk.cols),
