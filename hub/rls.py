@@ -678,12 +678,12 @@ CURATION_COLUMNS = {'workflow_templates': ('is_featured', 'rating', 'usage_count
 
 def model_columns(table):
     """The columns of `table` as hub.models declares them (the source of the column grants)."""
-    from hub.models import MODELS
+    from hub.models import model_for
 
-    for model in MODELS:
-        if model._meta.table_name == table:
-            return [field.column_name for field in model._meta.sorted_fields]
-    raise RlsError('no model in hub.models for table %s' % table)
+    model = model_for(table)
+    if model is None:
+        raise RlsError('no model in hub.models for table %s' % table)
+    return [field.column_name for field in model._meta.sorted_fields]
 
 
 def curation_defaults(table):
