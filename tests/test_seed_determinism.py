@@ -11,6 +11,7 @@ import pytest
 from hub import connection
 from hub import models
 from hub.crypto import Credentials
+from hub.errors import ConfigError
 from hub.graph import GraphError
 from hub.seed import content_hashes, seed_database
 from hub.seed.generate import SCALES, Context, generate_org
@@ -83,6 +84,24 @@ def org_ids(database):
 def seed_ids(count):
     ctx = Context(7, SCALES['tiny'], AS_OF, [], None)
     return [ctx.org_id(i) for i in range(count)]
+
+
+def test_a_slug_already_taken_is_refused_before_anything_is_written(fresh):
+    database = fresh()
+    seed(database, orgs=1)
+    before = content_hashes(database)
+    # An organization made by hand takes the slug the next seeded one would get.
+    taken = Context(7, SCALES['tiny'], AS_OF, [], None).org_slug(1)
+    database.execute_sql("INSERT INTO organizations (id, name, slug, updated_at) "
+                         "VALUES ('by-hand', 'By hand', %s, now())", (taken,))
+    with pytest.raises(ConfigError) as refused:
+        seed(database, orgs=2)
+    assert str(refused.value) == (
+        "organization 1 of seed 7 would take the slug %r, which organization by-hand already "
+        "has; seed an empty database (hub seed --reset) or choose another --seed" % taken)
+    database.execute_sql("DELETE FROM organizations WHERE id = 'by-hand'")
+    assert content_hashes(database) == before
+    assert seed(database, orgs=2).added == 1
 
 
 def test_rerun_adds_nothing_and_changes_nothing(fresh):

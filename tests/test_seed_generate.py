@@ -10,7 +10,8 @@ import pytest
 from hub import graph
 from hub.ids import new_id
 from hub.seed import copytext, graphs
-from hub.seed.generate import SCALES, Context, fast_id_factory, generate_org
+from hub.seed.generate import (SCALES, SLUG_SUFFIX_SPACE, Context, fast_id_factory, generate_org,
+                               slug_keys, slug_suffix)
 
 AS_OF = datetime.date(2025, 1, 31)
 
@@ -118,3 +119,26 @@ def test_the_copy_column_lists_are_the_models_columns():
         columns = COLUMNS[table]
         columns = columns.split() if isinstance(columns, str) else list(columns)
         assert sorted(columns) == sorted(declared[table]), table
+
+
+def test_slug_suffixes_never_repeat_within_a_seed():
+    # A random suffix repeated about once in 1,000,000 organizations (a failed seed); this one
+    # is a permutation of the index. 300,000 indices at three offsets, the last across the
+    # boundary where suffixes grow to seven characters.
+    keys = slug_keys(42)
+    for first in (0, 1 << 30, SLUG_SUFFIX_SPACE - 150000):
+        suffixes = {slug_suffix(keys, i) for i in range(first, first + 300000)}
+        assert len(suffixes) == 300000
+    assert [len(slug_suffix(keys, i)) for i in (0, SLUG_SUFFIX_SPACE - 1, SLUG_SUFFIX_SPACE)] \
+        == [6, 6, 7]
+    # Another seed scrambles differently.
+    assert [slug_suffix(keys, i) for i in range(5)] != \
+        [slug_suffix(slug_keys(43), i) for i in range(5)]
+
+
+def test_an_organizations_slug_is_known_without_generating_it():
+    ctx = Context(42, SCALES['tiny'], datetime.date(2025, 1, 31), [], None)
+    for index in (0, 7, 123456):
+        slug = ctx.org_slug(index)
+        assert generate_org(ctx, index).tables['organizations'][0].split('\t')[2] == slug
+        assert slug.rpartition('-')[2] == slug_suffix(ctx.slug_keys, index)

@@ -204,8 +204,12 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
     if _has_organizations(db):
         if orgs > WINDOW:
             notify('checking which of {:,} organizations are already there'.format(orgs))
-        result.kept = sum(len(_present(db, [ctx.org_id(i) for i in window]))
-                          for window in _windows(orgs))
+        for window in _windows(orgs):
+            ids = [ctx.org_id(i) for i in window]
+            present = _present(db, ids)
+            result.kept += len(present)
+            _refuse_taken_slugs(db, ctx, [i for i, org_id in zip(window, ids)
+                                          if org_id not in present])
     total = orgs - result.kept
     if progress is not None:
         progress(0, total, 0)
@@ -312,6 +316,22 @@ def _present(db, ids):
                                 (ids[start:start + 5000],))
         present.update(row[0] for row in cursor.fetchall())
     return present
+
+
+def _refuse_taken_slugs(db, ctx, indices):
+    """ConfigError, before anything is written, if an organization of `indices` would take a
+    slug that one already in the database has: one made by hand, or by a run with another seed
+    (within one seed, slugs never repeat: hub.seed.generate.slug_suffix)."""
+    slugs = {ctx.org_slug(i): i for i in indices}
+    names = list(slugs)
+    for start in range(0, len(names), 5000):
+        row = db.execute_sql('SELECT slug, id FROM organizations WHERE slug = ANY(%s) '
+                             'ORDER BY slug LIMIT 1', (names[start:start + 5000],)).fetchone()
+        if row:
+            raise ConfigError(
+                'organization %d of seed %s would take the slug %r, which organization %s '
+                'already has; seed an empty database (hub seed --reset) or choose another --seed'
+                % (slugs[row[0]], ctx.seed, row[0], row[1]))
 
 
 def system_templates(db):

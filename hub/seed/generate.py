@@ -152,11 +152,50 @@ _TRIPLES = tuple(ALPHABET[i % 36] + ALPHABET[i // 36 % 36] + ALPHABET[i // 1296]
                  for i in range(46656))
 
 
+# -- slugs: unique by construction ------------------------------------------------------------
+#
+# organizations.slug is UNIQUE. A slug is the company's name (one of a few hundred) and a suffix,
+# and the suffix must not repeat within a seed: drawn at random (it once was the id's last six
+# characters), 1,000,000 organizations give about 0.6 expected pairs with the same name and
+# suffix, and the seed fails on the duplicate. The suffix is instead the organization's index,
+# scrambled by a permutation of its own for each seed: a four-round Feistel network on the
+# 36**6 six-character suffixes (two halves of three base-36 characters), a bijection whatever
+# its round function, computed per organization with nothing remembered. Indices from 36**6
+# up (past 2 billion organizations) are written in plain base 36: seven characters or more, and
+# the suffix follows the slug's last '-', so they cannot meet a six-character one.
+_HALF = 36 ** 3
+SLUG_SUFFIX_SPACE = _HALF * _HALF
+
+
+def slug_keys(seed):
+    """The Feistel round keys of `seed`'s slug suffixes."""
+    import hashlib
+
+    digest = hashlib.blake2b(('neuroflow-slug\x1f%s' % seed).encode(), digest_size=16).digest()
+    return tuple(int.from_bytes(digest[i:i + 4], 'big') for i in range(0, 16, 4))
+
+
+def slug_suffix(keys, index):
+    """The suffix of organization `index`: 6 base-36 characters, a different one for every
+    index below SLUG_SUFFIX_SPACE under the same `keys`; plain base 36 above."""
+    if index >= SLUG_SUFFIX_SPACE:
+        digits = []
+        while index:
+            index, digit = divmod(index, 36)
+            digits.append(ALPHABET[digit])
+        return ''.join(reversed(digits))
+    left, right = divmod(index, _HALF)
+    for key in keys:
+        left, right = right, (left + ((right ^ key) * 2654435761 >> 13)) % _HALF
+    return _TRIPLES[left] + _TRIPLES[right]
+
+
 class Context:
     """The inputs every organization shares: options, pools, system templates, the key."""
 
     def __init__(self, seed, scale, as_of, templates, credentials, uuid_users=False):
         self.seed = seed
+        self.slug_keys = slug_keys(seed)
         # Where users are Supabase Auth users too, their ids are uuids (as text): auth.users.id
         # is a uuid. Drawn from the same bits a cuid would be, so nothing else changes.
         self.uuid_users = uuid_users
@@ -176,6 +215,12 @@ class Context:
 
     def org_id(self, index):
         return fast_id_factory(stream(self.seed, index))()
+
+    def org_slug(self, index):
+        """The slug organization `index` gets, without generating the rest of it."""
+        org = _Org(self, index)
+        org.head()
+        return org.slug
 
 
 def _number(value):
@@ -243,16 +288,20 @@ class _Org:
 
     # -- the organization ------------------------------------------------------------------
 
-    def run(self):
-        ctx, rng = self.ctx, self.rng
+    def head(self):
+        """The organization's own fields: its window, creation time, name and slug."""
+        ctx = self.ctx
         self.end = ctx.anchor
         self.start = ctx.anchor - self.scale.weeks * WEEK
         self.window = self.end - self.start
         self.created = self.start - self.between(0, 2 * DAY)
-        self.name = rng.choice(self.p.companies)
+        self.name = self.rng.choice(self.p.companies)
         core = ascii_slug(self.name)[:60].rstrip('-') or 'org'  # slugs never hold '--'
-        self.slug = '%s-%s' % (core, self.out.id[-6:])
+        self.slug = '%s-%s' % (core, slug_suffix(ctx.slug_keys, self.out.index))
         self.domain = '%s.example.com' % self.slug
+
+    def run(self):
+        self.head()
         self.add('organizations', [self.out.id, esc(self.name), self.slug, ts(self.created),
                                    ts(self.created + self.between(0, self.window // 2))])
         self.users()
