@@ -50,6 +50,9 @@ def main(argv=None):
     parser.add_argument('--scale', default='medium')
     parser.add_argument('--repeat', type=int, default=2, help='seed samples per server')
     parser.add_argument('--runs', type=int, default=40, help='rounds of each query')
+    parser.add_argument('--shards', type=int, default=32,
+                        help="shards per distributed table (citus.shard_count while `hub db "
+                             "migrate` distributes; Citus' default is 32, the test cluster's 4)")
     parser.add_argument('--citus-url', default=os.environ.get('HUB_CITUS_URL'))
     args = parser.parse_args(argv)
     if not args.citus_url:
@@ -62,8 +65,8 @@ def main(argv=None):
 
     os.environ.setdefault('HUB_SECRET_KEY', Fernet.generate_key().decode())
     single_server = connection.resolve_url()
-    print('single node: %s; Citus coordinator: %s; %d CPUs'
-          % (connection.redact(single_server), connection.redact(args.citus_url),
+    print('single node: %s; Citus coordinator: %s, %d shards per distributed table; %d CPUs'
+          % (connection.redact(single_server), connection.redact(args.citus_url), args.shards,
              os.cpu_count()))
     options = ['--orgs', str(args.orgs), '--scale', args.scale, '--seed', '1', '--as-of', AS_OF]
     samples = {'single': [], 'citus': []}
@@ -74,8 +77,8 @@ def main(argv=None):
             for dbs in servers.values():
                 dbs.drop_all()  # one pair at a time: the disk and the cores are shared
             urls = {name: dbs.url(dbs.create()) for name, dbs in servers.items()}
-            for url in urls.values():
-                run(['db', 'migrate'], url)
+            run(['db', 'migrate'], urls['single'])
+            run(['db', 'migrate'], urls['citus'], shards=args.shards)
             check_distributed(urls['citus'])
             order = ('single', 'citus') if sample % 2 == 0 else ('citus', 'single')
             figures = {name: {} for name in order}
@@ -236,9 +239,20 @@ def tasks(database, rls, sql, params, user):
     return '%s%s task%s' % ('router, ' if router else '', count, '' if count == '1' else 's')
 
 
-def run(args, url):
-    """`hub ARGS` on `url`; (wall seconds, stdout). Exits on failure, with its stderr."""
-    return run_command([sys.executable, '-m', 'hub', '--database-url', url] + args)
+def run(args, url, shards=None):
+    """`hub ARGS` on `url`; (wall seconds, stdout). Exits on failure, with its stderr. With
+    `shards`, its sessions distribute tables in that many shards (citus.shard_count)."""
+    saved = os.environ.get('PGOPTIONS')
+    if shards is not None:
+        os.environ['PGOPTIONS'] = ('%s -c citus.shard_count=%d' % (saved or '', shards)).strip()
+    try:
+        return run_command([sys.executable, '-m', 'hub', '--database-url', url] + args)
+    finally:
+        if shards is not None:
+            if saved is None:
+                del os.environ['PGOPTIONS']
+            else:
+                os.environ['PGOPTIONS'] = saved
 
 
 if __name__ == '__main__':

@@ -20,7 +20,9 @@ written yet is placed by the same rule as ours (docs/citus.md):
   hold across shards), and a foreign key between tenant tables is over `(organization_id, x)`;
 - every other table of schema public is a reference table (a copy on every node):
   `organizations`, `users`, `workflow_templates` (whose `organization_id` is nullable: the
-  public templates have none), and any new table without `organization_id`;
+  public templates have none), and any new table without `organization_id`; and, whatever
+  its columns, `organization_members`, which every row-level-security policy reads on every
+  shard (REPLICATED);
 - hub's own bookkeeping (the migration history `hub_migrations`, schema `hub_internal`) stays
   a plain table of the coordinator: only hub reads it, always through the coordinator.
 
@@ -35,6 +37,12 @@ from hub.sqltext import identifier
 
 #: The distribution column of every tenant table.
 TENANT_COLUMN = 'organization_id'
+#: Reference tables whatever their columns: the memberships, which the row-level-security
+#: helpers (hub.rls.HELPERS) read in every policy on every shard. Distributed, each helper
+#: call was a distributed query nested in the shard's, per row (a tenant's query under RLS took
+#: 36-49x a single node's); as a reference table every node holds a copy, and the check is a
+#: local index lookup, as on one server.
+REPLICATED = ('organization_members',)
 
 
 def enabled(db):
@@ -66,7 +74,8 @@ def tables(db):
         WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition
           AND c.relname <> %s
         ORDER BY c.oid""", (TENANT_COLUMN, SCHEMA, HISTORY_TABLE))
-    return {name: 'distributed' if tenant else 'reference' for name, tenant in rows}
+    return {name: 'distributed' if tenant and name not in REPLICATED else 'reference'
+            for name, tenant in rows}
 
 
 def state(db):
@@ -216,6 +225,33 @@ def key_changes(db, table):
     return out
 
 
+def key_restores(db, table):
+    """The statements that give back a table of hub's models the keys it has on a single node,
+    where `key_changes` put organization_id first (a table distributed by an earlier hub that
+    is now a reference table): a key whose columns without that first organization_id are a
+    unique key of the model."""
+    from hub import models, schema
+
+    model = models.model_for(table)
+    if model is None:
+        return []
+    single = {cols for cols, unique in schema.expected_indexes(model) if unique}
+    out = []
+    for name, kind, cols, definition in _keys(db, table):
+        rest = tuple(cols[1:])
+        if cols[0] != TENANT_COLUMN or tuple(cols) in single or rest not in single:
+            continue
+        if kind == 'i':
+            out.append('DROP INDEX %s.%s' % (identifier(SCHEMA), identifier(name)))
+            out.append(definition.replace('(%s, ' % identifier(TENANT_COLUMN), '(', 1))
+            continue
+        out.append('ALTER TABLE %s DROP CONSTRAINT %s' % (_qualified(table), identifier(name)))
+        out.append('ALTER TABLE %s ADD CONSTRAINT %s %s (%s)' % (
+            _qualified(table), identifier(name), 'PRIMARY KEY' if kind == 'p' else 'UNIQUE',
+            ', '.join(map(identifier, rest))))
+    return out
+
+
 # -- triggers ---------------------------------------------------------------------------------
 
 #: ON DELETE SET NULL (columns) of a key between tenant tables, as a trigger (Citus refuses the
@@ -255,32 +291,50 @@ END
 $hub_fn$
 """
 
-#: updated_at on a reference table: every copy runs the trigger, so the value must be one the
-#: copies share. Citus gives each distributed transaction one id, with the coordinator's
-#: timestamp, on every node it reaches (get_current_transaction_id()); outside one (a local
-#: statement) it is now(). The function is hub_touch_updated_at() (migration 0007, as the
-#: database has it) with that value in place of now().
+#: A trigger on a reference table runs once per copy, so a clock read in it (now(),
+#: CURRENT_TIMESTAMP) gives each copy its own value. Citus gives each distributed transaction
+#: one id, with the coordinator's timestamp, on every node it reaches
+#: (get_current_transaction_id()); outside one (a local statement) it is now(). A trigger
+#: function of a reference table that reads the transaction's clock gets a copy,
+#: public.hub_citus_<name>(), with that value in its place, and the table's triggers call the
+#: copy: hub_touch_updated_at() (updated_at), hub_membership_consent() (accepted_at), and any
+#: function a later migration writes. The copy is made again whenever its original changes.
 STAMP = ('COALESCE(CASE WHEN (pg_catalog.get_current_transaction_id()).transaction_number '
          'OPERATOR(pg_catalog.<>) 0 THEN (pg_catalog.get_current_transaction_id())'
          '.transaction_stamp END, pg_catalog.now())')
+#: The transaction's clock, as a trigger function may read it.
+_CLOCK = re.compile(r'(?:\bpg_catalog\.)?\b(?:now|transaction_timestamp|statement_timestamp)\(\)'
+                    r'|\bcurrent_timestamp\b(?!\s*\()', re.I)
+#: Values no stamp can make equal on every copy: refused in a trigger of a reference table.
+_PER_COPY = re.compile(r'\b(clock_timestamp|timeofday|random|gen_random_uuid|uuid_generate_v\w*|'
+                       r'nextval)\s*\(', re.I)
+_COPY_PREFIX = 'hub_citus_'
 
 
-_NOW = re.compile(r'NEW\.updated_at := (?:pg_catalog\.)?now\(\);')
+def stamped_name(name):
+    """The name of trigger function `name`'s copy for reference tables."""
+    return _COPY_PREFIX + (name[4:] if name.startswith('hub_') else name)
 
 
-def _touch_function(db):
-    """CREATE OR REPLACE of public.hub_citus_touch_updated_at(), made from the live
-    hub_touch_updated_at() (whichever migration wrote it last); MigrationError if that no
-    longer sets updated_at to now()."""
+def _stamped(definition, name, table):
+    """CREATE OR REPLACE of the copy of function `name` (pg_get_functiondef `definition`) for
+    reference table `table`, or None when it reads no clock; MigrationError when it calls a
+    function whose value differs on each copy."""
     from hub.errors import MigrationError
 
-    definition = _function(db, 'hub_touch_updated_at')
-    if definition is None or not _NOW.search(definition):
-        raise MigrationError('public.hub_touch_updated_at() does not set updated_at to now(): '
-                             'hub.citus cannot make the reference tables\' updated_at trigger '
-                             'from it')
-    text = _NOW.sub(lambda m: 'NEW.updated_at := %s;' % STAMP, definition, count=1)
-    return text.replace('hub_touch_updated_at()', 'hub_citus_touch_updated_at()')
+    volatile = _PER_COPY.search(definition)
+    if volatile:
+        raise MigrationError(
+            'trigger function %s() of reference table %s calls %s(), which gives each of the '
+            'table\'s copies on the Citus nodes another value; set the value in the statement '
+            '(or a column default) instead of the trigger' % (name, table, volatile.group(1)))
+    if not _CLOCK.search(definition):
+        return None
+    text = _CLOCK.sub(lambda m: STAMP, definition)
+    if _GUARD.search(text) and 'relation_is_a_known_shard' not in text:
+        text = _GUARD.sub(_SHARD_GUARD, text)
+    return re.sub(r'(FUNCTION [^(]*?)\b%s\(' % re.escape(name),
+                  lambda m: m.group(1) + stamped_name(name) + '(', text, count=1)
 
 
 def _function(db, name):
@@ -289,9 +343,6 @@ def _function(db, name):
                          "WHERE p.pronamespace = %s::regnamespace AND p.proname = %s "
                          "AND p.pronargs = 0", (SCHEMA, name)).fetchone()
     return row[0] if row else None
-
-
-_FUNCTIONS = ('hub_citus_set_null', 'hub_citus_touch_updated_at')
 
 
 def _revoke(db, name):
@@ -368,7 +419,12 @@ def plan(db):
     todo = [t for t, kind in wanted.items() if now.get(t) != kind]
     if not todo:
         return _trigger_plan(db, wanted)
-    unexpected = [t for t in todo if now.get(t) in ('distributed', 'reference')]
+    # A tenant table distributed before it became one of REPLICATED (the memberships, by an
+    # earlier hub) is turned into a reference table; any other change of placement is refused.
+    regathered = [t for t in todo if now.get(t) == 'distributed' and wanted[t] == 'reference'
+                  and t in REPLICATED]
+    unexpected = [t for t in todo if now.get(t) in ('distributed', 'reference')
+                  and t not in regathered]
     if unexpected:
         from hub.errors import MigrationError
         t = unexpected[0]
@@ -385,6 +441,9 @@ def plan(db):
     for table in todo:
         if wanted[table] == 'distributed':
             out.extend((s, None) for s in key_changes(db, table))
+    for table in regathered:
+        out.append(("SELECT pg_catalog.undistribute_table('%s')" % _qualified(table), None))
+        out.extend((s, None) for s in key_restores(db, table))
     for table in todo:
         if wanted[table] == 'reference':
             out.append(("SELECT pg_catalog.create_reference_table('%s')" % _qualified(table),
@@ -422,29 +481,20 @@ def _colocation(db):
 
 
 def _trigger_plan(db, wanted, nulled=()):
-    """The trigger changes Citus needs: updated_at on reference tables from the distributed
-    transaction's stamp, the SET NULL triggers of `nulled` [(ForeignKey, columns)], and the
-    table checks of hub's trigger functions that accept shards."""
+    """The trigger changes Citus needs: on reference tables, triggers whose function reads the
+    transaction's clock call its stamped copy (STAMP); the SET NULL triggers of `nulled`
+    [(ForeignKey, columns)]; and the table checks of hub's trigger functions that accept
+    shards."""
     out = []
-    functions = {r[0] for r in _rows(db, """
+    ours = {r[0] for r in _rows(db, r"""
         SELECT proname FROM pg_catalog.pg_proc
-        WHERE pronamespace = %s::regnamespace AND proname = ANY (%s)""",
-                                     (SCHEMA, list(_FUNCTIONS)))}
-    touch = [(table, name, definition) for table, kind in wanted.items() if kind == 'reference'
-             for name, function, definition in _triggers(db, table)
-             if function == 'hub_touch_updated_at']
-    if touch or 'hub_citus_touch_updated_at' in functions:
-        # Made again whenever hub_touch_updated_at() changed (a migration replaced it).
-        wanted_touch = _touch_function(db) if _function(db, 'hub_touch_updated_at') else None
-        if wanted_touch and _function(db, 'hub_citus_touch_updated_at') != wanted_touch:
-            out.append((wanted_touch, None))
-            out.extend((s, None) for s in _revoke(db, 'hub_citus_touch_updated_at'))
-    for table, name, definition in touch:
-        out.append(('DROP TRIGGER %s ON %s' % (identifier(name), _qualified(table)), None))
-        out.append((definition.replace('hub_touch_updated_at()', 'hub_citus_touch_updated_at()'),
-                    'table %s: trigger %s sets updated_at from the distributed transaction\'s '
-                    'stamp (one value on every copy)' % (table, name)))
-    if nulled and 'hub_citus_set_null' not in functions:
+        WHERE pronamespace = %s::regnamespace AND proname LIKE 'hub\_citus\_%%'
+          AND pronargs = 0""", (SCHEMA,))}
+    used = set()
+    for table, kind in wanted.items():
+        if kind == 'reference':
+            out.extend(_stamp_plan(db, table, used))
+    if nulled and 'hub_citus_set_null' not in ours:
         out.append((SET_NULL_FUNCTION, None))
         out.extend((s, None) for s in _revoke(db, 'hub_citus_set_null'))
     for fk, cleared in nulled:
@@ -457,15 +507,51 @@ def _trigger_plan(db, wanted, nulled=()):
                         fk.name, ', '.join(cleared), trigger, fk.ref)))
     out.extend((s, None) for s in _guards(db, list(wanted)))
     # Ours alone: once no trigger uses one (its tables reverted), it goes with them.
-    used = {r[0] for r in _rows(db, """
+    used |= {r[0] for r in _rows(db, """
         SELECT DISTINCT p.proname FROM pg_catalog.pg_trigger t
-        JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid WHERE p.proname = ANY (%s)""",
-                                (list(_FUNCTIONS),))}
-    if touch:
-        used.add('hub_citus_touch_updated_at')
+        JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+        JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+        WHERE p.proname = ANY (%s) AND NOT (c.relnamespace = %s::regnamespace
+                                            AND c.relname = ANY (%s))""",
+                                 (sorted(ours), SCHEMA, [t for t, kind in wanted.items()
+                                                         if kind == 'reference']))}
     if nulled:
         used.add('hub_citus_set_null')
-    out.extend(('DROP FUNCTION public.%s()' % name, None) for name in sorted(functions - used))
+    out.extend(('DROP FUNCTION public.%s()' % name, None) for name in sorted(ours - used))
+    return out
+
+
+def _original(db, function):
+    """The trigger function a copy `function` was made from (hub_citus_x: hub_x, else x)."""
+    if not function.startswith(_COPY_PREFIX) or function == 'hub_citus_set_null':
+        return function
+    rest = function[len(_COPY_PREFIX):]
+    return 'hub_' + rest if _function(db, 'hub_' + rest) is not None else rest
+
+
+def _stamp_plan(db, table, used):
+    """The steps that have reference table `table`'s triggers call the stamped copy of their
+    function where it reads the clock; adds the copies they call to `used`."""
+    out = []
+    for trigger, function, definition in _triggers(db, table):
+        original = _original(db, function)
+        source = _function(db, original)
+        text = _stamped(source, original, table) if source is not None else None
+        copy = stamped_name(original) if text is not None else original
+        if text is not None and copy not in used:
+            used.add(copy)
+            if _function(db, copy) != text:  # new, or its original changed since
+                out.append((text, None))
+                out.extend((s, None) for s in _revoke(db, copy))
+        if function != copy:
+            out.append(('DROP TRIGGER %s ON %s' % (identifier(trigger), _qualified(table)), None))
+            out.append((re.sub(r'(EXECUTE (?:FUNCTION|PROCEDURE) (?:public\.)?)%s\('
+                               % re.escape(function), lambda m: m.group(1) + copy + '(',
+                               definition, count=1),
+                        'table %s: trigger %s calls %s()%s' % (
+                            table, trigger, copy, '' if text is None else
+                            ', %s() with the distributed transaction\'s timestamp for now() '
+                            '(one value on every copy)' % original)))
     return out
 
 

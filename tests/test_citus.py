@@ -13,9 +13,9 @@ import pytest
 from hub import citus, connection, schema
 from tests.test_prisma import npm_dir  # noqa: F401  (the fixture)
 
-TENANT = ['agent_executions', 'agent_teams', 'ai_agents', 'integrations', 'organization_members',
-          'team_executions', 'team_members', 'workflow_executions', 'workflows']
-REFERENCE = ['organizations', 'users', 'workflow_templates']
+TENANT = ['agent_executions', 'agent_teams', 'ai_agents', 'integrations', 'team_executions',
+          'team_members', 'workflow_executions', 'workflows']
+REFERENCE = ['organization_members', 'organizations', 'users', 'workflow_templates']
 
 
 @contextlib.contextmanager
@@ -134,8 +134,9 @@ def test_distribute_a_database_migrated_before_citus_then_its_triggers_and_a_rol
     assert first.returncode == 0, first.stderr
     lines = first.stdout.splitlines()
     assert 'table organizations: reference table (a copy on every node)' in lines
-    assert ('table workflows: distributed by organization_id, colocated with '
-            'organization_members') in lines
+    assert 'table organization_members: reference table (a copy on every node)' in lines
+    assert ('table ai_agents: distributed by organization_id, colocated with '
+            'workflows') in lines
     assert any(line.startswith('foreign key agent_executions_organization_id_workflow_execution'
                                '_id_fkey: ON DELETE SET NULL (workflow_execution_id) by trigger')
                for line in lines)
@@ -196,6 +197,33 @@ def test_distribute_a_database_migrated_before_citus_then_its_triggers_and_a_rol
         lifecycle.reset(database)
         assert set(citus.state(database)) == set(TENANT + REFERENCE)
         assert schema.check(database) == []
+
+
+def test_memberships_distributed_by_an_earlier_hub_become_a_reference_table(citus_db_url,
+                                                                           monkeypatch):
+    from hub import lifecycle
+
+    with opened(citus_db_url) as database:
+        # Placed as the hub before this one placed it: organization_members distributed.
+        monkeypatch.setattr(citus, 'REPLICATED', ())
+        lifecycle.migrate_database(database)
+        assert citus.state(database)['organization_members'] == 'distributed'
+        monkeypatch.undo()
+        assert ('organization_members: a distributed table on Citus, hub makes it a reference '
+                'table; run `hub db distribute`') in schema.check(database)
+        lines = citus.distribute(database)
+        assert 'table organization_members: reference table (a copy on every node)' in lines
+        assert ('table organization_members: trigger organization_members_consent calls '
+                'hub_citus_membership_consent(), hub_membership_consent() with the distributed '
+                "transaction's timestamp for now() (one value on every copy)") in lines
+        assert set(citus.state(database)) == set(TENANT + REFERENCE)
+        assert citus.state(database)['organization_members'] == 'reference'
+        assert schema.check(database) == []  # its single-node keys are back
+        assert citus.plan(database) == []
+    keys = dict(rows(citus_db_url, """
+        SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+        WHERE conrelid = 'public.organization_members'::regclass AND contype IN ('p', 'u')"""))
+    assert keys['organization_members_pkey'] == 'PRIMARY KEY (id)'
 
 
 def test_a_generated_migration_adding_a_tenant_table_distributes_it_with_its_siblings(
@@ -285,3 +313,25 @@ def test_distribute_refuses_a_database_without_citus_in_one_line(db_url):
         assert database.execute_sql(
             "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
             "WHERE conname = 'workflows_pkey'").fetchone() == ('PRIMARY KEY (id)',)
+
+
+def test_a_reference_tables_trigger_reads_one_clock_on_every_copy_or_is_refused():
+    """What distribute makes of a trigger function of a reference table (no cluster needed):
+    the transaction's clock becomes the distributed transaction's stamp, in a copy of its own;
+    a value that differs per copy (random(), clock_timestamp()) is refused with one line."""
+    from hub.errors import MigrationError
+
+    function = ('CREATE OR REPLACE FUNCTION public.hub_stamp()\n RETURNS trigger\n LANGUAGE '
+                'plpgsql\nAS $function$\nBEGIN\n    NEW.seen_at := %s;\n    RETURN NEW;\nEND\n'
+                '$function$\n')
+    copy = citus._stamped(function % 'pg_catalog.now()', 'hub_stamp', 'notes')
+    assert copy == function.replace('public.hub_stamp()', 'public.hub_citus_stamp()') % (
+        citus.STAMP)
+    assert citus._stamped(function % 'CURRENT_TIMESTAMP', 'hub_stamp', 'notes') == copy
+    assert citus._stamped(function % "'2025-01-31'", 'hub_stamp', 'notes') is None
+    for call in ('clock_timestamp()', 'pg_catalog.random()', 'gen_random_uuid()'):
+        with pytest.raises(MigrationError) as refused:
+            citus._stamped(function % call, 'hub_stamp', 'notes')
+        assert str(refused.value).startswith(
+            'trigger function hub_stamp() of reference table notes calls %s(), which gives each '
+            "of the table's copies" % call.split('(')[0].rpartition('.')[2])

@@ -162,8 +162,11 @@ def test_a_tenant_query_naming_its_organization_runs_on_one_shard(seeded, as_ten
     latest = 'SELECT id, status FROM workflow_executions %sORDER BY started_at DESC LIMIT 50'
     text, router = plan(seeded, latest % 'WHERE organization_id = %s ', (org_id,), user)
     assert router and 'Task Count: 1\n' in text, text
-    text, router = plan(seeded, latest % '', (), user)  # RLS alone scoping it: every shard
-    assert not router and 'Task Count: %d\n' % shards in text and shards > 1, text
+    # RLS alone scoping it: every shard. (No check of the router message here: under RLS the
+    # helpers' own reads of the memberships, a reference table, are router plans too.)
+    text, router = plan(seeded, latest % '', (), user)
+    assert 'Task Count: %d\n' % shards in text and shards > 1, text
+    assert as_tenant or not router
 
 
 def test_seed_sql_loads_through_the_coordinator(citus_hub_url, single, key, tmp_path):

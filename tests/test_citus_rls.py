@@ -24,8 +24,6 @@ from tools.throwaway import Databases, admin_connection, with_user
 
 #: The users of rls_matrix.build_fixture, each a caller here.
 USERS = ('a_owner', 'a_admin', 'a_member', 'b_owner', 'b_member', 'multi', 'loner', 'invitee')
-#: What each table's rows are compared by on every copy of a reference table.
-REFERENCE_TABLES = ('organizations', 'users', 'workflow_templates')
 
 
 def _distribute(db):
@@ -270,16 +268,30 @@ WRITES = [
     ('workflow_templates', 'a_member',
      "UPDATE public.workflow_templates SET name = 'Renamed' WHERE id = %(tpl_a_private)s",
      "id = '%(tpl_a_private)s'"),
+    # The memberships are a reference table too (every policy reads them on every shard): an
+    # ADMIN's invitation (created_at by default, accepted_at cleared by a trigger), an OWNER's
+    # role change and an invitee's acceptance (a trigger sets accepted_at to the transaction's
+    # clock) are the same on every copy.
+    ('organization_members', 'a_admin',
+     "INSERT INTO public.organization_members (id, organization_id, user_id, role) "
+     "VALUES ('invite-' || %(A)s, %(A)s, %(loner)s, 'MEMBER')", "id = 'invite-%(A)s'"),
+    ('organization_members', 'a_owner',
+     "UPDATE public.organization_members SET role = 'ADMIN' WHERE id = %(m_a_member)s",
+     "id = '%(m_a_member)s'"),
+    ('organization_members', 'invitee',
+     "UPDATE public.organization_members SET accepted_at = now() WHERE id = %(m_a_invitee)s",
+     "id = '%(m_a_invitee)s'"),
 ]
 
 
 @pytest.mark.parametrize('table, who, statement, where', WRITES,
-                         ids=[w[0] for w in WRITES])
+                         ids=['%s-%s' % w[:2] for w in WRITES])
 def test_tenant_writes_to_reference_tables_keep_every_copy_equal(citus_url, gateway, table,
                                                                   who, statement, where):
     url, fixtures = citus_url
     f = fixtures[1]
-    ids = {k: f[k] for k in ('a_owner', 'A', 'tpl_a_private')}
+    ids = {k: f[k] for k in ('a_owner', 'A', 'loner', 'tpl_a_private', 'm_a_member',
+                             'm_a_invitee')}
     claims = {'sub': f[who], 'role': 'authenticated'}
     rows = "%s" % (where % ids)
     before = _copies(url, table, rows)
@@ -298,6 +310,11 @@ def test_tenant_writes_to_reference_tables_keep_every_copy_equal(citus_url, gate
         assert cur.rowcount == 1
     after = _copies(url, table, rows)
     assert len(set(after.values())) == 1 and after != before
+    if table == 'organization_members':  # an invitation stays one; an acceptance is stamped
+        with contextlib.closing(admin_connection(url)) as conn, conn.cursor() as cur:
+            cur.execute('SELECT accepted_at IS NULL FROM public.organization_members WHERE %s'
+                        % rows.replace('%', '%%'))
+            assert cur.fetchall() == [(who == 'a_admin',)]
 
 
 def test_a_tenants_new_template_is_on_every_copy(citus_url, gateway):
