@@ -230,12 +230,12 @@ def key_restores(db, table):
     where `key_changes` put organization_id first (a table distributed by an earlier hub that
     is now a reference table): a key whose columns without that first organization_id are a
     unique key of the model."""
-    from hub import models, schema
+    from hub import models
 
     model = models.model_for(table)
     if model is None:
         return []
-    single = {cols for cols, unique in schema.expected_indexes(model) if unique}
+    single = {cols for cols, unique in models.declared_indexes(model) if unique}
     out = []
     for name, kind, cols, definition in _keys(db, table):
         rest = tuple(cols[1:])

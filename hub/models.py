@@ -409,3 +409,19 @@ def dependency_order(models=None):
 def model_for(table):
     """The model of MODELS whose table is `table`, or None."""
     return next((m for m in MODELS if m._meta.table_name == table), None)
+
+
+def declared_indexes(model):
+    """{(columns, unique)} for the primary key, unique and indexed fields, and Meta.indexes:
+    the keys and indexes `model` has on a single node (hub.schema.expected_indexes)."""
+    meta = model._meta
+    found = {((meta.primary_key.column_name,), True)}
+    for field in meta.sorted_fields:
+        if field.unique:
+            found.add(((field.column_name,), True))
+        elif field.index and not field.primary_key:
+            found.add(((field.column_name,), False))
+    for names, unique in meta.indexes:
+        found.add((tuple(meta.fields[n].column_name if n in meta.fields else n for n in names),
+                   unique))
+    return found

@@ -47,22 +47,8 @@ def expected_type(field):
         raise TypeError('no PostgreSQL type known for %r' % field) from None
 
 
-def _columns(model, names):
-    return tuple(model._meta.fields[n].column_name if n in model._meta.fields else n for n in names)
-
-
-def expected_indexes(model):
-    """{(columns, unique)} for the primary key, unique and indexed fields, and Meta.indexes."""
-    meta = model._meta
-    found = {((meta.primary_key.column_name,), True)}
-    for field in meta.sorted_fields:
-        if field.unique:
-            found.add(((field.column_name,), True))
-        elif field.index and not field.primary_key:
-            found.add(((field.column_name,), False))
-    for names, unique in meta.indexes:
-        found.add((_columns(model, names), unique))
-    return found
+#: {(columns, unique)} of a model: hub.models.declared_indexes.
+expected_indexes = models.declared_indexes
 
 
 def expected_foreign_keys(model):

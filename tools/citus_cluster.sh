@@ -37,8 +37,8 @@ max_prepared_transactions = 200
 # Citus' connections between the nodes: no TLS between clusters of one machine.
 citus.node_conninfo = 'sslmode=disable'
 # 4 shards per distributed table, not Citus' 32: two workers of a shared 2-core test machine gain
-# nothing from more, and every query that is not routed to one shard, each TRUNCATE and the RLS
-# helpers' membership lookups pay per shard (hub rls verify: 114 s with 4, 275 s with 32).
+# nothing from more, and every query that is not routed to one shard and each TRUNCATE pay per
+# shard (benchmarks/bench_citus.py measures with 32: --shards).
 citus.shard_count = 4
 EOF
     pg_ctlcluster --skip-systemctl-redirect "$version" "$name" restart
