@@ -232,6 +232,20 @@ def ensure_one_key(db, kid, given):
                       % (count, in_use, given, kid, KEY_ENV, in_use, ROTATE_HINT))
 
 
+def still_one_key(db, kid, given):
+    """`ensure_one_key` between two writes of one run that passed it, at the cost of one row.
+
+    Every committed state holds one key (writers check, `rotate` moves every credential in one
+    transaction), so after the full check a change of key shows in any sealed row: one is read,
+    and only if it names another key does the full check run, for its message. The full check
+    reads every credential: ~1 s with 1,070,000 stored, where this takes ~1 ms.
+    """
+    row = db.execute_sql("SELECT credentials->>'kid' FROM integrations WHERE %s LIMIT 1"
+                         % _SEALED).fetchone()
+    if row is not None and row[0] != kid:
+        ensure_one_key(db, kid, given)
+
+
 def status(db, credentials=None):
     """What protects the credentials of `db`, as a dict (what `hub secrets status` prints).
 

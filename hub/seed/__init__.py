@@ -188,12 +188,13 @@ def seed_database(db, orgs=DEFAULT_ORGS, scale=DEFAULT_SCALE, seed=DEFAULT_SEED,
         # and stop if `hub secrets rotate` has moved the credentials to another key meanwhile:
         # rotate takes the same lock, so it can commit between two batches, and the next one,
         # sealed under the old key, would mix keys (tests/test_secrets.py). Once per batch, not
-        # once per run, for that reason; it costs ~0.6 ms a batch with 1,175 integrations
-        # stored, ~35 ms over the 52 batches of a 1,000,000-row seed (~0.04%).
+        # once per run, for that reason: one row read (crypto.still_one_key), since the check
+        # of every credential grew with the table (~1 s a batch at 1,070,000 integrations,
+        # about half of a 1,000,000-organization seed's time by then).
         _lock(db)
         if on_citus:
             citus.one_connection_per_worker(db)
-        crypto.ensure_one_key(db, credentials.kid, 'the key in %s' % credentials.source)
+        crypto.still_one_key(db, credentials.kid, 'the key in %s' % credentials.source)
         return not _present(db, org_ids)
 
     def after(org_ids):
