@@ -330,9 +330,7 @@ def _stamped(definition, name, table):
             '(or a column default) instead of the trigger' % (name, table, volatile.group(1)))
     if not _CLOCK.search(definition):
         return None
-    text = _CLOCK.sub(lambda m: STAMP, definition)
-    if _GUARD.search(text) and 'relation_is_a_known_shard' not in text:
-        text = _GUARD.sub(_SHARD_GUARD, text)
+    text = _accepting_shards(_CLOCK.sub(lambda m: STAMP, definition))
     return re.sub(r'(FUNCTION [^(]*?)\b%s\(' % re.escape(name),
                   lambda m: m.group(1) + stamped_name(name) + '(', text, count=1)
 
@@ -373,6 +371,14 @@ _SHARD_GUARD = (r"(TG_RELID OPERATOR(pg_catalog.<>) '\1.\2'::pg_catalog.regclass
                 r"'^\2_[0-9]+$' AND pg_catalog.relation_is_a_known_shard(TG_RELID)))")
 
 
+def _accepting_shards(definition):
+    """Function `definition` with its table check (by oid) also accepting that table's shards;
+    `definition` itself when it has no such check, or has it already."""
+    if 'relation_is_a_known_shard' in definition:
+        return definition
+    return _GUARD.sub(_SHARD_GUARD, definition)
+
+
 def _guards(db, names):
     """CREATE OR REPLACE of each trigger function on a table of `names` whose table check
     names the table by oid only, with the check that also accepts its shards."""
@@ -383,8 +389,9 @@ def _guards(db, names):
             JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
             WHERE c.relnamespace = %s::regnamespace AND c.relname = ANY (%s)
               AND NOT t.tgisinternal ORDER BY p.oid""", (SCHEMA, list(names))):
-        if _GUARD.search(definition) and 'relation_is_a_known_shard' not in definition:
-            out.append(_GUARD.sub(_SHARD_GUARD, definition))
+        accepting = _accepting_shards(definition)
+        if accepting != definition:
+            out.append(accepting)
     return out
 
 
@@ -490,10 +497,10 @@ def _trigger_plan(db, wanted, nulled=()):
         SELECT proname FROM pg_catalog.pg_proc
         WHERE pronamespace = %s::regnamespace AND proname LIKE 'hub\_citus\_%%'
           AND pronargs = 0""", (SCHEMA,))}
-    used = set()
+    used, copies = set(), {}
     for table, kind in wanted.items():
         if kind == 'reference':
-            out.extend(_stamp_plan(db, table, used))
+            out.extend(_stamp_plan(db, table, used, copies))
     if nulled and 'hub_citus_set_null' not in ours:
         out.append((SET_NULL_FUNCTION, None))
         out.extend((s, None) for s in _revoke(db, 'hub_citus_set_null'))
@@ -529,14 +536,18 @@ def _original(db, function):
     return 'hub_' + rest if _function(db, 'hub_' + rest) is not None else rest
 
 
-def _stamp_plan(db, table, used):
+def _stamp_plan(db, table, used, copies):
     """The steps that have reference table `table`'s triggers call the stamped copy of their
-    function where it reads the clock; adds the copies they call to `used`."""
+    function where it reads the clock; adds the copies they call to `used`. `copies` {trigger
+    function: its copy's definition, or None} is shared by the tables of one plan, so that a
+    function serving several (hub_touch_updated_at) is read and stamped once."""
     out = []
     for trigger, function, definition in _triggers(db, table):
         original = _original(db, function)
-        source = _function(db, original)
-        text = _stamped(source, original, table) if source is not None else None
+        if original not in copies:
+            source = _function(db, original)
+            copies[original] = _stamped(source, original, table) if source is not None else None
+        text = copies[original]
         copy = stamped_name(original) if text is not None else original
         if text is not None and copy not in used:
             used.add(copy)

@@ -310,11 +310,15 @@ def _batches(ctx, indices, batch_rows):
         yield batch
 
 
+def _chunks(values, size=5000):
+    """`values` (a list) in slices of `size`: one `= ANY (%s)` array each."""
+    return (values[start:start + size] for start in range(0, len(values), size))
+
+
 def _present(db, ids):
     present = set()
-    for start in range(0, len(ids), 5000):
-        cursor = db.execute_sql('SELECT id FROM organizations WHERE id = ANY(%s)',
-                                (ids[start:start + 5000],))
+    for chunk in _chunks(ids):
+        cursor = db.execute_sql('SELECT id FROM organizations WHERE id = ANY(%s)', (chunk,))
         present.update(row[0] for row in cursor.fetchall())
     return present
 
@@ -324,10 +328,9 @@ def _refuse_taken_slugs(db, ctx, indices):
     slug that one already in the database has: one made by hand, or by a run with another seed
     (within one seed, slugs never repeat: hub.seed.generate.slug_suffix)."""
     slugs = {ctx.org_slug(i): i for i in indices}
-    names = list(slugs)
-    for start in range(0, len(names), 5000):
+    for chunk in _chunks(list(slugs)):
         row = db.execute_sql('SELECT slug, id FROM organizations WHERE slug = ANY(%s) '
-                             'ORDER BY slug LIMIT 1', (names[start:start + 5000],)).fetchone()
+                             'ORDER BY slug LIMIT 1', (chunk,)).fetchone()
         if row:
             raise ConfigError(
                 'organization %d of seed %s would take the slug %r, which organization %s '
