@@ -40,6 +40,28 @@ def admin_connection(server_url):
     return conn
 
 
+#: SQLSTATEs of a DROP DATABASE ... WITH (FORCE) that a moment may mend: a session of another
+#: role that this one may not terminate (a non-superuser owner, as Supabase's postgres, beside
+#: authenticator's session its client has just closed), and sessions slow to end (55006).
+_DROP_RETRIED = ('42501', '55006')
+
+
+def _drop(cur, name, patience=10):
+    """DROP DATABASE `name` WITH (FORCE) on autocommit cursor `cur`, retried for up to
+    `patience` seconds while it fails for a session that is still ending. Tried at once: a
+    session left open by a test (an example's `hub.connect()`) is terminated, not waited for."""
+    statement = sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)').format(sql.Identifier(name))
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            cur.execute(statement)
+            return
+        except psycopg2.Error as error:
+            if error.pgcode not in _DROP_RETRIED or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.05)
+
+
 class Databases:
     """Creates and drops throwaway databases on one server; `drop_all` (or leaving the `with`
     block) drops every one still standing.
@@ -72,17 +94,7 @@ class Databases:
     def drop(self, name):
         """Drop `name`, even with sessions still connected to it (FORCE)."""
         with contextlib.closing(admin_connection(self.server_url)) as conn, conn.cursor() as cur:
-            # A session its client has just closed may still be ending on the server, and a
-            # non-superuser owner (Supabase's postgres) may not terminate another role's
-            # session (authenticator's): FORCE would then fail. Give such sessions a moment.
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                cur.execute('SELECT count(*) FROM pg_stat_activity WHERE datname = %s', (name,))
-                if not cur.fetchone()[0]:
-                    break
-                time.sleep(0.05)
-            cur.execute(sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)')
-                        .format(sql.Identifier(name)))
+            _drop(cur, name)
         if name in self.created:
             self.created.remove(name)
 
@@ -166,5 +178,4 @@ class CitusDatabases(Databases):
         for host, port in workers:
             with contextlib.closing(admin_connection(self._on(host, port))) as conn, \
                     conn.cursor() as cur:
-                cur.execute(sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)')
-                            .format(sql.Identifier(name)))
+                _drop(cur, name)
