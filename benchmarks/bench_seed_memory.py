@@ -8,7 +8,9 @@ the end) and reads the peak RSS of the command and of the generator process it f
 ru_maxrss covers both) together with the wall time and rows per second. Memory must be flat in
 --orgs: organizations are made, checked and loaded a window at a time (hub.seed.WINDOW), so the
 peak depends on the batch size, not on N. 1,000,000 tiny organizations are ~55,000,000 rows:
-about 100 minutes on a 2-core machine (9,000-13,000 rows/s).
+96 minutes on a 2-core machine against a server with 6 GB of shared_buffers (9,568 rows/s;
+111.5 MB, 1.93x the 10's); hours against one with 128 MB, whose cache the randomly keyed
+indexes outgrow (docs/benchmarks.md).
 """
 import argparse
 import os
